@@ -1,0 +1,15 @@
+// Each subcommand lives in its own file and registers itself on the CLI11 app. add_* declares the
+// options and returns the function that runs the command once parsing succeeded.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+#include <functional>
+
+namespace sparkv::cli {
+
+using CommandRunner = std::function<int()>;
+
+CommandRunner add_model_command(CLI::App& app);
+
+}  // namespace sparkv::cli

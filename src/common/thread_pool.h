@@ -1,0 +1,58 @@
+// A fork-join pool for the compute kernels. The calling thread takes part in every job, workers
+// spin briefly before sleeping so that the hundreds of small parallel regions of one forward pass
+// do not each pay a futex wake-up.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+namespace sparkv {
+
+class ThreadPool {
+public:
+    // n_threads counts the calling thread: ThreadPool(1) runs everything inline.
+    explicit ThreadPool(int n_threads);
+    ~ThreadPool();
+    ThreadPool(const ThreadPool&) = delete;
+    ThreadPool& operator=(const ThreadPool&) = delete;
+
+    int size() const { return n_threads_; }
+
+    // Runs fn(task, thread) for every task in [0, n_tasks), handing tasks out dynamically.
+    // Returns when all tasks are done. Callers from several threads are serialised; fn must not
+    // call back into the pool.
+    void parallel_for(int64_t n_tasks, const std::function<void(int64_t task, int thread)>& fn);
+
+    // Runs fn(part, n_parts) for every part in [0, size()): a static split into one part per
+    // thread, for kernels that partition their work themselves.
+    void run_on_all(const std::function<void(int thread, int n_threads)>& fn);
+
+    // Default thread count: the machine's hardware threads.
+    static int default_threads();
+
+private:
+    void worker_loop(int thread);
+    void run_job(int thread);
+
+    const int n_threads_;
+    std::vector<std::thread> workers_;
+
+    // The current job; published by bumping generation_.
+    const std::function<void(int64_t, int)>* job_ = nullptr;
+    int64_t job_tasks_ = 0;
+    std::atomic<int64_t> next_task_{0};
+    std::atomic<int> pending_workers_{0};
+    std::atomic<uint64_t> generation_{0};
+    std::atomic<bool> stop_{false};
+
+    std::mutex caller_mutex_;  // one job at a time
+    std::mutex mutex_;
+    std::condition_variable wake_;
+};
+
+}  // namespace sparkv

@@ -1,0 +1,52 @@
+// Shared helpers for tests that need the reference model or scratch files.
+#pragma once
+
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <string>
+
+#include "common/paths.h"
+
+namespace sparkv::testing {
+
+// The reference model path. Without it the test is skipped, unless SPARKV_REQUIRE_MODEL=1 (as
+// in CI, which fetches the model first) turns the absence into a failure.
+inline std::string reference_model_or_skip() {
+    const std::string path = reference_model_path();
+    if (std::filesystem::exists(path)) return path;
+    const char* require = std::getenv("SPARKV_REQUIRE_MODEL");
+    if (require && std::string(require) == "1") {
+        ADD_FAILURE() << "reference model missing at " << path << " (run `sparkv model --fetch`)";
+    }
+    return {};
+}
+
+#define SPARKV_REQUIRE_REFERENCE_MODEL(var)                                            \
+    const std::string var = ::sparkv::testing::reference_model_or_skip();              \
+    if (var.empty()) GTEST_SKIP() << "reference model not fetched (sparkv model --fetch)"
+
+// A fresh directory under the system temp dir, removed when the object goes away.
+class TempDir {
+public:
+    TempDir() {
+        auto base = std::filesystem::temp_directory_path() / "sparkv-test-XXXXXX";
+        std::string tmpl = base.string();
+        if (!mkdtemp(tmpl.data())) throw std::runtime_error("mkdtemp failed");
+        path_ = tmpl;
+    }
+    ~TempDir() {
+        std::error_code ec;
+        std::filesystem::remove_all(path_, ec);
+    }
+    TempDir(const TempDir&) = delete;
+    TempDir& operator=(const TempDir&) = delete;
+    const std::filesystem::path& path() const { return path_; }
+    std::string file(const std::string& name) const { return (path_ / name).string(); }
+
+private:
+    std::filesystem::path path_;
+};
+
+}  // namespace sparkv::testing
