@@ -77,6 +77,7 @@ public:
     uint32_t version() const { return version_; }
     size_t alignment() const { return alignment_; }
     size_t file_size() const { return size_; }
+    const uint8_t* bytes() const { return base_; }  // the whole file, as mapped
 
     const std::map<std::string, GgufValue, std::less<>>& metadata() const { return metadata_; }
     const GgufValue* find(std::string_view key) const;

@@ -1,0 +1,85 @@
+// Layer-granular execution over one context's KV cache: the unit of work is one layer of one token
+// chunk, in any order the dependency rules allow (DESIGN.md section 3):
+//   * run_layer(h) for chunk t at layer l needs h = h(t, l) and the KV of every earlier position at
+//     layer l, from compute or import; it writes KV(t, l) and turns h into h(t, l + 1);
+//   * project_kv(h) writes KV(t, l) only (what the last layer of a context chunk needs);
+//   * import_kv / export_kv move one unit's KV in and out of the cache.
+// The query is prefilled with run_layer on its own hidden state once each layer is complete.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <vector>
+
+#include "common/thread_pool.h"
+#include "engine/kv_cache.h"
+#include "engine/model.h"
+
+namespace sparkv {
+
+struct EngineOptions {
+    int64_t n_ctx = 0;  // KV capacity in positions; 0 = the model's training context
+    int n_threads = 0;  // 0 = all hardware threads
+};
+
+// The hidden state of a run of consecutive tokens entering layer `layer`.
+struct HiddenState {
+    int64_t pos0 = 0;
+    int64_t n_tokens = 0;
+    int layer = 0;            // next layer to run; n_layer once the stack is done
+    std::vector<float> data;  // n_tokens x n_embd
+};
+
+class Engine {
+public:
+    Engine(const Model& model, EngineOptions options = {});
+
+    const Model& model() const { return model_; }
+    const ModelConfig& config() const { return model_.config(); }
+    KvCache& cache() { return cache_; }
+    const KvCache& cache() const { return cache_; }
+    ThreadPool& pool() { return pool_; }
+
+    // h(t, 0): token embeddings for tokens at positions pos0, pos0 + 1, ...
+    HiddenState embed(std::span<const int32_t> tokens, int64_t pos0);
+
+    // Runs layer h.layer for h's tokens and advances h. Throws if an earlier position's KV is
+    // missing at that layer.
+    void run_layer(HiddenState& h);
+
+    // Computes and stores only the K/V of layer h.layer for h's tokens (no attention, no FFN);
+    // h is unchanged.
+    void project_kv(const HiddenState& h);
+
+    // Unit layout for import/export: k and v each [n_kv_head][n][head_dim] fp16.
+    void import_kv(int layer, int64_t pos0, int64_t n, const uint16_t* k, const uint16_t* v);
+    void export_kv(int layer, int64_t pos0, int64_t n, uint16_t* k, uint16_t* v) const;
+
+    // After the last layer: final norm + LM head. last_logits() for the last token only,
+    // all_logits() for every token (n_tokens x n_vocab, used for perplexity).
+    std::vector<float> last_logits(const HiddenState& h);
+    std::vector<float> all_logits(const HiddenState& h);
+
+    // Whole stack for a run of tokens (the classic prefill / decode step); returns the last
+    // token's logits.
+    std::vector<float> prefill(std::span<const int32_t> tokens, int64_t pos0);
+
+private:
+    struct Workspace {
+        std::vector<float> norm, q, k, v, attn, gate, up;
+        std::vector<int32_t> positions;
+    };
+    void prepare(const HiddenState& h, int layer);
+    void compute_kv(const HiddenState& h, int layer);  // fills ws_.k / ws_.v and the cache
+    void check_history(int layer, int64_t pos0) const;
+    void check_range(int layer, int64_t pos0, int64_t n, const char* what) const;
+    std::vector<float> logits_rows(const HiddenState& h, int64_t first_row);
+
+    const Model& model_;
+    ThreadPool pool_;
+    KvCache cache_;
+    Workspace ws_;
+};
+
+}  // namespace sparkv

@@ -1,0 +1,36 @@
+// Small random-weight GGUF models, written with SparKV's own GGUF writer, for tests and for
+// comparisons with llama.cpp on every architecture and tensor type the engine supports.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "engine/ggml_types.h"
+
+namespace sparkv {
+
+struct RandomModelSpec {
+    std::string arch = "llama";           // llama, qwen2 or qwen3
+    GgmlType weight_type = GgmlType::Q8_0;  // type of the 2-D weight matrices
+    GgmlType embedding_type = GgmlType::Q8_0;
+    bool tied_output = true;  // no output.weight: the LM head is the embedding
+    int n_layer = 4;
+    int n_embd = 256;  // multiple of 256 so that K-quant rows fit
+    int n_head = 4;
+    int n_kv_head = 2;
+    int head_dim = 64;
+    int n_ff = 512;
+    int n_ctx = 4096;
+    float rope_base = 10000.0f;
+    uint64_t seed = 1;
+};
+
+// Builds the model in memory and writes it to `path` (atomically). The vocabulary is a small
+// byte-level BPE (gpt2 model, 256 byte tokens, a few hundred merges, <|endoftext|>), which both
+// SparKV and llama.cpp load.
+void write_random_model(const RandomModelSpec& spec, const std::string& path);
+
+// Parses "f32", "q4_1", ... (case-insensitive); throws on an unknown name.
+GgmlType ggml_type_from_name(const std::string& name);
+
+}  // namespace sparkv
