@@ -30,17 +30,24 @@ float* align32(float* p) {
 template <int KJ, int NV>
 inline void scores_block(const float* kf, int hd, const float* qt, int64_t mp, float* s, int j0, int v0) {
     __m256 acc[KJ][NV];
+    SPARKV_UNROLL
     for (int j = 0; j < KJ; ++j)
+        SPARKV_UNROLL
         for (int v = 0; v < NV; ++v) acc[j][v] = _mm256_setzero_ps();
     for (int d = 0; d < hd; ++d) {
         __m256 q[NV];
+        SPARKV_UNROLL
         for (int v = 0; v < NV; ++v) q[v] = _mm256_load_ps(qt + d * mp + 8 * (v0 + v));
+        SPARKV_UNROLL
         for (int j = 0; j < KJ; ++j) {
             const __m256 k = _mm256_broadcast_ss(kf + (j0 + j) * hd + d);
+            SPARKV_UNROLL
             for (int v = 0; v < NV; ++v) acc[j][v] = _mm256_fmadd_ps(k, q[v], acc[j][v]);
         }
     }
+    SPARKV_UNROLL
     for (int j = 0; j < KJ; ++j)
+        SPARKV_UNROLL
         for (int v = 0; v < NV; ++v) _mm256_store_ps(s + (j0 + j) * mp + 8 * (v0 + v), acc[j][v]);
 }
 
@@ -49,19 +56,26 @@ template <int RM, int DV>
 inline void output_block(const float* p, int64_t mp, const float* vf, int hd, int nk, const float* alpha,
                          float* o, int m0, int d0) {
     __m256 acc[RM][DV];
+    SPARKV_UNROLL
     for (int r = 0; r < RM; ++r) {
         const __m256 a = _mm256_broadcast_ss(alpha + m0 + r);
+        SPARKV_UNROLL
         for (int v = 0; v < DV; ++v) acc[r][v] = _mm256_mul_ps(a, _mm256_load_ps(o + (m0 + r) * hd + d0 + 8 * v));
     }
     for (int j = 0; j < nk; ++j) {
         __m256 vv[DV];
+        SPARKV_UNROLL
         for (int v = 0; v < DV; ++v) vv[v] = _mm256_load_ps(vf + j * hd + d0 + 8 * v);
+        SPARKV_UNROLL
         for (int r = 0; r < RM; ++r) {
             const __m256 pj = _mm256_broadcast_ss(p + j * mp + m0 + r);
+            SPARKV_UNROLL
             for (int v = 0; v < DV; ++v) acc[r][v] = _mm256_fmadd_ps(pj, vv[v], acc[r][v]);
         }
     }
+    SPARKV_UNROLL
     for (int r = 0; r < RM; ++r)
+        SPARKV_UNROLL
         for (int v = 0; v < DV; ++v) _mm256_store_ps(o + (m0 + r) * hd + d0 + 8 * v, acc[r][v]);
 }
 

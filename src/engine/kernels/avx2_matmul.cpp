@@ -39,13 +39,17 @@ struct Tile {
 
 template <int R, int T>
 inline void store_tile(const Tile& tile, __m256 (&acc)[R][T]) {
+    SPARKV_UNROLL
     for (int j = 0; j < T; ++j)
+        SPARKV_UNROLL
         for (int i = 0; i < R; ++i) tile.y[(tile.t + j) * tile.ldy + tile.r + i] = hsum(acc[i][j]);
 }
 
 template <int R, int T>
 inline void zero(__m256 (&acc)[R][T]) {
+    SPARKV_UNROLL
     for (int i = 0; i < R; ++i)
+        SPARKV_UNROLL
         for (int j = 0; j < T; ++j) acc[i][j] = _mm256_setzero_ps();
 }
 
@@ -83,6 +87,7 @@ struct Legacy {
         const int64_t nb = a.cols / 32;
         const int8_t* aq[T];
         const float* ad[T];
+        SPARKV_UNROLL
         for (int j = 0; j < T; ++j) {
             aq[j] = a.qs + (tile.t + j) * a.cols;
             ad[j] = a.d + (tile.t + j) * a.d_stride;
@@ -94,6 +99,7 @@ struct Legacy {
         for (int64_t b = 0; b < nb; ++b) {
             __m256i w[R], wsign[R];
             __m256 dw[R];
+            SPARKV_UNROLL
             for (int i = 0; i < R; ++i) {
                 const uint8_t* q = tile.rows[i] + b * kBlockBytes + kQuantOffset;
                 if constexpr (kType == GgmlType::Q8_0) {
@@ -105,9 +111,11 @@ struct Legacy {
                 }
                 dw[i] = _mm256_broadcast_ss(tile.wd[i] + b);
             }
+            SPARKV_UNROLL
             for (int j = 0; j < T; ++j) {
                 const __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(aq[j] + 32 * b));
                 const __m256 dx = _mm256_broadcast_ss(ad[j] + b);
+                SPARKV_UNROLL
                 for (int i = 0; i < R; ++i) {
                     __m256i p;
                     if constexpr (kType == GgmlType::Q8_0) {
@@ -123,9 +131,12 @@ struct Legacy {
         if constexpr (kHasOffset) {
             for (int64_t b = 0; b < nb; b += 8) {  // arrays are zero-padded to 8
                 __m256 wo[R];
+                SPARKV_UNROLL
                 for (int i = 0; i < R; ++i) wo[i] = _mm256_loadu_ps(tile.woff[i] + b);
+                SPARKV_UNROLL
                 for (int j = 0; j < T; ++j) {
                     const __m256 ao = _mm256_loadu_ps(a.off + (tile.t + j) * a.off_stride + b);
+                    SPARKV_UNROLL
                     for (int i = 0; i < R; ++i) acc[i][j] = _mm256_fmadd_ps(wo[i], ao, acc[i][j]);
                 }
             }
@@ -163,6 +174,7 @@ struct KAffine {  // Q4_K and Q5_K: x = d * scale_j * q - dmin * min_j
             alignas(32) int16_t scale[R][8];
             __m256 mins[R];
             float dw[R];
+            SPARKV_UNROLL
             for (int i = 0; i < R; ++i) {
                 blk[i] = reinterpret_cast<const Block*>(tile.rows[i]) + sb;
                 alignas(32) float m[8];
@@ -171,10 +183,14 @@ struct KAffine {  // Q4_K and Q5_K: x = d * scale_j * q - dmin * min_j
                 dw[i] = half_to_float(blk[i]->d);
             }
             __m256i isum[R][T];
+            SPARKV_UNROLL
             for (int i = 0; i < R; ++i)
+                SPARKV_UNROLL
                 for (int j = 0; j < T; ++j) isum[i][j] = _mm256_setzero_si256();
+            SPARKV_UNROLL
             for (int c = 0; c < 4; ++c) {  // 64 elements: sub-block 2c in low nibbles, 2c+1 high
                 __m256i lo[R], hi[R], slo[R], shi[R];
+                SPARKV_UNROLL
                 for (int i = 0; i < R; ++i) {
                     const __m256i q = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk[i]->qs + 32 * c));
                     lo[i] = _mm256_and_si256(q, low4);
@@ -189,10 +205,12 @@ struct KAffine {  // Q4_K and Q5_K: x = d * scale_j * q - dmin * min_j
                     slo[i] = _mm256_set1_epi16(scale[i][2 * c]);
                     shi[i] = _mm256_set1_epi16(scale[i][2 * c + 1]);
                 }
+                SPARKV_UNROLL
                 for (int j = 0; j < T; ++j) {
                     const int8_t* x = a.qs + (tile.t + j) * a.cols + 256 * sb + 64 * c;
                     const __m256i xlo = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x));
                     const __m256i xhi = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x + 32));
+                    SPARKV_UNROLL
                     for (int i = 0; i < R; ++i) {
                         const __m256i plo = _mm256_madd_epi16(_mm256_maddubs_epi16(lo[i], xlo), slo[i]);
                         const __m256i phi = _mm256_madd_epi16(_mm256_maddubs_epi16(hi[i], xhi), shi[i]);
@@ -200,9 +218,11 @@ struct KAffine {  // Q4_K and Q5_K: x = d * scale_j * q - dmin * min_j
                     }
                 }
             }
+            SPARKV_UNROLL
             for (int j = 0; j < T; ++j) {
                 const float da = a.d[(tile.t + j) * a.d_stride + sb];
                 const __m256 off = _mm256_loadu_ps(a.off + (tile.t + j) * a.off_stride + 8 * sb);
+                SPARKV_UNROLL
                 for (int i = 0; i < R; ++i) {
                     acc[i][j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum[i][j]), _mm256_set1_ps(dw[i] * da), acc[i][j]);
                     acc[i][j] = _mm256_fnmadd_ps(mins[i], off, acc[i][j]);
@@ -226,6 +246,7 @@ struct Q6K {  // x = d * scale_j * (q - 32), 16-element sub-blocks with int8 sca
             const BlockQ6_K* blk[R];
             __m256 woff[R][2];  // 32 * d * scale_j: the -32 offset against the 16-element sums
             float dw[R];
+            SPARKV_UNROLL
             for (int i = 0; i < R; ++i) {
                 blk[i] = reinterpret_cast<const BlockQ6_K*>(tile.rows[i]) + sb;
                 dw[i] = half_to_float(blk[i]->d);
@@ -235,11 +256,16 @@ struct Q6K {  // x = d * scale_j * (q - 32), 16-element sub-blocks with int8 sca
                 woff[i][1] = _mm256_mul_ps(f, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(sc8, 8))));
             }
             __m256i isum[R][T];
+            SPARKV_UNROLL
             for (int i = 0; i < R; ++i)
+                SPARKV_UNROLL
                 for (int j = 0; j < T; ++j) isum[i][j] = _mm256_setzero_si256();
+            SPARKV_UNROLL
             for (int h = 0; h < 2; ++h) {
+                SPARKV_UNROLL
                 for (int k = 0; k < 4; ++k) {  // 32 elements 128h + 32k .. +31
                     __m256i w[R], sc[R];
+                    SPARKV_UNROLL
                     for (int i = 0; i < R; ++i) {
                         const uint8_t* ql = blk[i]->ql + 64 * h + 32 * (k & 1);
                         const __m256i l = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(ql));
@@ -252,9 +278,11 @@ struct Q6K {  // x = d * scale_j * (q - 32), 16-element sub-blocks with int8 sca
                         sc[i] = _mm256_set_m128i(_mm_set1_epi16(blk[i]->scales[s + 1]),
                                                  _mm_set1_epi16(blk[i]->scales[s]));
                     }
+                    SPARKV_UNROLL
                     for (int j = 0; j < T; ++j) {
                         const int8_t* x = a.qs + (tile.t + j) * a.cols + 256 * sb + 128 * h + 32 * k;
                         const __m256i xv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x));
+                        SPARKV_UNROLL
                         for (int i = 0; i < R; ++i) {
                             const __m256i p = _mm256_madd_epi16(_mm256_maddubs_epi16(w[i], xv), sc[i]);
                             isum[i][j] = _mm256_add_epi32(isum[i][j], p);
@@ -262,10 +290,12 @@ struct Q6K {  // x = d * scale_j * (q - 32), 16-element sub-blocks with int8 sca
                     }
                 }
             }
+            SPARKV_UNROLL
             for (int j = 0; j < T; ++j) {
                 const float da = a.d[(tile.t + j) * a.d_stride + sb];
                 const float* off = a.off16 + (tile.t + j) * a.off16_stride + 16 * sb;
                 const __m256 off0 = _mm256_loadu_ps(off), off1 = _mm256_loadu_ps(off + 8);
+                SPARKV_UNROLL
                 for (int i = 0; i < R; ++i) {
                     acc[i][j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum[i][j]), _mm256_set1_ps(dw[i] * da), acc[i][j]);
                     acc[i][j] = _mm256_fnmadd_ps(woff[i][0], off0, acc[i][j]);
@@ -305,19 +335,25 @@ struct FloatWeights {
     static void run(const Tile& tile) {
         const PackedActivations& a = *tile.a;
         const float* x[T];
+        SPARKV_UNROLL
         for (int j = 0; j < T; ++j) x[j] = a.values + (tile.t + j) * a.cols;
         __m256 acc[R][T];
         zero(acc);
         int64_t c = 0;
         for (; c + 8 <= a.cols; c += 8) {
             __m256 w[R];
+            SPARKV_UNROLL
             for (int i = 0; i < R; ++i) w[i] = load8(tile.rows[i], c);
+            SPARKV_UNROLL
             for (int j = 0; j < T; ++j) {
                 const __m256 xv = _mm256_loadu_ps(x[j] + c);
+                SPARKV_UNROLL
                 for (int i = 0; i < R; ++i) acc[i][j] = _mm256_fmadd_ps(w[i], xv, acc[i][j]);
             }
         }
+        SPARKV_UNROLL
         for (int j = 0; j < T; ++j) {
+            SPARKV_UNROLL
             for (int i = 0; i < R; ++i) {
                 float tail = 0.0f;
                 for (int64_t k = c; k < a.cols; ++k) tail += load1(tile.rows[i], k) * x[j][k];
