@@ -9,6 +9,10 @@ namespace sparkv::kernels::detail::avx2 {
 void pack_activations(const float* x, int64_t ldx, int64_t t0, int64_t t1,
                       const PackedActivations& a);
 void gemm(const GemmTask& task);
+// The row-interleaved panel GEMM (Q4_0, Q4_1) for tasks of at least kPanelMinTokens tokens;
+// returns false when it does not apply.
+constexpr int64_t kPanelMinTokens = 8;
+bool gemm_panel(const GemmTask& task);
 void attention(const AttentionTask& task);
 void rms_norm(const float* x, const float* weight, float* out, int64_t n, float eps);
 void rope(float* x, int64_t n_tokens, int n_heads, int head_dim, const int32_t* positions,

@@ -431,6 +431,7 @@ void gemm_type(const GemmTask& task) {
 }  // namespace
 
 void gemm(const GemmTask& task) {
+    if (gemm_panel(task)) return;
     switch (task.w->type) {
         case GgmlType::Q4_0: return gemm_type<Legacy<GgmlType::Q4_0>, true>(task);
         case GgmlType::Q4_1: return gemm_type<Legacy<GgmlType::Q4_1>, true>(task);
