@@ -1,11 +1,16 @@
 // Shared helpers for the kernel tests: deterministic random data and encoded weight matrices.
 #pragma once
 
+#include <gtest/gtest.h>
+
 #include <cstdint>
 #include <random>
+#include <string>
 #include <vector>
 
 #include "engine/ggml_types.h"
+#include "engine/kernels/dispatch.h"
+#include "engine/kernels/isa.h"
 #include "engine/kernels/kernels.h"
 #include "engine/kernels/reference.h"
 
@@ -41,5 +46,19 @@ inline OwnedMatrix make_matrix(GgmlType type, int64_t rows, int64_t cols, uint32
 inline constexpr GgmlType kWeightTypes[] = {GgmlType::F32,  GgmlType::F16,  GgmlType::BF16,
                                             GgmlType::Q4_0, GgmlType::Q4_1, GgmlType::Q8_0,
                                             GgmlType::Q4_K, GgmlType::Q5_K, GgmlType::Q6_K};
+
+// Every ISA level this CPU can run (and this build has kernels for), lowest first.
+inline std::vector<Isa> runnable_isas() {
+    std::vector<Isa> out;
+    for (Isa isa : {Isa::portable, Isa::avx2, Isa::avx512}) {
+        if (static_cast<int>(isa) > static_cast<int>(cpu_isa())) break;
+        out.push_back(isa);
+    }
+    return out;
+}
+
+inline std::string isa_param_name(const ::testing::TestParamInfo<Isa>& param_info) {
+    return isa_name(param_info.param);
+}
 
 }  // namespace sparkv::kernels::testing

@@ -1,0 +1,126 @@
+// Internal interface between the portable drivers (threading, buffers) and the per-ISA compute
+// kernels. ISA translation units are compiled with their own -m flags and export only the plain
+// functions of a KernelTable, so no inline function or template compiled with AVX leaks into
+// portable code through the linker.
+#pragma once
+
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+
+#include "engine/ggml_types.h"
+#include "engine/kernels/isa.h"
+#include "engine/kernels/kernels.h"
+
+namespace sparkv::kernels::detail {
+
+// Activations of a matmul encoded once for all weight rows, in a layout made for the GEMM
+// micro-kernels rather than ggml's block structs (the numbers are the same):
+//   Q8_0 / Q8_1 / Q8_K: quants int8 [token][cols]; one float scale per block in d;
+//     off[b] = the block's quant sum times its scale (Q8_1: ggml's fp16 s; Q8_K: per 32 elements).
+//     off16 (Q8_K only) holds the same per 16 elements.
+//   F16 / BF16 / F32: values [token][cols], fp32 after rounding to the activation type.
+// Scale arrays are padded with zeros to a multiple of 8 entries per token.
+struct PackedActivations {
+    GgmlType type = GgmlType::F32;
+    int64_t cols = 0;
+    int64_t n_tokens = 0;
+    int8_t* qs = nullptr;
+    float* d = nullptr;
+    float* off = nullptr;
+    float* off16 = nullptr;
+    float* values = nullptr;
+    int64_t d_stride = 0;      // floats per token in d
+    int64_t off_stride = 0;    // floats per token in off
+    int64_t off16_stride = 0;  // floats per token in off16
+};
+
+// One rectangle of a matmul: weight rows [r0, r1) times tokens [t0, t1).
+struct GemmTask {
+    const Matrix* w = nullptr;
+    const PackedActivations* a = nullptr;
+    int64_t r0 = 0, r1 = 0;
+    int64_t t0 = 0, t1 = 0;
+    float* y = nullptr;
+    int64_t ldy = 0;
+    float* scratch = nullptr;  // gemm_scratch_floats(w) floats owned by the calling thread
+};
+
+// Rows whose block scales a GEMM kernel converts to fp32 at once (the weight panel).
+constexpr int64_t kGemmPanelRows = 16;
+// Scratch floats a GemmTask needs for this matrix: the panel's fp32 block scales, or a packed
+// 16-row panel (320 bytes per 8 rows and block) plus alignment.
+inline size_t gemm_scratch_floats(const Matrix& w) {
+    const int64_t blocks = (w.cols / 32 + 7) / 8 * 8;
+    return static_cast<size_t>(std::max(kGemmPanelRows * blocks * 2, 2 * blocks * 80) + 64);
+}
+
+// One tile of flash attention: query rows [q0, q1) of the n_head / n_kv_head query heads that
+// share KV head kv_head, against keys [k0, k1) (clipped further by each query's position).
+// With partial == nullptr the result is normalised into out; otherwise the running max, sum
+// and unnormalised output of each (query row, head) go to partial for a later merge:
+// partial[((row - q0) * group + h) * (head_dim + 2) + {0: max, 1: sum, 2..: output}].
+struct AttentionTask {
+    const AttentionShape* shape = nullptr;
+    const float* q = nullptr;
+    int64_t ldq = 0;
+    const int32_t* q_pos = nullptr;
+    const uint16_t* k = nullptr;  // whole layer, [kv_head][kv_capacity][head_dim]
+    const uint16_t* v = nullptr;
+    int kv_head = 0;
+    int64_t q0 = 0, q1 = 0;
+    int64_t k0 = 0, k1 = 0;
+    float* out = nullptr;
+    int64_t ldo = 0;
+    float* partial = nullptr;
+    float* scratch = nullptr;  // attention_scratch_floats(shape) floats
+};
+
+// Query rows and keys per attention tile.
+constexpr int64_t kAttnQueryTile = 16;
+constexpr int64_t kAttnKeyTile = 64;
+// Query vectors (rows x heads of the group) of one tile, padded to whole AVX vectors.
+inline int64_t attention_tile_vectors(const AttentionShape& s) {
+    return (kAttnQueryTile * (s.n_head / s.n_kv_head) + 7) / 8 * 8;
+}
+inline size_t attention_scratch_floats(const AttentionShape& s) {
+    const int64_t rows = attention_tile_vectors(s);
+    // Transposed queries, output accumulators, K and V tiles, scores, row max / sum / position /
+    // rescale factor, plus slack for 32-byte alignment of each array.
+    return static_cast<size_t>(2 * rows * s.head_dim + 2 * kAttnKeyTile * s.head_dim +
+                               kAttnKeyTile * rows + 4 * rows + 8 * 9);
+}
+
+// Rotary angles of one position, as ggml computes them: cache[2i] = cos, cache[2i + 1] = sin of
+// pair i, for n_rot / 2 pairs (float recurrence theta_i = pos * theta_scale^i, theta_scale =
+// freq_base^(-2 / n_rot)). cache holds n_rot floats, at most kMaxRopeDims.
+constexpr int kMaxRopeDims = 1024;
+void rope_cache(int32_t position, const RopeParams& p, float theta_scale, float* cache);
+
+struct KernelTable {
+    Isa isa;
+    // Encodes tokens [t0, t1) of x into a (allocated for a.type and a.cols).
+    void (*pack_activations)(const float* x, int64_t ldx, int64_t t0, int64_t t1,
+                             const PackedActivations& a);
+    void (*gemm)(const GemmTask& task);
+    void (*attention)(const AttentionTask& task);
+    void (*rms_norm)(const float* x, const float* weight, float* out, int64_t n, float eps);
+    void (*rope)(float* x, int64_t n_tokens, int n_heads, int head_dim, const int32_t* positions,
+                 const RopeParams& params);
+    void (*swiglu)(const float* gate, const float* up, float* out, int64_t n);
+    void (*fp32_to_fp16_row)(const float* src, uint16_t* dst, int64_t n);
+    void (*fp16_to_fp32_row)(const uint16_t* src, float* dst, int64_t n);
+};
+
+const KernelTable& portable_kernels();
+#if defined(SPARKV_X86_KERNELS)
+const KernelTable& avx2_kernels();
+const KernelTable& avx512_kernels();
+#endif
+
+// The table for an ISA level; the caller makes sure the CPU supports it.
+const KernelTable& kernel_table(Isa isa);
+// The table selected_isa() picks.
+const KernelTable& active_kernels();
+
+}  // namespace sparkv::kernels::detail
