@@ -162,7 +162,9 @@ void write_random_model(const RandomModelSpec& s, const std::string& path) {
 
     matrix("token_embd.weight", s.embedding_type, s.n_embd, n_vocab, 1.0f);
     vec("output_norm.weight", s.n_embd, 0.1f, 1.0f);
-    if (!s.tied_output) matrix("output.weight", s.weight_type, s.n_embd, n_vocab, 1.0f / std::sqrt(static_cast<float>(s.n_embd)));
+    if (!s.tied_output)
+        matrix("output.weight", s.weight_type, s.n_embd, n_vocab,
+               s.output_scale / std::sqrt(static_cast<float>(s.n_embd)));
     for (int l = 0; l < s.n_layer; ++l) {
         const std::string p = "blk." + std::to_string(l) + ".";
         const float in_std = 1.0f / std::sqrt(static_cast<float>(s.n_embd));

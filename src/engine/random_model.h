@@ -14,6 +14,9 @@ struct RandomModelSpec {
     GgmlType weight_type = GgmlType::Q8_0;  // type of the 2-D weight matrices
     GgmlType embedding_type = GgmlType::Q8_0;
     bool tied_output = true;  // no output.weight: the LM head is the embedding
+    // Multiplies the untied LM head's init scale: logits have a standard deviation of about
+    // output_scale, so > 1 gives the peaked next-token distributions of a trained model.
+    float output_scale = 1.0f;
     int n_layer = 4;
     int n_embd = 256;  // multiple of 256 so that K-quant rows fit
     int n_head = 4;
