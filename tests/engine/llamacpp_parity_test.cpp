@@ -33,24 +33,33 @@ namespace {
 
 using Json = nlohmann::json;
 
-// Bounds, from the measurements reported with bench/llamacpp_reference.mjs:
-// * kMaxRelativeError: llama.cpp's flash-attention and plain attention paths differ from each
-//   other by up to about 1% on the reference model (fp16 rounding of Q, of the softmax weights or
-//   of the V accumulator, and a different summation order); SparKV keeps attention in fp32 over
-//   the fp16 cache and its error against the plain path is of the same order or below. 2% leaves
-//   room for accumulation-order changes in the kernels, and stays far below what a real bug
-//   gives (a wrong RoPE pair, bias, norm or quant block moves logits by tens of percent).
-// * kNearTie: a greedy divergence is accepted only where llama.cpp's and SparKV's top-2 logits
-//   are closer than this (nats); with last-token logit errors of a few 0.01 nats, a closer pair
-//   can legitimately swap. Any other divergence fails.
-constexpr double kMaxRelativeError = 0.02;
-constexpr double kNearTie = 0.05;
+// Bounds. The yardstick is llama.cpp itself: its two CPU attention paths (flash attention on and
+// off) round differently (fp16 Q, fp16 softmax weights or an fp16 V accumulator), and on models
+// with quantised weights these small differences are amplified, because every matmul input is
+// re-quantised to 8 bits and a tiny change flips some roundings by a whole quantisation step.
+// Measured (bench/llamacpp_reference.mjs fixtures; see the [parity] lines this test prints), the
+// relative logit error between llama.cpp's two paths is ~1e-4 on F32 models, ~1e-3 on F16/BF16,
+// and 1-7% on the quantised random models, whose next-token logits have a standard deviation of 8;
+// SparKV's error against the primary path is 0.8-1.5x llama.cpp's own on the same case.
+// * Logits: SparKV's error must stay below kSelfErrorFactor x llama.cpp's own error on the case,
+//   with a floor (kMinRelativeError) for cases where both llama.cpp paths happen to agree closely
+//   and a ceiling (kMaxRelativeError) so that a broken llama.cpp path cannot loosen the test. A
+//   real bug (a wrong RoPE pairing, bias, norm or block format) moves logits by tens of percent.
+// * Greedy tokens: they must be identical, except that a divergence at a step where the two
+//   candidates are a near tie is accepted: llama.cpp's margin for its token plus ours for ours
+//   (together, how far the two engines disagree on that pair) must stay below twice the logit
+//   error measured on the case (two logits, each off by up to that much). Anything else fails.
+constexpr double kSelfErrorFactor = 3.0;
+constexpr double kMinRelativeError = 0.002;
+constexpr double kMaxRelativeError = 0.15;
 constexpr size_t kMinTop = 20;  // fewer recorded tokens would make the logit comparison weak
+
+using TokenLogProbs = std::vector<std::pair<int32_t, double>>;  // [id, log p], most likely first
 
 struct Reference {
     std::vector<int32_t> tokens;
-    std::vector<std::pair<int32_t, double>> top;  // [id, log p], most likely first
-    std::vector<double> gaps;                     // top-2 gap per step
+    TokenLogProbs top;                 // last prompt token: the N most likely tokens
+    std::vector<TokenLogProbs> steps;  // each generation step: the few most likely tokens
 };
 
 struct ParityCase {
@@ -66,8 +75,9 @@ struct ParityCase {
 Reference parse_reference(const Json& j) {
     Reference r;
     r.tokens = j.at("tokens").get<std::vector<int32_t>>();
-    for (const auto& e : j.at("top")) r.top.emplace_back(e.at(0).get<int32_t>(), e.at(1).get<double>());
-    r.gaps = j.at("gaps").get<std::vector<double>>();
+    r.top = j.at("top").get<TokenLogProbs>();
+    r.steps = j.at("steps").get<std::vector<TokenLogProbs>>();
+    if (r.steps.size() != r.tokens.size()) fail("{} generated tokens but {} steps", r.tokens.size(), r.steps.size());
     return r;
 }
 
@@ -117,7 +127,7 @@ struct LogitError {
 
 // Shift-invariant comparison over the reference's top-N set S: both sides are centred on their
 // mean over S; error = max |ours - ref| (nats), relative to max |ref| (centred).
-LogitError logit_error(const std::vector<std::pair<int32_t, double>>& ref, const std::vector<double>& ours) {
+LogitError logit_error(const TokenLogProbs& ref, const std::vector<double>& ours) {
     double mean_ref = 0, mean_ours = 0;
     for (size_t i = 0; i < ref.size(); ++i) {
         mean_ref += ref[i].second;
@@ -133,7 +143,7 @@ LogitError logit_error(const std::vector<std::pair<int32_t, double>>& ref, const
     return {max_err, max_err / max_ref};
 }
 
-LogitError logit_error(const std::vector<std::pair<int32_t, double>>& ref, const std::vector<float>& logits) {
+LogitError logit_error(const TokenLogProbs& ref, const std::vector<float>& logits) {
     std::vector<double> ours;
     for (const auto& [id, logp] : ref) ours.push_back(logits.at(static_cast<size_t>(id)));
     return logit_error(ref, ours);
@@ -142,7 +152,7 @@ LogitError logit_error(const std::vector<std::pair<int32_t, double>>& ref, const
 // llama.cpp's other attention path against the primary, over the primary's top set (tokens the
 // other list lacks are skipped; both lists come from the same vocabulary ranking, so few are).
 LogitError self_error(const Reference& primary, const Reference& other) {
-    std::vector<std::pair<int32_t, double>> ref;
+    TokenLogProbs ref;
     std::vector<double> values;
     for (const auto& [id, logp] : primary.top) {
         auto it = std::find_if(other.top.begin(), other.top.end(), [id = id](const auto& e) { return e.first == id; });
@@ -153,18 +163,14 @@ LogitError self_error(const Reference& primary, const Reference& other) {
     return logit_error(ref, values);
 }
 
-double top2_gap(const std::vector<float>& logits) {
-    float first = -INFINITY, second = -INFINITY;
-    for (float x : logits) {
-        if (x > first) {
-            second = first;
-            first = x;
-        } else if (x > second) {
-            second = x;
-        }
-    }
-    return static_cast<double>(first) - second;
-}
+// Where the greedy tokens first differ: how far apart each engine puts the two candidates.
+struct Divergence {
+    int step = -1;  // -1: identical
+    int32_t ours = 0, theirs = 0;
+    double our_margin = 0;    // our logit of ours minus our logit of theirs
+    double their_margin = 0;  // llama.cpp's log p of theirs minus log p of ours
+    bool ours_in_their_top = false;  // else their_margin is only a lower bound
+};
 
 int first_divergence(const std::vector<int32_t>& a, const std::vector<int32_t>& b) {
     const size_t n = std::min(a.size(), b.size());
@@ -193,35 +199,46 @@ void check_case(const Model& model, const ParityCase& c, int64_t prefill_chunk) 
 
     const LogitError err = logit_error(c.primary.top, result.first_logits);
     const LogitError self = self_error(c.primary, c.other);
-    const int div = first_divergence(result.tokens, c.primary.tokens);
+    const double bound = std::clamp(kSelfErrorFactor * self.max_rel, kMinRelativeError, kMaxRelativeError);
     const int self_div = first_divergence(c.other.tokens, c.primary.tokens);
+
+    Divergence div;
+    div.step = first_divergence(result.tokens, c.primary.tokens);
     std::string greedy = "identical";
-    double our_gap = 0, ref_gap = 0;
-    if (div >= 0) {
-        // Recompute the logits that chose token `div`: the cache holds the prompt and the
-        // generated tokens, so re-run the one position before it.
+    if (div.step >= 0) {
+        const auto k = static_cast<size_t>(div.step);
+        div.ours = result.tokens.at(k);
+        div.theirs = c.primary.tokens.at(k);
+        // Recompute the logits that chose token k: the cache holds the prompt and the generated
+        // tokens, so re-run the one position before it.
         std::vector<int32_t> sequence = c.prompt;
         sequence.insert(sequence.end(), result.tokens.begin(), result.tokens.end());
-        const int64_t pos = static_cast<int64_t>(c.prompt.size()) + div - 1;
+        const int64_t pos = static_cast<int64_t>(c.prompt.size()) + div.step - 1;
         engine.cache().truncate(pos);
         const int32_t token[1] = {sequence[static_cast<size_t>(pos)]};
-        our_gap = top2_gap(engine.prefill(token, pos));
-        ref_gap = c.primary.gaps.at(static_cast<size_t>(div));
-        greedy = fmt::format("diverges at {} (ours {} vs {}; top-2 gap ours {:.4f}, llama.cpp {:.4f})", div,
-                             result.tokens.at(static_cast<size_t>(div)), c.primary.tokens.at(static_cast<size_t>(div)),
-                             our_gap, ref_gap);
+        const std::vector<float> logits = engine.prefill(token, pos);
+        div.our_margin = static_cast<double>(logits.at(static_cast<size_t>(div.ours))) -
+                         logits.at(static_cast<size_t>(div.theirs));
+        const TokenLogProbs& theirs = c.primary.steps.at(k);
+        auto it = std::find_if(theirs.begin(), theirs.end(), [&](const auto& e) { return e.first == div.ours; });
+        div.ours_in_their_top = it != theirs.end();
+        div.their_margin = theirs.front().second - (div.ours_in_their_top ? it->second : theirs.back().second);
+        greedy = fmt::format("diverges at step {} (SparKV {} by {:.4f}, llama.cpp {} by {}{:.4f})", div.step,
+                             div.ours, div.our_margin, div.theirs, div.ours_in_their_top ? "" : ">", div.their_margin);
     }
-    std::printf("[parity] %-22s %5zu prompt tokens | greedy %s | logits max rel err %.5f (%.4f nats) | "
-                "llama.cpp fa on/off: rel err %.5f, greedy %s\n",
-                c.name.c_str(), c.prompt.size(), greedy.c_str(), err.max_rel, err.max_abs, self.max_rel,
-                self_div < 0 ? "identical" : fmt::format("diverges at {}", self_div).c_str());
+    const std::string self_greedy = self_div < 0 ? "identical" : fmt::format("diverges at step {}", self_div);
+    std::printf("[parity] %-15s %5zu prompt tokens | greedy %s | logits max rel err %.5f (%.4f nats), bound %.4f | "
+                "llama.cpp fa on vs off: rel err %.5f (%.4f nats), greedy %s\n",
+                c.name.c_str(), c.prompt.size(), greedy.c_str(), err.max_rel, err.max_abs, bound, self.max_rel,
+                self.max_abs, self_greedy.c_str());
     std::fflush(stdout);
 
-    EXPECT_LT(err.max_rel, kMaxRelativeError) << c.name << ": last-token logits differ from llama.cpp";
-    if (div >= 0) {
-        EXPECT_TRUE(ref_gap < kNearTie && our_gap < kNearTie)
-            << c.name << ": greedy tokens differ from llama.cpp at step " << div
-            << " where the top-2 choice is not a near tie: " << greedy;
+    EXPECT_LT(err.max_rel, bound) << c.name << ": last-token logits differ from llama.cpp";
+    if (div.step >= 0) {
+        const double noise = std::max(err.max_abs, self.max_abs);
+        EXPECT_TRUE(div.ours_in_their_top && div.our_margin + div.their_margin < 2 * noise)
+            << c.name << ": greedy tokens differ from llama.cpp where the choice is not a near tie: " << greedy
+            << "; the engines disagree on that pair by more than twice the measured logit error " << noise;
     }
 }
 
