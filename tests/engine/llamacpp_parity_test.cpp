@@ -34,24 +34,28 @@ namespace {
 using Json = nlohmann::json;
 
 // Bounds. The yardstick is llama.cpp itself: its two CPU attention paths (flash attention on and
-// off) round differently (fp16 Q, fp16 softmax weights or an fp16 V accumulator), and on models
-// with quantised weights these small differences are amplified, because every matmul input is
-// re-quantised to 8 bits and a tiny change flips some roundings by a whole quantisation step.
-// Measured (bench/llamacpp_reference.mjs fixtures; see the [parity] lines this test prints), the
-// relative logit error between llama.cpp's two paths is ~1e-4 on F32 models, ~1e-3 on F16/BF16,
-// and 1-7% on the quantised random models, whose next-token logits have a standard deviation of 8;
-// SparKV's error against the primary path is 0.8-1.5x llama.cpp's own on the same case.
+// off) round differently (fp16 softmax weights or an fp16 V accumulator), and on models with
+// quantised weights such rounding-level differences are amplified, because every matmul input is
+// re-quantised to 8 bits and a tiny change flips some roundings by a whole quantisation step; the
+// two then differ by about the activation quantisation noise. Measured on the fixtures (the
+// [parity] lines this test prints): relative logit error between llama.cpp's two paths ~1e-4 on
+// F32 random models, ~1e-3 on F16/BF16, 1.5-7% on quantised random models and 3-7% (0.17-0.29
+// nats) on the reference model, where the two paths also pick different greedy tokens within 32
+// steps on 4 of the 5 prompts. SparKV's error against the primary path is 0.8-1.7x llama.cpp's
+// own on the same case (rounding Q to fp16 as llama.cpp does moved SparKV's errors by as much
+// as they are, in both directions: the noise floor, not a systematic difference).
 // * Logits: SparKV's error must stay below kSelfErrorFactor x llama.cpp's own error on the case,
 //   with a floor (kMinRelativeError) for cases where both llama.cpp paths happen to agree closely
-//   and a ceiling (kMaxRelativeError) so that a broken llama.cpp path cannot loosen the test. A
-//   real bug (a wrong RoPE pairing, bias, norm or block format) moves logits by tens of percent.
+//   and a ceiling (kMaxRelativeError) so that a broken llama.cpp path cannot loosen the test. The
+//   float-weight random models are the sharp check of the architecture math (RoPE, biases, Q/K
+//   norms, grouped KV heads): there both engines agree to 1e-4..1e-2.
 // * Greedy tokens: they must be identical, except that a divergence at a step where the two
 //   candidates are a near tie is accepted: llama.cpp's margin for its token plus ours for ours
 //   (together, how far the two engines disagree on that pair) must stay below twice the logit
 //   error measured on the case (two logits, each off by up to that much). Anything else fails.
 constexpr double kSelfErrorFactor = 3.0;
 constexpr double kMinRelativeError = 0.002;
-constexpr double kMaxRelativeError = 0.15;
+constexpr double kMaxRelativeError = 0.25;
 constexpr size_t kMinTop = 20;  // fewer recorded tokens would make the logit comparison weak
 
 using TokenLogProbs = std::vector<std::pair<int32_t, double>>;  // [id, log p], most likely first
@@ -64,7 +68,6 @@ struct Reference {
 
 struct ParityCase {
     std::string name;
-    std::string fixture;  // file under tests/data/llamacpp
     std::vector<int32_t> prompt;
     Json spec;  // random models only
     std::string fingerprint;
@@ -96,7 +99,6 @@ std::vector<ParityCase> parse_cases(const std::string& file) {
     for (const auto& c : fixture.at("cases")) {
         ParityCase p;
         p.name = c.at("name").get<std::string>();
-        p.fixture = file;
         p.prompt = c.at("prompt_ids").get<std::vector<int32_t>>();
         if (c.contains("spec")) {
             p.spec = c.at("spec");
@@ -209,14 +211,16 @@ void check_case(const Model& model, const ParityCase& c, int64_t prefill_chunk) 
         const auto k = static_cast<size_t>(div.step);
         div.ours = result.tokens.at(k);
         div.theirs = c.primary.tokens.at(k);
-        // Recompute the logits that chose token k: the cache holds the prompt and the generated
-        // tokens, so re-run the one position before it.
-        std::vector<int32_t> sequence = c.prompt;
-        sequence.insert(sequence.end(), result.tokens.begin(), result.tokens.end());
-        const int64_t pos = static_cast<int64_t>(c.prompt.size()) + div.step - 1;
-        engine.cache().truncate(pos);
-        const int32_t token[1] = {sequence[static_cast<size_t>(pos)]};
-        const std::vector<float> logits = engine.prefill(token, pos);
+        // The logits that chose token k: for k = 0 those of the prompt prefill; for a later step
+        // recompute them as generation did (one token at the position before, on the same
+        // cache, which holds the prompt and the generated tokens).
+        std::vector<float> logits = result.first_logits;
+        if (k > 0) {
+            const int64_t pos = static_cast<int64_t>(c.prompt.size()) + div.step - 1;
+            engine.cache().truncate(pos);
+            const int32_t token[1] = {result.tokens[k - 1]};
+            logits = engine.prefill(token, pos);
+        }
         div.our_margin = static_cast<double>(logits.at(static_cast<size_t>(div.ours))) -
                          logits.at(static_cast<size_t>(div.theirs));
         const TokenLogProbs& theirs = c.primary.steps.at(k);
