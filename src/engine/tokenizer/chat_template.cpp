@@ -93,9 +93,11 @@ std::string render_llama3(const std::vector<ChatMessage>& messages, bool add_gen
 // Llama 2 "[INST]" and its variants (as llama.cpp distinguishes them): with or without <<SYS>>,
 // BOS inside the history, stripped contents. The leading BOS comes from the tokenizer.
 std::string render_llama2(std::string_view tmpl, const std::vector<ChatMessage>& messages) {
-    const bool system_block = contains(tmpl, "<<SYS>>");
-    const bool bos_inside = contains(tmpl, "bos_token + '[INST]");
+    // The variants are exclusive, checked in this order (as llama.cpp does); all but the plain
+    // one put a system message in a <<SYS>> block.
     const bool strip = contains(tmpl, "content.strip()");
+    const bool bos_inside = !strip && contains(tmpl, "bos_token + '[INST]");
+    const bool system_block = strip || bos_inside || contains(tmpl, "<<SYS>>");
     std::string out = "[INST] ";
     bool inside_turn = true;
     for (const auto& m : messages) {
