@@ -29,8 +29,8 @@ void split_characters(std::string_view text, std::vector<Symbol>& symbols) {
     symbols.clear();
     size_t at = 0;
     while (at < text.size()) {
-        const size_t size = std::min(unicode::sequence_length(static_cast<uint8_t>(text[at])),
-                                     text.size() - at);
+        const size_t size =
+            std::min(unicode::sequence_length(static_cast<uint8_t>(text[at])), text.size() - at);
         const auto index = static_cast<int32_t>(symbols.size());
         symbols.push_back(Symbol{-1, index - 1, at + size < text.size() ? index + 1 : -1,
                                  static_cast<uint32_t>(at), static_cast<uint32_t>(size)});
@@ -74,7 +74,8 @@ void BytePairMerges::MergeTable::insert(uint64_t key, int32_t rank, int32_t resu
 }
 
 void append_byte_level(std::string_view bytes, std::string& out) {
-    for (const char c : bytes) unicode::append_utf8(unicode::byte_to_code_point(static_cast<uint8_t>(c)), out);
+    for (const char c : bytes)
+        unicode::append_utf8(unicode::byte_to_code_point(static_cast<uint8_t>(c)), out);
 }
 
 BytePairMerges::BytePairMerges(const Vocab& vocab, const std::vector<std::string_view>& merges)
@@ -121,8 +122,8 @@ void BytePairMerges::push_candidate(MergeScratch& scratch, int32_t left, int32_t
     if (l.id < 0 || r.id < 0) return;
     const auto* merge = merges_.find(pair_key(l.id, r.id));
     if (!merge) return;
-    scratch.heap.push_back(Candidate{merge->rank, 0.0f, left, right, merge->result,
-                                     l.size + r.size});
+    scratch.heap.push_back(
+        Candidate{merge->rank, 0.0f, left, right, merge->result, l.size + r.size});
     std::push_heap(scratch.heap.begin(), scratch.heap.end(), rank_loses);
 }
 
@@ -158,7 +159,8 @@ void BytePairMerges::encode_word(const Vocab& vocab, std::string_view word,
         push_candidate(scratch, symbols[c.left].prev, c.left);
         push_candidate(scratch, c.left, symbols[c.left].next);
     }
-    for (int32_t i = 0; i >= 0; i = symbols[i].next) emit_symbol(vocab, word, symbols[i], out, scratch.text);
+    for (int32_t i = 0; i >= 0; i = symbols[i].next)
+        emit_symbol(vocab, word, symbols[i], out, scratch.text);
 }
 
 void BytePairMerges::emit_symbol(const Vocab& vocab, std::string_view word, const Symbol& symbol,

@@ -41,7 +41,7 @@ struct MergeScratch {
 
 // Byte-level BPE (tokenizer.ggml.model "gpt2"): merge ranks from tokenizer.ggml.merges.
 class BytePairMerges {
-public:
+  public:
     // `merges` are "left right" strings in the byte-level alphabet, best first.
     BytePairMerges(const Vocab& vocab, const std::vector<std::string_view>& merges);
 
@@ -49,11 +49,11 @@ public:
     void encode_word(const Vocab& vocab, std::string_view word, std::vector<int32_t>& out,
                      MergeScratch& scratch) const;
 
-private:
+  private:
     // Open-addressing hash table from a symbol pair to its merge: one probe sequence in one
     // flat array, which matters because the lookup is the hot spot of encoding.
     class MergeTable {
-    public:
+      public:
         struct Entry {
             uint64_t key;  // kEmpty if unused
             int32_t rank;
@@ -72,7 +72,7 @@ private:
             }
         }
 
-    private:
+      private:
         size_t slot(uint64_t key) const {
             return static_cast<size_t>((key * 0x9E3779B97F4A7C15ull) >> shift_);
         }

@@ -94,7 +94,7 @@ TEST(ChatTemplate, ReferenceModelTemplate) {
     // The rendered prompt tokenizes into the chat control tokens.
     const auto tok = Tokenizer::from_gguf(file);
     const auto ids = tok.encode(text, true, true);
-    EXPECT_EQ(ids.front(), 1);  // <|im_start|>
+    EXPECT_EQ(ids.front(), 1);                            // <|im_start|>
     EXPECT_EQ(std::count(ids.begin(), ids.end(), 2), 2);  // <|im_end|>
     EXPECT_EQ(tok.decode(ids, true), text);
 }

@@ -49,7 +49,8 @@ const std::vector<std::string>& round_trip_texts() {
         "combining e\xCC\x81 a\xCC\x88 and zero\xE2\x80\x8Bwidth",
         "def f(x):\n    return {'a': [1, 2, 3]}  # code\n",
         "int main() { return a->b && c || d ? 0 : -1; }",
-        "no\xC2\xA0" "break\xE3\x80\x80ideographic space",
+        "no\xC2\xA0"
+        "break\xE3\x80\x80ideographic space",
         std::string("\x01\x02 controls \x7F and NUL \0 inside", 30),
         "<|im_start|> looks special but is parsed as text",
     };
@@ -90,7 +91,9 @@ TEST(Tokenizer, CharacterSplitOverTokensDecodesWhole) {
     // U+1D11E (4 bytes) and U+20AC (3 bytes) are not in the training corpus: their bytes stay
     // separate tokens, each an incomplete UTF-8 sequence on its own.
     const auto tok = from_writer(testing::make_bpe_vocab("llama-bpe"));
-    const std::string text = "clef \xF0\x9D\x84\x9E costs \xE2\x82\xAC" "5";
+    const std::string text =
+        "clef \xF0\x9D\x84\x9E costs \xE2\x82\xAC"
+        "5";
     const auto ids = tok.encode(text, false, false);
     std::string concatenated;
     int partial_pieces = 0;
@@ -136,9 +139,16 @@ TEST(Tokenizer, SentencePieceWithoutSpacePrefix) {
 
 TEST(Tokenizer, InvalidUtf8NeverThrows) {
     const std::vector<std::string> bad = {
-        "\xFF", "abc\xC3", "\xE2\x82", "\x80\x80 stray", "\xC0\x80 overlong",
-        "\xED\xA0\x80 surrogate", "\xF4\x90\x80\x80 beyond U+10FFFF", "\xF8\x88\x80\x80\x80",
-        "\xE2(\xA1 mixed", std::string("nul\0inside", 10),
+        "\xFF",
+        "abc\xC3",
+        "\xE2\x82",
+        "\x80\x80 stray",
+        "\xC0\x80 overlong",
+        "\xED\xA0\x80 surrogate",
+        "\xF4\x90\x80\x80 beyond U+10FFFF",
+        "\xF8\x88\x80\x80\x80",
+        "\xE2(\xA1 mixed",
+        std::string("nul\0inside", 10),
     };
     std::vector<Tokenizer> toks;
     for (const auto& vocab : testing::all_test_vocabs()) toks.push_back(from_writer(vocab.writer));
@@ -164,7 +174,11 @@ TEST(Tokenizer, InvalidUtf8NeverThrows) {
 TEST(Tokenizer, InvalidUtf8BecomesReplacementCharacterInByteLevelBpe) {
     // As in llama.cpp: each byte that starts no complete sequence is read as U+FFFD.
     const auto tok = from_writer(testing::make_bpe_vocab("smollm"));
-    EXPECT_EQ(tok.decode(tok.encode("a\xFF" "b", false, false)), "a\xEF\xBF\xBD" "b");
+    EXPECT_EQ(tok.decode(tok.encode("a\xFF"
+                                    "b",
+                                    false, false)),
+              "a\xEF\xBF\xBD"
+              "b");
     EXPECT_EQ(tok.decode(tok.encode("\xE2\x82", false, false)), "\xEF\xBF\xBD\xEF\xBF\xBD");
     EXPECT_EQ(tok.decode(tok.encode("\xF4\x90\x80\x80", false, false)),
               "\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD");
@@ -252,9 +266,9 @@ TEST(Tokenizer, EndOfGenerationOnReferenceModel) {
     const auto tok = Tokenizer::from_gguf(GgufFile::open(path));
     EXPECT_EQ(tok.bos(), 1);
     EXPECT_EQ(tok.eos(), 2);
-    EXPECT_TRUE(tok.is_end_of_generation(2));   // <|im_end|>
-    EXPECT_TRUE(tok.is_end_of_generation(0));   // <|endoftext|>
-    EXPECT_FALSE(tok.is_end_of_generation(1));  // <|im_start|>
+    EXPECT_TRUE(tok.is_end_of_generation(2));                                  // <|im_end|>
+    EXPECT_TRUE(tok.is_end_of_generation(0));                                  // <|endoftext|>
+    EXPECT_FALSE(tok.is_end_of_generation(1));                                 // <|im_start|>
     EXPECT_EQ(tok.encode("hi", true, false), tok.encode("hi", false, false));  // add_bos false
 }
 
@@ -315,10 +329,11 @@ TEST(Tokenizer, DemoTextSpeed) {
     }
     std::sort(ms.begin(), ms.end());
     const double median = ms[ms.size() / 2];
-    std::printf("demo text: %zu bytes -> %zu tokens, encode median %.2f ms (min %.2f, max %.2f) "
-                "over %zu runs, %.1f MB/s\n",
-                text.size(), n_tokens, median, ms.front(), ms.back(), ms.size(),
-                text.size() / median / 1e3);
+    std::printf(
+        "demo text: %zu bytes -> %zu tokens, encode median %.2f ms (min %.2f, max %.2f) "
+        "over %zu runs, %.1f MB/s\n",
+        text.size(), n_tokens, median, ms.front(), ms.back(), ms.size(),
+        text.size() / median / 1e3);
     // The target is well under 50 ms; the bound leaves room for a loaded machine.
     EXPECT_LT(median, 100.0);
 }

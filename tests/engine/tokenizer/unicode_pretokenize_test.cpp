@@ -67,7 +67,7 @@ TEST(Unicode, ByteLevelMapIsABijection) {
         seen[cp] = true;
         EXPECT_EQ(unicode::code_point_to_byte(cp), b);
     }
-    EXPECT_EQ(unicode::byte_to_code_point(' '), 0x120u);  // Ġ
+    EXPECT_EQ(unicode::byte_to_code_point(' '), 0x120u);   // Ġ
     EXPECT_EQ(unicode::byte_to_code_point('\n'), 0x10Au);  // Ċ
     EXPECT_EQ(unicode::byte_to_code_point('A'), 'A');
     EXPECT_EQ(unicode::code_point_to_byte(0x4E2D), -1);
