@@ -1,0 +1,161 @@
+// The KV codec: encodes one KV unit (chunk t, layer l) = the K and V of all KV heads for one token
+// chunk at one layer, and decodes it fast, straight into the caller's fp16 buffers.
+//
+// Levels, from lossless to smallest:
+//   fp16  bit-exact; the high byte of every half (sign, exponent, top mantissa bits) is Huffman
+//         coded, the low byte (noise-like mantissa) is stored raw.
+//   int8, q6h, q5h (the published level), q4h, q3h  uniform min-max quantisation followed by
+//         Huffman coding of the symbols. Keys are quantised per channel (over the unit's tokens,
+//         because keys have outlier channels), values per token and head (per row of head_dim).
+// Bit widths can be set per layer (EncodeOptions::layer_bits); a level gives the default.
+//
+// Usage:
+//   auto bytes = codec::encode_unit(key, shape, k, v, {.level = codec::Level::q5h});
+//   codec::Decoder decoder;            // owns reusable scratch; one per thread
+//   decoder.decode(bytes, key, shape, k_out, v_out);
+// Both K and V are fp16 bit patterns laid out [n_kv_heads][n_tokens][head_dim]; a head stride
+// lets the engine decode straight into its cache ([kv_head][capacity][head_dim]).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace sparkv::codec {
+
+enum class Level : uint8_t { fp16 = 0, int8 = 1, q6h = 2, q5h = 3, q4h = 4, q3h = 5 };
+
+// Bits per K and V element. For fp16 both are 16; quantised levels use 2..8.
+struct BitWidths {
+    uint8_t k = 5;
+    uint8_t v = 5;
+    bool operator==(const BitWidths&) const = default;
+};
+
+struct LevelInfo {
+    Level level;
+    std::string_view name;
+    bool lossless;
+    BitWidths default_bits;
+};
+
+const LevelInfo& level_info(Level level);
+std::span<const LevelInfo> all_levels();      // ordered from lossless to smallest
+std::string_view level_name(Level level);
+Level level_from_name(std::string_view name);  // throws Error listing the valid names
+constexpr Level kDefaultLossyLevel = Level::q5h;
+
+struct UnitKey {
+    uint64_t fingerprint = 0;  // model fingerprint: a unit never decodes into another model
+    uint32_t chunk = 0;        // t
+    uint32_t layer = 0;        // l
+    bool operator==(const UnitKey&) const = default;
+};
+
+struct UnitShape {
+    uint32_t n_tokens = 0;  // tokens in this chunk (the last chunk may be shorter)
+    uint16_t n_kv_heads = 0;
+    uint16_t head_dim = 0;
+    uint64_t elements() const { return uint64_t{n_tokens} * n_kv_heads * head_dim; }  // per K or V
+    bool operator==(const UnitShape&) const = default;
+};
+
+// Shape limits the format accepts (keeps every size computation far from overflow).
+constexpr uint32_t kMaxTokens = 1u << 20;
+constexpr uint16_t kMaxKvHeads = 256;
+constexpr uint16_t kMaxHeadDim = 1024;
+constexpr uint64_t kMaxElements = uint64_t{1} << 28;
+
+// One K or V tensor of a unit: head h's [n_tokens][head_dim] rows start at data + h * head_stride.
+struct ConstKvView {
+    const uint16_t* data = nullptr;
+    uint64_t head_stride = 0;  // in elements; n_tokens * head_dim when contiguous
+};
+struct KvView {
+    uint16_t* data = nullptr;
+    uint64_t head_stride = 0;
+    operator ConstKvView() const { return {data, head_stride}; }
+};
+inline ConstKvView contiguous(const uint16_t* data, const UnitShape& s) {
+    return {data, uint64_t{s.n_tokens} * s.head_dim};
+}
+inline KvView contiguous(uint16_t* data, const UnitShape& s) {
+    return {data, uint64_t{s.n_tokens} * s.head_dim};
+}
+
+// Which kernels the encoder and decoder use; `automatic` picks AVX2 + F16C when the CPU has them.
+// Both produce bit-identical results (tests check it); `scalar` exists for tests and old CPUs.
+enum class Kernels { automatic, scalar };
+
+// Per-layer bit widths: layer_bits[l] overrides the level's default for layer l (layers past the
+// end use the default). Ignored by fp16.
+struct EncodeOptions {
+    EncodeOptions() = default;
+    EncodeOptions(Level l) : level(l) {}  // NOLINT: implicit, so a Level can stand for options
+
+    Level level = kDefaultLossyLevel;
+    std::vector<BitWidths> layer_bits;
+    Kernels kernels = Kernels::automatic;
+    BitWidths bits_for(uint32_t layer) const;
+};
+
+// Parses a per-layer table such as "0-3:6/6,4-29:5/4" (layers: K bits/V bits) into layer_bits
+// for n_layers layers; unnamed layers keep `fallback`. Throws Error on malformed input.
+std::vector<BitWidths> parse_layer_bits(std::string_view text, uint32_t n_layers,
+                                        BitWidths fallback);
+
+// The validated unit header.
+enum class Grouping : uint8_t { none = 0, per_channel = 1, per_token_head = 2 };
+struct UnitHeader {
+    uint16_t format_version = 0;
+    UnitKey key;
+    UnitShape shape;
+    Level level = Level::fp16;
+    BitWidths bits;
+    Grouping k_grouping = Grouping::none;
+    Grouping v_grouping = Grouping::none;
+    uint64_t payload_size = 0;
+    uint64_t payload_checksum = 0;  // xxh64 of the payload
+};
+constexpr size_t kHeaderSize = 64;
+
+// Encodes one unit. Throws Error on an invalid shape or on non-finite input for a lossy level.
+std::vector<uint8_t> encode_unit(const UnitKey& key, const UnitShape& shape, ConstKvView k,
+                                 ConstKvView v, const EncodeOptions& options = {});
+
+// Parses and validates the header alone (magic, version, header checksum, field ranges, and
+// that the byte count matches the payload size). Does not check the payload checksum.
+UnitHeader read_header(std::span<const uint8_t> unit);
+
+class Decoder {
+public:
+    explicit Decoder(Kernels kernels = Kernels::automatic);
+    ~Decoder();
+    Decoder(Decoder&&) noexcept;
+    Decoder& operator=(Decoder&&) noexcept;
+
+    // Decodes `unit` into k_out and v_out after checking it against what the caller expects:
+    // key, shape, level (if given), header and payload checksums, and the payload's structure.
+    // Throws Error("unit (t, l): ...") on any mismatch, truncation or corruption; on error the
+    // outputs may be partly written. Allocates only when a unit is larger than any before.
+    UnitHeader decode(std::span<const uint8_t> unit, const UnitKey& expected_key,
+                      const UnitShape& expected_shape, KvView k_out, KvView v_out,
+                      std::optional<Level> expected_level = std::nullopt);
+
+    bool uses_simd() const;
+
+private:
+    struct Impl;
+    std::unique_ptr<Impl> impl_;
+};
+
+// Encode then decode: what a fidelity harness needs to see the KV the device would get.
+// Returns the encoded size in bytes.
+size_t roundtrip_unit(const UnitKey& key, const UnitShape& shape, ConstKvView k, ConstKvView v,
+                      const EncodeOptions& options, Decoder& decoder, KvView k_out, KvView v_out);
+
+}  // namespace sparkv::codec
