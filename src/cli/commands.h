@@ -11,5 +11,6 @@ namespace sparkv::cli {
 using CommandRunner = std::function<int()>;
 
 CommandRunner add_model_command(CLI::App& app);
+CommandRunner add_serve_command(CLI::App& app);
 
 }  // namespace sparkv::cli

@@ -17,6 +17,7 @@ int main(int argc, char** argv) {
         commands.emplace_back(app.get_subcommands({}).back(), std::move(runner));
     };
     add(sparkv::cli::add_model_command);
+    add(sparkv::cli::add_serve_command);
 
     try {
         app.parse(argc, argv);
