@@ -21,7 +21,7 @@ struct ServeOptions {
     std::string listen = "127.0.0.1:8080";
     std::string trace_path;
     double trace_scale = 1.0;
-    double trace_start_ms = 0;
+    int64_t trace_start_ms = 0;
     double rate_mbps = 0;
     double rtt_ms = 0;
     int threads = 64;

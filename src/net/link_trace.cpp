@@ -78,7 +78,7 @@ void LinkConfig::validate() const {
     if (trace && rate_mbps > 0) fail("link: choose either a trace or a fixed rate, not both");
     if (!(trace_scale > 0) || !std::isfinite(trace_scale))
         fail("link: trace scale must be positive, got {}", trace_scale);
-    if (!(trace_start_ms >= 0)) fail("link: trace start must be >= 0 ms, got {}", trace_start_ms);
+    if (trace_start_ms < 0) fail("link: trace start must be >= 0 ms, got {}", trace_start_ms);
     if (!(rate_mbps >= 0) || !std::isfinite(rate_mbps))
         fail("link: rate must be >= 0 Mbit/s, got {}", rate_mbps);
     if (!(rtt_ms >= 0) || rtt_ms > 60'000) fail("link: RTT must be in [0, 60000] ms, got {}", rtt_ms);
@@ -104,7 +104,7 @@ double LinkConfig::capacity_bytes(double from_s, double to_s) const {
         // Opportunities sit on whole trace milliseconds: [a, b) covers those with ceil(a) <= t <
         // ceil(b), exactly what a LinkCursor walking that span visits.
         const auto at = [&](double s) {
-            return static_cast<int64_t>(std::ceil(s * 1000.0 + trace_start_ms - 1e-9));
+            return static_cast<int64_t>(std::ceil(s * 1000.0 - 1e-9)) + trace_start_ms;
         };
         const int64_t a = at(from_s), b = at(to_s);
         const uint64_t before_a = trace->opportunities_before(a);
@@ -122,7 +122,7 @@ LinkCursor::LinkCursor(const LinkConfig& config) {
     if (!config.paced()) fail("link cursor: the link is not paced");
     trace_ = config.trace.get();
     scale_ = config.trace_scale;
-    offset_ns_ = static_cast<int64_t>(std::llround(config.trace_start_ms * 1e6));
+    offset_ns_ = config.trace_start_ms * 1'000'000;
     if (!trace_) interval_ns_ = kLinkPacketBytes * 8.0 / (config.rate_mbps * 1e6) * 1e9;
     skip_to(0);
 }
@@ -160,7 +160,7 @@ void LinkCursor::skip_to(int64_t t_ns) {
     uint64_t target;
     if (trace_) {
         const int64_t trace_ns = t_ns + offset_ns_;
-        const int64_t first_ms = trace_ns <= 0 ? 0 : (trace_ns + 999'999) / 1'000'000;
+        const int64_t first_ms = trace_ns <= 0 ? 0 : trace_ns / 1'000'000;
         target = trace_->opportunities_before(first_ms);
     } else {
         target = t_ns <= 0 ? 0

@@ -39,7 +39,7 @@ private:
 struct LinkConfig {
     std::shared_ptr<const LinkTrace> trace;  // Mahimahi trace, or null for a fixed rate
     double trace_scale = 1.0;                // multiplies the trace's capacity (x8: LTE -> Wi-Fi)
-    double trace_start_ms = 0;               // link time 0 is this point of the trace
+    int64_t trace_start_ms = 0;              // link time 0 is this point of the trace
     double rate_mbps = 0;                    // fixed rate without a trace; 0 = unpaced
     double rtt_ms = 0;                       // delay before each response's first byte
 
@@ -59,7 +59,9 @@ public:
     int64_t time_ns() const { return time_ns_; }  // link time of the current opportunity
     uint64_t bytes() const { return bytes_; }      // what it carries (> 0)
     void advance();
-    // Drops every opportunity before t_ns (an idle link wastes them).
+    // Drops the opportunities an idle link wasted before t_ns. Trace opportunities have
+    // millisecond resolution, as in Mahimahi: the one stamped with the millisecond that t_ns falls
+    // in is still usable.
     void skip_to(int64_t t_ns);
 
 private:
