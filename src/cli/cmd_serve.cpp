@@ -93,14 +93,14 @@ int run(const ServeOptions& opt) {
     std::fflush(stdout);
     server.stop();
     const ServerStats st = server.stats();
-    std::printf("served %llu requests on %llu connections: %llu objects, %.1f MB of bodies, "
-                "%llu not found, %llu rejected, %llu aborted\n",
-                static_cast<unsigned long long>(st.requests),
-                static_cast<unsigned long long>(st.connections),
-                static_cast<unsigned long long>(st.objects_served), st.body_bytes_sent / 1e6,
-                static_cast<unsigned long long>(st.not_found),
-                static_cast<unsigned long long>(st.rejected),
-                static_cast<unsigned long long>(st.aborted_bodies));
+    std::printf(
+        "served %llu requests on %llu connections: %llu objects, %.1f MB of bodies, "
+        "%llu not found, %llu rejected, %llu aborted\n",
+        static_cast<unsigned long long>(st.requests),
+        static_cast<unsigned long long>(st.connections),
+        static_cast<unsigned long long>(st.objects_served), st.body_bytes_sent / 1e6,
+        static_cast<unsigned long long>(st.not_found), static_cast<unsigned long long>(st.rejected),
+        static_cast<unsigned long long>(st.aborted_bodies));
     return 0;
 }
 
@@ -118,7 +118,8 @@ CommandRunner add_serve_command(CLI::App& app) {
     cmd->add_option("--trace-start-ms", opt->trace_start_ms,
                     "Start each connection's link at this point of the trace")
         ->capture_default_str();
-    cmd->add_option("--rate-mbps", opt->rate_mbps, "Fixed link rate instead of a trace (0: unpaced)")
+    cmd->add_option("--rate-mbps", opt->rate_mbps,
+                    "Fixed link rate instead of a trace (0: unpaced)")
         ->capture_default_str();
     cmd->add_option("--rtt-ms", opt->rtt_ms, "Base RTT: delay before each response's first byte")
         ->capture_default_str();

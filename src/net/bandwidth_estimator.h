@@ -26,12 +26,12 @@ struct UnitTiming {
 };
 
 struct BandwidthEstimatorConfig {
-    size_t window = 8;                // recent units averaged
-    uint64_t min_bytes = 16 * 1024;   // smaller bodies say more about timing noise than bandwidth
+    size_t window = 8;               // recent units averaged
+    uint64_t min_bytes = 16 * 1024;  // smaller bodies say more about timing noise than bandwidth
 };
 
 class BandwidthEstimator {
-public:
+  public:
     explicit BandwidthEstimator(BandwidthEstimatorConfig config = {});
 
     void add(const UnitTiming& timing);  // thread-safe
@@ -43,7 +43,7 @@ public:
     std::optional<double> predict_seconds(uint64_t bytes) const;
     size_t samples() const;
 
-private:
+  private:
     BandwidthEstimatorConfig config_;
     mutable std::mutex mutex_;
     std::deque<double> throughputs_;

@@ -21,7 +21,7 @@ struct UnitRequest {
 };
 
 class FetchSchedule {
-public:
+  public:
     FetchSchedule() = default;
     explicit FetchSchedule(std::vector<UnitRequest> order) { assign(std::move(order)); }
 
@@ -45,7 +45,7 @@ public:
     std::optional<UnitRequest> take(const std::function<bool()>& interrupted);
     void wake();
 
-private:
+  private:
     bool contains_locked(int32_t t, int32_t l) const;
 
     mutable std::mutex mutex_;

@@ -15,7 +15,7 @@ namespace sparkv {
 
 // A stop flag that sleeping threads wake up for.
 class StopSignal {
-public:
+  public:
     void request_stop();
     bool stop_requested() const;
     // Sleeps until deadline; returns false (early) if stop was requested.
@@ -24,14 +24,14 @@ public:
         return sleep_until(std::chrono::steady_clock::now() + duration);
     }
 
-private:
+  private:
     mutable std::mutex mutex_;
     mutable std::condition_variable wake_;
     bool stop_ = false;
 };
 
 class LinkPacer {
-public:
+  public:
     using Clock = std::chrono::steady_clock;
 
     // config must be paced; the link's time 0 is `start`.
@@ -48,7 +48,7 @@ public:
     double link_time(Clock::time_point when) const;
     Clock::time_point start() const { return start_; }
 
-private:
+  private:
     int64_t now_ns() const;
 
     LinkCursor cursor_;

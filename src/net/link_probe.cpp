@@ -57,8 +57,7 @@ ArrivalLog probe_link(const std::string& host, int port, const std::string& path
                 done = now - start >= seconds;
                 return !done;
             });
-        if (status != 200 && status != 206)
-            fail("link probe: GET {} answered {}", path, status);
+        if (status != 200 && status != 206) fail("link probe: GET {} answered {}", path, status);
         if (link_header.empty())
             fail("link probe: the server does not pace this link (no X-Sparkv-Link-Time header)");
         if (!result && !done)

@@ -25,8 +25,8 @@ LinkTrace LinkTrace::load(const std::string& path) {
         const unsigned long long value = std::strtoull(line.c_str(), &end, 10);
         if (end == line.c_str() || *end != '\0' || errno != 0 || line.front() == '-' ||
             value > 0xffffffffULL)
-            fail("link trace {}: line {} is not a millisecond timestamp: \"{}\"", path,
-                 line_number, line);
+            fail("link trace {}: line {} is not a millisecond timestamp: \"{}\"", path, line_number,
+                 line);
         timestamps.push_back(static_cast<uint32_t>(value));
     }
     const auto slash = path.find_last_of('/');
@@ -56,16 +56,16 @@ uint64_t LinkTrace::opportunities_before(int64_t t_ms) const {
     const auto period = static_cast<int64_t>(period_ms());
     const int64_t loops = t_ms / period;
     const auto rest = static_cast<uint32_t>(t_ms % period);
-    uint64_t count = static_cast<uint64_t>(loops) * timestamps_.size() +
-                     static_cast<uint64_t>(std::lower_bound(timestamps_.begin(), timestamps_.end(),
-                                                            rest) -
-                                           timestamps_.begin());
+    uint64_t count =
+        static_cast<uint64_t>(loops) * timestamps_.size() +
+        static_cast<uint64_t>(std::lower_bound(timestamps_.begin(), timestamps_.end(), rest) -
+                              timestamps_.begin());
     // Entries stamped with the period itself happen at the start of the next loop: exactly at
     // t_ms when t_ms is a multiple of the period, so they are not before it.
     if (rest == 0 && loops > 0)
-        count -= static_cast<uint64_t>(
-            timestamps_.end() -
-            std::lower_bound(timestamps_.begin(), timestamps_.end(), period_ms()));
+        count -= static_cast<uint64_t>(timestamps_.end() - std::lower_bound(timestamps_.begin(),
+                                                                            timestamps_.end(),
+                                                                            period_ms()));
     return count;
 }
 
@@ -81,7 +81,8 @@ void LinkConfig::validate() const {
     if (trace_start_ms < 0) fail("link: trace start must be >= 0 ms, got {}", trace_start_ms);
     if (!(rate_mbps >= 0) || !std::isfinite(rate_mbps))
         fail("link: rate must be >= 0 Mbit/s, got {}", rate_mbps);
-    if (!(rtt_ms >= 0) || rtt_ms > 60'000) fail("link: RTT must be in [0, 60000] ms, got {}", rtt_ms);
+    if (!(rtt_ms >= 0) || rtt_ms > 60'000)
+        fail("link: RTT must be in [0, 60000] ms, got {}", rtt_ms);
 }
 
 std::string LinkConfig::describe() const {
@@ -163,9 +164,10 @@ void LinkCursor::skip_to(int64_t t_ns) {
         const int64_t first_ms = trace_ns <= 0 ? 0 : trace_ns / 1'000'000;
         target = trace_->opportunities_before(first_ms);
     } else {
-        target = t_ns <= 0 ? 0
-                           : static_cast<uint64_t>(
-                                 std::ceil(static_cast<double>(t_ns) / interval_ns_ - 1e-9));
+        target =
+            t_ns <= 0
+                ? 0
+                : static_cast<uint64_t>(std::ceil(static_cast<double>(t_ns) / interval_ns_ - 1e-9));
     }
     if (target > index_ || (target == 0 && index_ == 0)) index_ = std::max(index_, target);
     settle();

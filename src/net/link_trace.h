@@ -14,7 +14,7 @@ namespace sparkv {
 constexpr uint32_t kLinkPacketBytes = 1500;
 
 class LinkTrace {
-public:
+  public:
     // Reads a Mahimahi trace file; a malformed file is an Error naming the line.
     static LinkTrace load(const std::string& path);
     // timestamps_ms: non-decreasing, last one > 0.
@@ -30,7 +30,7 @@ public:
     // Opportunities at trace times < t_ms (t_ms >= 0).
     uint64_t opportunities_before(int64_t t_ms) const;
 
-private:
+  private:
     std::string name_;
     std::vector<uint32_t> timestamps_;
 };
@@ -53,23 +53,23 @@ struct LinkConfig {
 
 // Walks a link's delivery opportunities in time order, each with the bytes it can carry.
 class LinkCursor {
-public:
+  public:
     explicit LinkCursor(const LinkConfig& config);
 
     int64_t time_ns() const { return time_ns_; }  // link time of the current opportunity
-    uint64_t bytes() const { return bytes_; }      // what it carries (> 0)
+    uint64_t bytes() const { return bytes_; }     // what it carries (> 0)
     void advance();
     // Drops the opportunities an idle link wasted before t_ns. Trace opportunities have
     // millisecond resolution, as in Mahimahi: the one stamped with the millisecond that t_ns falls
     // in is still usable.
     void skip_to(int64_t t_ns);
 
-private:
+  private:
     void settle();  // moves forward to an opportunity that carries at least one packet
 
     const LinkTrace* trace_ = nullptr;
     double scale_ = 1.0;
-    int64_t offset_ns_ = 0;    // trace time of link time 0
+    int64_t offset_ns_ = 0;   // trace time of link time 0
     double interval_ns_ = 0;  // fixed rate spacing
     uint64_t index_ = 0;      // global opportunity index (across trace loops)
     int64_t time_ns_ = 0;

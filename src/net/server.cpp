@@ -1,13 +1,12 @@
 #include "net/server.h"
 
-#include <sys/socket.h>
-
 #include <httplib.h>
-#include <nlohmann/json.hpp>
+#include <sys/socket.h>
 
 #include <atomic>
 #include <charconv>
 #include <cstdio>
+#include <nlohmann/json.hpp>
 #include <thread>
 
 #include "common/error.h"
@@ -25,7 +24,7 @@ constexpr size_t kBodyBufferBytes = 64 * 1024;
 // clients connect at once. Server exposes the listening socket to subclasses, so re-listen
 // with a deeper queue (Linux allows changing the backlog of a listening socket).
 class HttpServer : public httplib::Server {
-public:
+  public:
     void deepen_listen_queue() { ::listen(svr_sock_, SOMAXCONN); }
 };
 
@@ -106,8 +105,8 @@ struct UnitServer::Impl {
                     std::unique_ptr<ObjectReader> reader, const char* content_type);
     void delay_first_byte() {
         if (config.link.rtt_ms > 0)
-            stop.sleep_for(std::chrono::nanoseconds(
-                static_cast<int64_t>(config.link.rtt_ms * 1e6)));
+            stop.sleep_for(
+                std::chrono::nanoseconds(static_cast<int64_t>(config.link.rtt_ms * 1e6)));
     }
 
     std::shared_ptr<StorageBackend> backend;
@@ -120,8 +119,8 @@ struct UnitServer::Impl {
     int port = -1;
     bool bound = false;
 
-    std::atomic<uint64_t> requests{0}, objects_served{0}, body_bytes{0}, not_found{0},
-        rejected{0}, aborted{0};
+    std::atomic<uint64_t> requests{0}, objects_served{0}, body_bytes{0}, not_found{0}, rejected{0},
+        aborted{0};
 };
 
 void UnitServer::Impl::setup_routes() {
@@ -130,7 +129,8 @@ void UnitServer::Impl::setup_routes() {
     };
     http.set_keep_alive_max_count(1'000'000);  // a client streams hundreds of units per connection
     http.set_keep_alive_timeout(config.keep_alive_s);
-    http.set_tcp_nodelay(true);  // paced bodies are written in small pieces; never let Nagle hold them
+    http.set_tcp_nodelay(
+        true);  // paced bodies are written in small pieces; never let Nagle hold them
     http.set_read_timeout(10);
     http.set_write_timeout(10);
 
@@ -152,11 +152,11 @@ void UnitServer::Impl::setup_routes() {
     });
     http.set_error_handler(httplib::Server::HandlerWithResponse(
         [this](const httplib::Request&, httplib::Response& res) {
-        if (res.status == 404) ++not_found;
-        if (!res.body.empty()) return httplib::Server::HandlerResponse::Unhandled;
-        set_error(res, res.status, fmt::format("HTTP {}", res.status));
-        return httplib::Server::HandlerResponse::Handled;
-    }));
+            if (res.status == 404) ++not_found;
+            if (!res.body.empty()) return httplib::Server::HandlerResponse::Unhandled;
+            set_error(res, res.status, fmt::format("HTTP {}", res.status));
+            return httplib::Server::HandlerResponse::Handled;
+        }));
     http.set_exception_handler(
         [](const httplib::Request&, httplib::Response& res, std::exception_ptr error) {
             std::string message = "internal error";
@@ -205,8 +205,9 @@ void UnitServer::Impl::handle_object(const httplib::Request& req, httplib::Respo
     const std::string key = req.path.size() > 1 ? req.path.substr(1) : std::string();
     if (!is_valid_key(key)) {
         ++rejected;
-        return set_error(res, 400, "path is not a store object path (relative segments of "
-                                   "[A-Za-z0-9_.-], none empty or starting with '.')");
+        return set_error(res, 400,
+                         "path is not a store object path (relative segments of "
+                         "[A-Za-z0-9_.-], none empty or starting with '.')");
     }
     const auto path = parse_object_path(key);
     if (!path) return set_error(res, 404, fmt::format("no such object: /{}", key));
@@ -223,8 +224,9 @@ void UnitServer::Impl::handle_object(const httplib::Request& req, httplib::Respo
     if (!reader) {
         if (path->kind == ObjectPath::Kind::manifest)
             return set_error(res, 404, fmt::format("unknown context {}", path->context_id));
-        return set_error(res, 404, fmt::format("unit ({}, {}) at level {} not found in context {}",
-                                               path->t, path->l, path->level, path->context_id));
+        return set_error(res, 404,
+                         fmt::format("unit ({}, {}) at level {} not found in context {}", path->t,
+                                     path->l, path->level, path->context_id));
     }
 
     const uint64_t size = reader->size();
@@ -295,8 +297,10 @@ void UnitServer::Impl::handle_object(const httplib::Request& req, httplib::Respo
             return true;
         },
         [this, head](bool success) {
-            if (success) ++objects_served;
-            else if (!head) ++aborted;
+            if (success)
+                ++objects_served;
+            else if (!head)
+                ++aborted;
         });
 }
 
@@ -308,13 +312,14 @@ UnitServer::UnitServer(std::shared_ptr<StorageBackend> backend, ServerConfig con
     impl_->setup_routes();
 }
 
-UnitServer::~UnitServer() { stop(); }
+UnitServer::~UnitServer() {
+    stop();
+}
 
 void UnitServer::Impl::bind() {
     if (bound) fail("server: already started");
-    port = config.port == 0
-               ? http.bind_to_any_port(config.host)
-               : (http.bind_to_port(config.host, config.port) ? config.port : -1);
+    port = config.port == 0 ? http.bind_to_any_port(config.host)
+                            : (http.bind_to_port(config.host, config.port) ? config.port : -1);
     if (port < 0)
         fail("server: cannot listen on {}:{} (address in use, or not an address of this host?)",
              config.host, config.port);
@@ -342,13 +347,17 @@ void UnitServer::stop() {
     if (s.listener.joinable()) s.listener.join();
 }
 
-int UnitServer::port() const { return impl_->port; }
+int UnitServer::port() const {
+    return impl_->port;
+}
 
 std::string UnitServer::url() const {
     return fmt::format("http://{}:{}", impl_->config.host, impl_->port);
 }
 
-const ServerConfig& UnitServer::config() const { return impl_->config; }
+const ServerConfig& UnitServer::config() const {
+    return impl_->config;
+}
 
 ServerStats UnitServer::stats() const {
     const Impl& s = *impl_;

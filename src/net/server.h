@@ -28,17 +28,17 @@ struct ServerConfig {
 
 struct ServerStats {
     uint64_t requests = 0;
-    uint64_t objects_served = 0;   // complete manifest and unit bodies
+    uint64_t objects_served = 0;  // complete manifest and unit bodies
     uint64_t body_bytes_sent = 0;
     uint64_t not_found = 0;
-    uint64_t rejected = 0;         // bad paths, paths leaving the store, bad ranges
-    uint64_t aborted_bodies = 0;   // client went away or server stopped mid-body
+    uint64_t rejected = 0;        // bad paths, paths leaving the store, bad ranges
+    uint64_t aborted_bodies = 0;  // client went away or server stopped mid-body
     uint64_t connections = 0;
     uint64_t open_connections = 0;
 };
 
 class UnitServer {
-public:
+  public:
     UnitServer(std::shared_ptr<StorageBackend> backend, ServerConfig config);
     ~UnitServer();
     UnitServer(const UnitServer&) = delete;
@@ -56,7 +56,7 @@ public:
     ServerStats stats() const;
     const ServerConfig& config() const;
 
-private:
+  private:
     struct Impl;
     std::unique_ptr<Impl> impl_;
 };

@@ -24,7 +24,7 @@ struct ServedConnection {
 };
 
 class ConnectionRegistry {
-public:
+  public:
     explicit ConnectionRegistry(LinkConfig link) : link_(std::move(link)) {}
 
     // Runs task as one connection registered for the calling thread.
@@ -35,7 +35,7 @@ public:
     size_t open_connections() const;
     uint64_t total_connections() const { return next_id_.load(); }
 
-private:
+  private:
     LinkConfig link_;
     mutable std::mutex mutex_;
     std::unordered_map<std::thread::id, std::unique_ptr<ServedConnection>> by_thread_;
@@ -44,7 +44,7 @@ private:
 
 // httplib's thread pool, with every task wrapped as a registered connection.
 class ConnectionTaskQueue final : public httplib::TaskQueue {
-public:
+  public:
     ConnectionTaskQueue(size_t threads, ConnectionRegistry& registry)
         : pool_(threads), registry_(registry) {}
     void enqueue(std::function<void()> fn) override {
@@ -52,7 +52,7 @@ public:
     }
     void shutdown() override { pool_.shutdown(); }
 
-private:
+  private:
     httplib::ThreadPool pool_;
     ConnectionRegistry& registry_;
 };

@@ -1,15 +1,14 @@
 #include "net/unit_client.h"
 
+#include <httplib.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
 
-#include <httplib.h>
-#include <nlohmann/json.hpp>
-
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <nlohmann/json.hpp>
 
 #include "common/error.h"
 #include "common/timer.h"
@@ -20,7 +19,9 @@ namespace sparkv {
 
 namespace {
 
-std::string unit_name(const UnitRequest& u) { return fmt::format("unit ({}, {})", u.t, u.l); }
+std::string unit_name(const UnitRequest& u) {
+    return fmt::format("unit ({}, {})", u.t, u.l);
+}
 
 // The "error" field of a JSON error body, else the body itself (shortened).
 std::string error_message(const std::string& body) {
@@ -42,20 +43,29 @@ void split_seconds(double seconds, time_t& sec, time_t& usec) {
 
 const char* failure_kind_name(FailureKind kind) {
     switch (kind) {
-        case FailureKind::not_in_manifest: return "not_in_manifest";
-        case FailureKind::http_status: return "http_status";
-        case FailureKind::size_mismatch: return "size_mismatch";
-        case FailureKind::checksum_mismatch: return "checksum_mismatch";
-        case FailureKind::timeout: return "timeout";
-        case FailureKind::connection_lost: return "connection_lost";
-        case FailureKind::unreachable: return "unreachable";
-        case FailureKind::decode: return "decode";
+        case FailureKind::not_in_manifest:
+            return "not_in_manifest";
+        case FailureKind::http_status:
+            return "http_status";
+        case FailureKind::size_mismatch:
+            return "size_mismatch";
+        case FailureKind::checksum_mismatch:
+            return "checksum_mismatch";
+        case FailureKind::timeout:
+            return "timeout";
+        case FailureKind::connection_lost:
+            return "connection_lost";
+        case FailureKind::unreachable:
+            return "unreachable";
+        case FailureKind::decode:
+            return "decode";
     }
     return "unknown";
 }
 
 UnitClient::UnitClient(ClientConfig config)
-    : config_(std::move(config)), http_(std::make_unique<httplib::Client>(config_.host, config_.port)) {
+    : config_(std::move(config)),
+      http_(std::make_unique<httplib::Client>(config_.host, config_.port)) {
     if (!(config_.read_timeout_s > 0) || !(config_.connect_timeout_s > 0))
         fail("client: timeouts must be positive");
     if (config_.max_queued_units == 0) fail("client: max_queued_units must be at least 1");
@@ -113,9 +123,7 @@ void UnitClient::start(std::shared_ptr<FetchSchedule> schedule, ClientCallbacks 
 void UnitClient::cancel() {
     cancelled_ = true;
     if (schedule_) schedule_->wake();
-    {
-        std::lock_guard lock(queue_mutex_);
-    }
+    { std::lock_guard lock(queue_mutex_); }
     queue_changed_.notify_all();
     // httplib's stop() shuts down the socket of a request in flight. A request that is just being
     // set up can miss it, so repeat until the fetch thread has left its request (it checks the
@@ -165,8 +173,7 @@ void UnitClient::fetch_unit(const UnitRequest& unit) {
         return report(unit, FailureKind::not_in_manifest,
                       fmt::format("{} at level {} is not in context {}", unit_name(unit),
                                   unit.level, manifest_.context_id));
-    const UnitObject expected =
-        manifest_.unit(unit.t, unit.l).objects[static_cast<size_t>(level)];
+    const UnitObject expected = manifest_.unit(unit.t, unit.l).objects[static_cast<size_t>(level)];
 
     ReceivedUnit received{unit, {}, {}, {}, 0};
     received.bytes.reserve(expected.bytes);
@@ -195,7 +202,8 @@ void UnitClient::fetch_unit(const UnitRequest& unit) {
             if (timing.first_byte_s == 0) timing.first_byte_s = now;
             timing.last_byte_s = now;
             if (status != 200) {
-                error_body.append(data, std::min<size_t>(n, 4096 - std::min<size_t>(4096, error_body.size())));
+                error_body.append(
+                    data, std::min<size_t>(n, 4096 - std::min<size_t>(4096, error_body.size())));
                 return !cancelled_.load();
             }
             if (received.bytes.size() + n > expected.bytes) {
@@ -210,13 +218,14 @@ void UnitClient::fetch_unit(const UnitRequest& unit) {
 
     const std::string name = unit_name(unit);
     if (overflow)
-        return report(unit, FailureKind::size_mismatch,
-                      fmt::format("{}: size mismatch: server sent more than the manifest's {} bytes",
-                                  name, expected.bytes));
+        return report(
+            unit, FailureKind::size_mismatch,
+            fmt::format("{}: size mismatch: server sent more than the manifest's {} bytes", name,
+                        expected.bytes));
     if (!result) {
         const auto error = result.error();
-        if (status == 0 && (error == httplib::Error::Connection ||
-                            error == httplib::Error::ConnectionTimeout)) {
+        if (status == 0 &&
+            (error == httplib::Error::Connection || error == httplib::Error::ConnectionTimeout)) {
             server_gone_ = true;  // a fresh connection failed: do not wait on it for every unit
             return report(unit, FailureKind::unreachable,
                           fmt::format("{}: server {}:{} is unreachable ({})", name, config_.host,
@@ -229,14 +238,15 @@ void UnitClient::fetch_unit(const UnitRequest& unit) {
             return report(unit, FailureKind::timeout,
                           fmt::format("{}: timed out after {:.1f} s without data ({} of {} bytes)",
                                       name, silent, received.bytes.size(), expected.bytes));
-        return report(unit, FailureKind::connection_lost,
-                      fmt::format("{}: connection lost after {} of {} bytes ({})", name,
-                                  received.bytes.size(), expected.bytes, httplib::to_string(error)));
+        return report(
+            unit, FailureKind::connection_lost,
+            fmt::format("{}: connection lost after {} of {} bytes ({})", name,
+                        received.bytes.size(), expected.bytes, httplib::to_string(error)));
     }
     if (status != 200)
-        return report(unit, FailureKind::http_status,
-                      fmt::format("{}: server answered {}: {}", name, status,
-                                  error_message(error_body)));
+        return report(
+            unit, FailureKind::http_status,
+            fmt::format("{}: server answered {}: {}", name, status, error_message(error_body)));
     if (received.bytes.size() != expected.bytes)
         return report(unit, FailureKind::size_mismatch,
                       fmt::format("{}: size mismatch: received {} bytes, manifest says {}", name,

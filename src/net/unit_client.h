@@ -84,7 +84,7 @@ struct ClientStats {
 };
 
 class UnitClient {
-public:
+  public:
     explicit UnitClient(ClientConfig config);
     ~UnitClient();  // cancels and waits
     UnitClient(const UnitClient&) = delete;
@@ -103,7 +103,7 @@ public:
 
     ClientStats stats() const;
 
-private:
+  private:
     void fetch_loop();
     void delivery_loop();
     void fetch_unit(const UnitRequest& unit);

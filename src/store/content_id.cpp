@@ -60,16 +60,21 @@ uint64_t object_checksum(std::span<const uint8_t> bytes) {
     return XXH64(bytes.data(), bytes.size(), 0);
 }
 
-std::string hex64(uint64_t value) { return fmt::format("{:016x}", value); }
+std::string hex64(uint64_t value) {
+    return fmt::format("{:016x}", value);
+}
 
 std::optional<uint64_t> parse_hex64(std::string_view text) {
     if (text.size() != 16) return std::nullopt;
     uint64_t value = 0;
     for (char c : text) {
         int digit;
-        if (c >= '0' && c <= '9') digit = c - '0';
-        else if (c >= 'a' && c <= 'f') digit = c - 'a' + 10;
-        else return std::nullopt;
+        if (c >= '0' && c <= '9')
+            digit = c - '0';
+        else if (c >= 'a' && c <= 'f')
+            digit = c - 'a' + 10;
+        else
+            return std::nullopt;
         value = (value << 4) | static_cast<uint64_t>(digit);
     }
     return value;

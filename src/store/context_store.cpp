@@ -22,8 +22,7 @@ std::string unit_key(std::string_view context_id, std::string_view level, int32_
     return fmt::format("contexts/{}/units/{}/t{}_l{}.kvu", context_id, level, t, l);
 }
 
-ContextStore::ContextStore(std::shared_ptr<StorageBackend> backend)
-    : backend_(std::move(backend)) {
+ContextStore::ContextStore(std::shared_ptr<StorageBackend> backend) : backend_(std::move(backend)) {
     if (!backend_) fail("context store: no storage backend");
 }
 

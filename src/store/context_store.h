@@ -22,7 +22,7 @@ std::string manifest_key(std::string_view context_id);
 std::string unit_key(std::string_view context_id, std::string_view level, int32_t t, int32_t l);
 
 class ContextStore {
-public:
+  public:
     explicit ContextStore(std::shared_ptr<StorageBackend> backend);
 
     StorageBackend& backend() const { return *backend_; }
@@ -44,7 +44,7 @@ public:
     // Removes the manifest first, so the context stops being visible before its objects go.
     void remove_context(std::string_view context_id);
 
-private:
+  private:
     std::shared_ptr<StorageBackend> backend_;
 };
 
@@ -52,7 +52,7 @@ private:
 // after checking that every (unit, level) object was put, so an interrupted ingest leaves no
 // manifest and is simply redone.
 class ContextWriter {
-public:
+  public:
     // skeleton: from make_manifest(); its object sizes are filled in as objects are put.
     ContextWriter(ContextStore& store, Manifest skeleton);
 
@@ -63,7 +63,7 @@ public:
     // Writes the manifest; throws Error naming the first missing object if any.
     const Manifest& commit();
 
-private:
+  private:
     ContextStore& store_;
     Manifest manifest_;
     std::mutex mutex_;

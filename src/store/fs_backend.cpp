@@ -22,11 +22,13 @@ namespace {
 
 constexpr std::string_view kTempPrefix = ".tmp-";
 
-std::string errno_text() { return std::strerror(errno); }
+std::string errno_text() {
+    return std::strerror(errno);
+}
 
 // Closes a file descriptor when it goes out of scope.
 class Fd {
-public:
+  public:
     explicit Fd(int fd) : fd_(fd) {}
     ~Fd() {
         if (fd_ >= 0) ::close(fd_);
@@ -36,7 +38,7 @@ public:
     int get() const { return fd_; }
     int release() { return std::exchange(fd_, -1); }
 
-private:
+  private:
     int fd_;
 };
 
@@ -68,8 +70,8 @@ void write_all(int fd, std::span<const uint8_t> bytes, const fs::path& path) {
 size_t pread_full(int fd, uint64_t offset, std::span<uint8_t> dst, const std::string& what) {
     size_t done = 0;
     while (done < dst.size()) {
-        const ssize_t n = ::pread(fd, dst.data() + done, dst.size() - done,
-                                  static_cast<off_t>(offset + done));
+        const ssize_t n =
+            ::pread(fd, dst.data() + done, dst.size() - done, static_cast<off_t>(offset + done));
         if (n < 0 && errno == EINTR) continue;
         if (n < 0) fail("store: cannot read {}: {}", what, errno_text());
         if (n == 0) break;
@@ -79,8 +81,9 @@ size_t pread_full(int fd, uint64_t offset, std::span<uint8_t> dst, const std::st
 }
 
 class FileReader final : public ObjectReader {
-public:
-    FileReader(int fd, uint64_t size, std::string key) : fd_(fd), size_(size), key_(std::move(key)) {}
+  public:
+    FileReader(int fd, uint64_t size, std::string key)
+        : fd_(fd), size_(size), key_(std::move(key)) {}
     uint64_t size() const override { return size_; }
     size_t read_at(uint64_t offset, std::span<uint8_t> dst) override {
         if (offset >= size_) return 0;
@@ -88,7 +91,7 @@ public:
         return pread_full(fd_.get(), offset, dst.first(n), key_);
     }
 
-private:
+  private:
     Fd fd_;
     uint64_t size_;
     std::string key_;
@@ -147,7 +150,9 @@ fs::path FilesystemBackend::resolve(std::string_view key) const {
     return path;
 }
 
-bool FilesystemBackend::contains(std::string_view key) const { return size(key).has_value(); }
+bool FilesystemBackend::contains(std::string_view key) const {
+    return size(key).has_value();
+}
 
 std::optional<uint64_t> FilesystemBackend::size(std::string_view key) const {
     struct stat st;
@@ -245,7 +250,9 @@ void FilesystemBackend::remove(std::string_view key) {
         if (::rmdir(dir.c_str()) != 0) break;
 }
 
-std::string FilesystemBackend::describe() const { return root_.string(); }
+std::string FilesystemBackend::describe() const {
+    return root_.string();
+}
 
 bool FilesystemBackend::is_temp_name(std::string_view file_name) {
     return file_name.substr(0, kTempPrefix.size()) == kTempPrefix;

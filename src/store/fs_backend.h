@@ -11,7 +11,7 @@
 namespace sparkv {
 
 class FilesystemBackend final : public StorageBackend {
-public:
+  public:
     // Creates the root directory if needed.
     explicit FilesystemBackend(std::filesystem::path root);
 
@@ -37,7 +37,7 @@ public:
     // True for the names put() gives its temporary files.
     static bool is_temp_name(std::string_view file_name);
 
-private:
+  private:
     // The file of a valid key, refusing keys whose resolved path leaves the root (symlinks).
     std::filesystem::path resolve(std::string_view key) const;
 

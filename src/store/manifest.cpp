@@ -46,7 +46,9 @@ std::string string_field(const json& object, const char* name, const std::string
     return value.get<std::string>();
 }
 
-std::string unit_name(int32_t t, int32_t l) { return fmt::format("unit ({}, {})", t, l); }
+std::string unit_name(int32_t t, int32_t l) {
+    return fmt::format("unit ({}, {})", t, l);
+}
 
 }  // namespace
 
@@ -60,8 +62,8 @@ bool is_level_name(std::string_view name) {
 
 const UnitInfo& Manifest::unit(int32_t t, int32_t l) const {
     if (t < 0 || t >= n_chunks() || l < 0 || l >= n_layers())
-        fail("{} does not exist: context {} has {} chunks x {} layers", unit_name(t, l),
-             context_id, n_chunks(), n_layers());
+        fail("{} does not exist: context {} has {} chunks x {} layers", unit_name(t, l), context_id,
+             n_chunks(), n_layers());
     return units[static_cast<size_t>(t) * static_cast<size_t>(n_layers()) + static_cast<size_t>(l)];
 }
 
@@ -101,7 +103,8 @@ void Manifest::validate() const {
         fail("manifest: n_layers = {} is invalid", model.n_layers);
     if (model.n_kv_heads <= 0 || model.head_dim <= 0)
         fail("manifest: KV shape {} heads x {} dims is invalid", model.n_kv_heads, model.head_dim);
-    if (n_tokens <= 0 || n_tokens > kMaxTokens) fail("manifest: n_tokens = {} is invalid", n_tokens);
+    if (n_tokens <= 0 || n_tokens > kMaxTokens)
+        fail("manifest: n_tokens = {} is invalid", n_tokens);
     if (chunk_size <= 0) fail("manifest: chunk_size = {} is invalid", chunk_size);
     const int64_t expected_chunks = (n_tokens + chunk_size - 1) / chunk_size;
     if (static_cast<int64_t>(chunks.size()) != expected_chunks)
@@ -120,7 +123,8 @@ void Manifest::validate() const {
     if (levels.empty()) fail("manifest: no quality levels");
     std::set<std::string_view> seen;
     for (const auto& level : levels) {
-        if (!is_level_name(level)) fail("manifest: level name \"{}\" is not [a-z0-9_-]{{1,32}}", level);
+        if (!is_level_name(level))
+            fail("manifest: level name \"{}\" is not [a-z0-9_-]{{1,32}}", level);
         if (!seen.insert(level).second) fail("manifest: level \"{}\" is listed twice", level);
     }
     const int64_t expected_units = expected_chunks * model.n_layers;
@@ -170,7 +174,8 @@ nlohmann::json Manifest::to_json() const {
     for (const auto& u : units) {
         json objects = json::object();
         for (size_t k = 0; k < levels.size() && k < u.objects.size(); ++k)
-            objects[levels[k]] = {{"bytes", u.objects[k].bytes}, {"xxh64", hex64(u.objects[k].xxh64)}};
+            objects[levels[k]] = {{"bytes", u.objects[k].bytes},
+                                  {"xxh64", hex64(u.objects[k].xxh64)}};
         unit_list.push_back({{"t", u.t},
                              {"l", u.l},
                              {"first_token", u.first_token},
@@ -188,8 +193,8 @@ Manifest Manifest::from_json(const nlohmann::json& j) {
         fail("manifest: format is not \"{}\"", kFormatName);
     const int64_t version = int_field(j, "version", "manifest", 0, 1 << 30);
     if (version != kFormatVersion)
-        fail("manifest: format version {} is not supported (this build reads version {})",
-             version, kFormatVersion);
+        fail("manifest: format version {} is not supported (this build reads version {})", version,
+             kFormatVersion);
 
     Manifest m;
     m.context_id = string_field(j, "context_id", "manifest");
@@ -211,10 +216,10 @@ Manifest Manifest::from_json(const nlohmann::json& j) {
         fail("manifest: \"chunks\" must be an array of {} chunks", n_chunks);
     for (size_t i = 0; i < chunks.size(); ++i) {
         const std::string where = fmt::format("chunks[{}]", i);
-        m.chunks.push_back({static_cast<int32_t>(int_field(chunks[i], "index", where, 0, n_chunks)),
-                            int_field(chunks[i], "first_token", where, 0, kMaxTokens),
-                            static_cast<int32_t>(int_field(chunks[i], "n_tokens", where, 1,
-                                                           m.chunk_size))});
+        m.chunks.push_back(
+            {static_cast<int32_t>(int_field(chunks[i], "index", where, 0, n_chunks)),
+             int_field(chunks[i], "first_token", where, 0, kMaxTokens),
+             static_cast<int32_t>(int_field(chunks[i], "n_tokens", where, 1, m.chunk_size))});
     }
 
     const json& levels = field(j, "levels", "manifest");
@@ -257,7 +262,9 @@ Manifest Manifest::from_json(const nlohmann::json& j) {
     return m;
 }
 
-std::string Manifest::dump() const { return to_json().dump(1); }
+std::string Manifest::dump() const {
+    return to_json().dump(1);
+}
 
 Manifest Manifest::parse(std::string_view text) {
     json j;

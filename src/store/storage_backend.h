@@ -15,7 +15,7 @@ namespace sparkv {
 
 // Random access to one object without loading it whole (the server streams from it).
 class ObjectReader {
-public:
+  public:
     virtual ~ObjectReader() = default;
     virtual uint64_t size() const = 0;
     // Reads up to dst.size() bytes at offset; fewer only at the end of the object.
@@ -23,7 +23,7 @@ public:
 };
 
 class StorageBackend {
-public:
+  public:
     virtual ~StorageBackend() = default;
 
     virtual bool contains(std::string_view key) const = 0;

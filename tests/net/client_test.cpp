@@ -165,7 +165,8 @@ TEST(UnitClient, ReportsDamagedUnitsAndGoesOn) {
     TestStore store(2, 4, {"q5h"}, 20'000);
     auto server = start_server(store);
     {  // flip one byte in place: same size, wrong checksum
-        std::fstream f(store.unit_file("q5h", 0, 1), std::ios::in | std::ios::out | std::ios::binary);
+        std::fstream f(store.unit_file("q5h", 0, 1),
+                       std::ios::in | std::ios::out | std::ios::binary);
         f.seekg(100);
         const char c = static_cast<char>(f.get());
         f.seekp(100);
@@ -173,11 +174,11 @@ TEST(UnitClient, ReportsDamagedUnitsAndGoesOn) {
     }
     std::ofstream(store.unit_file("q5h", 0, 3), std::ios::app) << "trailing junk";  // longer
     std::filesystem::resize_file(store.unit_file("q5h", 1, 0), 1000);               // shorter
-    std::filesystem::remove(store.unit_file("q5h", 1, 2));                           // gone
+    std::filesystem::remove(store.unit_file("q5h", 1, 2));                          // gone
     UnitClient client(config_for(*server));
     client.fetch_manifest(store.manifest.context_id);
     auto schedule = all_units(store.manifest, "q5h", false);
-    schedule->add({7, 0, "q5h"});   // no such chunk
+    schedule->add({7, 0, "q5h"});  // no such chunk
     schedule->remove(0, 0);
     schedule->add({0, 0, "fp16"});  // no such level
     schedule->close();

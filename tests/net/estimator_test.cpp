@@ -22,7 +22,7 @@ TEST(BandwidthEstimator, HarmonicMeanOfRecentThroughputs) {
     EXPECT_FALSE(estimator.predict_seconds(100));
     estimator.add(timing(1'000'000, 0.05, 1.0));  // 1 MB/s
     EXPECT_DOUBLE_EQ(*estimator.bytes_per_second(), 1e6);
-    estimator.add(timing(1'000'000, 0.05, 0.25));  // 4 MB/s
+    estimator.add(timing(1'000'000, 0.05, 0.25));                              // 4 MB/s
     EXPECT_DOUBLE_EQ(*estimator.bytes_per_second(), 2 / (1 / 1e6 + 1 / 4e6));  // 1.6 MB/s
     EXPECT_NEAR(*estimator.latency_seconds(), 0.05, 1e-12);
     // prediction = latency + bytes / bandwidth
@@ -41,7 +41,7 @@ TEST(BandwidthEstimator, WindowForgetsOldSamples) {
 TEST(BandwidthEstimator, OutlierCannotInflateTheEstimate) {
     BandwidthEstimator estimator({.window = 4, .min_bytes = 1000});
     for (int i = 0; i < 3; ++i) estimator.add(timing(1'000'000, 0.01, 1.0));
-    estimator.add(timing(1'000'000, 0.01, 0.001));  // one absurdly fast unit: 1 GB/s
+    estimator.add(timing(1'000'000, 0.01, 0.001));     // one absurdly fast unit: 1 GB/s
     EXPECT_LT(*estimator.bytes_per_second(), 1.34e6);  // arithmetic mean would be ~250 MB/s
 }
 

@@ -37,8 +37,8 @@ TEST(LinkTrace, CountsOpportunitiesAcrossLoops) {
     EXPECT_EQ(trace.opportunities_before(0), 0u);
     EXPECT_EQ(trace.opportunities_before(1), 2u);
     EXPECT_EQ(trace.opportunities_before(4), 3u);
-    EXPECT_EQ(trace.opportunities_before(10), 3u);   // the "10" happens at 10, not before
-    EXPECT_EQ(trace.opportunities_before(11), 6u);   // 10 (old loop), 10 and 10 (new loop's 0s)
+    EXPECT_EQ(trace.opportunities_before(10), 3u);  // the "10" happens at 10, not before
+    EXPECT_EQ(trace.opportunities_before(11), 6u);  // 10 (old loop), 10 and 10 (new loop's 0s)
     EXPECT_EQ(trace.opportunities_before(20), 7u);
     EXPECT_EQ(trace.opportunities(0, 100), 4u * 10 - 1);  // the 10th loop's "10" is at 100
     EXPECT_EQ(trace.opportunities(0, 101), 4u * 10 + 2);

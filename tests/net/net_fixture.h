@@ -21,7 +21,7 @@ namespace sparkv::testing {
 
 // One context of n_chunks x n_layers units at each level, random bytes of about unit_bytes.
 class TestStore {
-public:
+  public:
     TestStore(int32_t n_chunks, int32_t n_layers, std::vector<std::string> levels,
               size_t unit_bytes, uint32_t seed = 1)
         : backend(std::make_shared<FilesystemBackend>(dir.path() / "store")), store(backend) {

@@ -1,9 +1,8 @@
 // Pacing accuracy end to end: a real server paces a real connection, and the bytes a client
 // receives per window are compared with the link's capacity in that window.
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 #include <httplib.h>
-
-#include <fmt/format.h>
 
 #include <cmath>
 #include <cstdio>
@@ -88,7 +87,7 @@ TEST(Pacing, LinkClockIsSharedByTheRequestsOfOneConnection) {
     TestStore store(1, 1, {"fp16"}, 3000);
     std::vector<uint32_t> ms;
     for (uint32_t t = 0; t < 100; ++t) ms.insert(ms.end(), {t, t, t});  // on for 100 ms
-    ms.push_back(1000);                                                  // off until 1 s
+    ms.push_back(1000);                                                 // off until 1 s
     LinkConfig link;
     link.trace = std::make_shared<LinkTrace>(LinkTrace::from_timestamps(ms, "on-off"));
     auto server = start_server(store, link);
@@ -120,7 +119,8 @@ TEST(Pacing, ConcurrentConnectionsEachGetTheirOwnLink) {
     std::vector<ArrivalLog> logs(3);
     std::vector<std::thread> probes;
     for (auto& log : logs)
-        probes.emplace_back([&] { log = probe_link("127.0.0.1", server->port(), big_object(store), 2.0 + 0.1); });
+        probes.emplace_back(
+            [&] { log = probe_link("127.0.0.1", server->port(), big_object(store), 2.0 + 0.1); });
     for (auto& t : probes) t.join();
     for (const auto& log : logs) expect_windows_match(log, link, 0.5, 0.05);
 }

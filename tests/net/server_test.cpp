@@ -1,10 +1,10 @@
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 #include <httplib.h>
 
 #include <atomic>
 #include <filesystem>
 #include <fstream>
-#include <fmt/format.h>
 #include <nlohmann/json.hpp>
 #include <thread>
 
@@ -24,7 +24,9 @@ std::string unit_path(const Manifest& m, const std::string& level, int t, int l)
     return fmt::format("/{}", unit_key(m.context_id, level, t, l));
 }
 
-std::string as_string(const std::vector<uint8_t>& bytes) { return {bytes.begin(), bytes.end()}; }
+std::string as_string(const std::vector<uint8_t>& bytes) {
+    return {bytes.begin(), bytes.end()};
+}
 
 TEST(Server, ServesHealthListManifestAndUnits) {
     TestStore store(2, 3, {"int8", "q3h"}, 3000);
@@ -81,7 +83,8 @@ TEST(Server, UnknownObjectsAre404WithJsonError) {
         EXPECT_TRUE(body["error"].is_string()) << path;
     }
     auto res = http.Get(unit_path(store.manifest, "int8", 5, 0));
-    EXPECT_NE(res->body.find("unit (5, 0) at level int8 not found"), std::string::npos) << res->body;
+    EXPECT_NE(res->body.find("unit (5, 0) at level int8 not found"), std::string::npos)
+        << res->body;
 }
 
 TEST(Server, RejectsPathsThatLeaveTheStore) {
@@ -95,10 +98,10 @@ TEST(Server, RejectsPathsThatLeaveTheStore) {
     const std::string id = store.manifest.context_id;
     for (const std::string& target : std::vector<std::string>{
              "/../secret.txt", "/contexts/../../secret.txt", "/contexts/%2e%2e/%2e%2e/secret.txt",
-          "/contexts/" + id + "/units/int8/%2E%2E/%2E%2E/%2E%2E/%2E%2E/secret.txt",
-          "/contexts/" + id + "/units/..%2f..%2f..%2f..%2fsecret.txt", "//etc/passwd",
-          "/contexts/" + id + "/./manifest.json", "/contexts/" + id + "/.tmp-x",
-          "/contexts/%00/manifest.json"}) {
+             "/contexts/" + id + "/units/int8/%2E%2E/%2E%2E/%2E%2E/%2E%2E/secret.txt",
+             "/contexts/" + id + "/units/..%2f..%2f..%2f..%2fsecret.txt", "//etc/passwd",
+             "/contexts/" + id + "/./manifest.json", "/contexts/" + id + "/.tmp-x",
+             "/contexts/%00/manifest.json"}) {
         const int status = raw_get_status(port, target);
         EXPECT_TRUE(status == 400 || status == 404) << target << " -> " << status;
     }
@@ -108,7 +111,8 @@ TEST(Server, RejectsPathsThatLeaveTheStore) {
                                                  "Connection: close\r\n\r\n");
     EXPECT_EQ(reply.find("secret\n"), std::string::npos);
     EXPECT_EQ(reply.find("\r\n\r\nsecret"), std::string::npos);
-    EXPECT_EQ(raw_get_status(port, fmt::format("/{}", manifest_key(id))), 200);  // the server still works
+    EXPECT_EQ(raw_get_status(port, fmt::format("/{}", manifest_key(id))),
+              200);  // the server still works
     EXPECT_GE(server->stats().rejected, 8u);
 }
 
@@ -193,10 +197,13 @@ TEST(Server, AppliesTheBaseRtt) {
         http.Get("/health");  // connect first, so only the request is timed
         const double start = now_seconds();
         double first = 0;
-        http.Get(path, [&](const httplib::Response&) {
-            first = now_seconds() - start;
-            return true;
-        }, [](const char*, size_t) { return true; });
+        http.Get(
+            path,
+            [&](const httplib::Response&) {
+                first = now_seconds() - start;
+                return true;
+            },
+            [](const char*, size_t) { return true; });
         return first;
     };
     const double with_rtt = first_byte_s(slow->port());

@@ -1,10 +1,11 @@
+#include "store/manifest.h"
+
 #include <gtest/gtest.h>
 
 #include <string>
 
 #include "common/error.h"
 #include "store/content_id.h"
-#include "store/manifest.h"
 
 namespace sparkv {
 namespace {

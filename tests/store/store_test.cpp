@@ -96,7 +96,8 @@ TEST(ContextStore, LayoutIsPlainFiles) {
     EXPECT_EQ(store.list_contexts(), std::vector<std::string>{m.context_id});
     EXPECT_TRUE(store.is_complete(m.context_id, ContextStore::Check::checksums));
     const Manifest back = store.read_manifest(m.context_id);
-    EXPECT_EQ(back.object(2, 3, "q3h").xxh64, object_checksum(store.read_unit(m.context_id, "q3h", 2, 3)));
+    EXPECT_EQ(back.object(2, 3, "q3h").xxh64,
+              object_checksum(store.read_unit(m.context_id, "q3h", 2, 3)));
     store.remove_context(m.context_id);
     EXPECT_TRUE(store.list_contexts().empty());
     EXPECT_FALSE(fs::exists(base));
@@ -210,7 +211,7 @@ TEST(ContextWriter, RejectsBadInput) {
     EXPECT_THROW(writer.put_unit(9, 0, "int8", random_bytes(4, 1)), Error);  // unknown unit
     EXPECT_THROW(writer.put_unit(0, 0, "int8", {}), Error);                  // empty object
     EXPECT_THROW(store.read_manifest("not-an-id"), Error);
-    EXPECT_THROW(store.read_manifest(std::string(32, 'a')), Error);          // absent
+    EXPECT_THROW(store.read_manifest(std::string(32, 'a')), Error);  // absent
 }
 
 }  // namespace
