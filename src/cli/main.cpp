@@ -18,6 +18,7 @@ int main(int argc, char** argv) {
     };
     add(sparkv::cli::add_model_command);
     add(sparkv::cli::add_generate_command);
+    add(sparkv::cli::add_serve_command);
 
     try {
         app.parse(argc, argv);
