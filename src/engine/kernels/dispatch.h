@@ -77,7 +77,7 @@ struct AttentionTask {
 };
 
 // Query rows and keys per attention tile.
-constexpr int64_t kAttnQueryTile = 16;
+constexpr int64_t kAttnQueryTile = 64;  // each converted K/V tile serves 64 x group queries
 constexpr int64_t kAttnKeyTile = 64;
 // Query vectors (rows x heads of the group) of one tile, padded to whole AVX vectors.
 inline int64_t attention_tile_vectors(const AttentionShape& s) {
