@@ -62,7 +62,8 @@ void ThreadPool::worker_loop(int thread) {
         seen = gen;
         if (stop_.load(std::memory_order_acquire)) return;
         run_job(thread);
-        pending_workers_.fetch_sub(1, std::memory_order_acq_rel);
+        // The last worker wakes the caller if it stopped spinning (no syscall when nobody waits).
+        if (pending_workers_.fetch_sub(1, std::memory_order_acq_rel) == 1) pending_workers_.notify_all();
     }
 }
 
@@ -85,7 +86,17 @@ void ThreadPool::parallel_for(int64_t n_tasks,
     }
     wake_.notify_all();
     run_job(0);
-    while (pending_workers_.load(std::memory_order_acquire) != 0) SPARKV_CPU_RELAX();
+    // Spin briefly (workers usually finish within microseconds of the caller), then sleep: on
+    // an oversubscribed machine a preempted worker needs the core more than a spinning caller.
+    int spin = 0;
+    for (int pending = pending_workers_.load(std::memory_order_acquire); pending != 0;
+         pending = pending_workers_.load(std::memory_order_acquire)) {
+        if (++spin < kSpinIterations) {
+            SPARKV_CPU_RELAX();
+        } else {
+            pending_workers_.wait(pending, std::memory_order_acquire);
+        }
+    }
     job_ = nullptr;
 }
 

@@ -68,11 +68,15 @@ void attention_with(const KernelTable& kt, const AttentionShape& s, const float*
         max_keys = std::max(max_keys, keys);
     }
 
+    double visible_keys = 0;
+    for (int64_t i = 0; i < n_q; ++i) visible_keys += double(q_pos[i]) + 1.0;
+    const bool parallel = visible_keys * s.n_head * s.head_dim * 2.0 >= kParallelMinWork;
+    const int64_t threads = parallel ? pool.size() : 1;
+
     // Few (KV head, query tile) pairs, as in decode, cannot keep the threads busy: split the keys
     // too and merge the partial softmax results afterwards.
-    const int64_t threads = pool.size();
     int64_t key_chunk = max_keys;
-    if (q_tiles * s.n_kv_head < 2 * threads && max_keys > 512) {
+    if (threads > 1 && q_tiles * s.n_kv_head < 2 * threads && max_keys > 512) {
         const int64_t parts = (4 * threads + q_tiles * s.n_kv_head - 1) / (q_tiles * s.n_kv_head);
         key_chunk = std::max<int64_t>(256, (max_keys + parts - 1) / parts);
         key_chunk = (key_chunk + kAttnKeyTile - 1) / kAttnKeyTile * kAttnKeyTile;
@@ -103,7 +107,7 @@ void attention_with(const KernelTable& kt, const AttentionShape& s, const float*
     const size_t scratch_floats = attention_scratch_floats(s);
     std::vector<float> scratch(scratch_floats * static_cast<size_t>(threads));
 
-    pool.parallel_for(static_cast<int64_t>(tasks.size()), [&](int64_t i, int thread) {
+    run_tasks(pool, parallel, static_cast<int64_t>(tasks.size()), [&](int64_t i, int thread) {
         const Task& task = tasks[static_cast<size_t>(i)];
         AttentionTask a;
         a.shape = &s;

@@ -81,11 +81,11 @@ inline void output_block(const float* p, int64_t mp, const float* vf, int hd, in
 
 template <int DV>
 void output_rows(const float* p, int64_t mp, const float* vf, int hd, int nk, const float* alpha, float* o,
-                 int m, int d0) {
-    int r = 0;
-    for (; r + 3 <= m; r += 3) output_block<3, DV>(p, mp, vf, hd, nk, alpha, o, r, d0);
-    if (m - r == 2) output_block<2, DV>(p, mp, vf, hd, nk, alpha, o, r, d0);
-    if (m - r == 1) output_block<1, DV>(p, mp, vf, hd, nk, alpha, o, r, d0);
+                 int r0, int r1, int d0) {
+    int r = r0;
+    for (; r + 3 <= r1; r += 3) output_block<3, DV>(p, mp, vf, hd, nk, alpha, o, r, d0);
+    if (r1 - r == 2) output_block<2, DV>(p, mp, vf, hd, nk, alpha, o, r, d0);
+    if (r1 - r == 1) output_block<1, DV>(p, mp, vf, hd, nk, alpha, o, r, d0);
 }
 
 void convert_tile(const uint16_t* src, int64_t n_keys, int64_t n_pad, int hd, float* dst) {
@@ -124,11 +124,8 @@ void attention(const AttentionTask& task) {
     float* row_pos = align32(row_sum + mp);  // position of each query vector, as float
     float* alpha = align32(row_pos + mp);    // rescale factor of the current key tile
 
-    int32_t min_pos = std::numeric_limits<int32_t>::max(), max_pos = -1;
-    for (int i = 0; i < nq; ++i) {
-        min_pos = std::min(min_pos, task.q_pos[task.q0 + i]);
-        max_pos = std::max(max_pos, task.q_pos[task.q0 + i]);
-    }
+    int32_t max_pos = -1;
+    for (int i = 0; i < nq; ++i) max_pos = std::max(max_pos, task.q_pos[task.q0 + i]);
     for (int64_t r = 0; r < mp; ++r) {
         const bool real = r < m;
         row_pos[r] = real ? static_cast<float>(task.q_pos[task.q0 + r / group]) : -1.0f;
@@ -152,58 +149,62 @@ void attention(const AttentionTask& task) {
         convert_tile(kh + kb * hd, nk, nk_pad, hd, kf);
         convert_tile(vh + kb * hd, nk, nk, hd, vf);
 
-        // Scores: 4 keys x up to 3 query vectors per micro-kernel (8 keys x 1 for decode).
-        if (nv == 1) {
-            for (int j = 0; j < nk_pad; j += 8) scores_block<8, 1>(kf, hd, qt, mp, sc, j, 0);
-        } else {
-            for (int j = 0; j < nk_pad; j += 4) {
-                int v = 0;
-                for (; v + 3 <= nv; v += 3) scores_block<4, 3>(kf, hd, qt, mp, sc, j, v);
-                if (nv - v == 2) scores_block<4, 2>(kf, hd, qt, mp, sc, j, v);
-                if (nv - v == 1) scores_block<4, 1>(kf, hd, qt, mp, sc, j, v);
+        // Chunks of up to 24 query vectors go through scores, mask, softmax and P.V while their
+        // scores, queries and outputs are in L1.
+        for (int v0 = 0; v0 < nv; v0 += 3) {
+            const int nvc = std::min(3, nv - v0);
+            if (nvc == 3) {
+                for (int j = 0; j < nk_pad; j += 4) scores_block<4, 3>(kf, hd, qt, mp, sc, j, v0);
+            } else if (nvc == 2) {
+                for (int j = 0; j < nk_pad; j += 4) scores_block<4, 2>(kf, hd, qt, mp, sc, j, v0);
+            } else {
+                for (int j = 0; j < nk_pad; j += 8) scores_block<8, 1>(kf, hd, qt, mp, sc, j, v0);
             }
-        }
+            const int r0 = 8 * v0, r1 = std::min(m, 8 * (v0 + nvc));
 
-        // Causal mask where this tile reaches past some query's position, and on padding keys.
-        const bool needs_mask = kb + nk - 1 > min_pos;
-        for (int j = 0; j < nk_pad; ++j) {
-            const bool pad = j >= nk;
-            if (!pad && !needs_mask) continue;
-            const __m256 key = _mm256_set1_ps(static_cast<float>(kb + j));
-            for (int v = 0; v < nv; ++v) {
-                float* row = sc + j * mp + 8 * v;
-                const __m256 hidden = pad ? _mm256_castsi256_ps(_mm256_set1_epi32(-1))
-                                          : _mm256_cmp_ps(key, _mm256_load_ps(row_pos + 8 * v), _CMP_GT_OQ);
-                _mm256_store_ps(row, _mm256_blendv_ps(_mm256_load_ps(row), neg_inf, hidden));
+            // Causal mask where this tile reaches past some query's position, and on padding keys.
+            float chunk_min_pos = row_pos[r0];
+            for (int r = r0 + 1; r < r1; ++r) chunk_min_pos = std::min(chunk_min_pos, row_pos[r]);
+            const bool needs_mask = static_cast<float>(kb + nk - 1) > chunk_min_pos || r1 < 8 * (v0 + nvc);
+            for (int j = needs_mask ? 0 : nk; j < nk_pad; ++j) {
+                const bool pad = j >= nk;
+                const __m256 key = _mm256_set1_ps(static_cast<float>(kb + j));
+                for (int v = v0; v < v0 + nvc; ++v) {
+                    float* row = sc + j * mp + 8 * v;
+                    const __m256 hidden = pad ? _mm256_castsi256_ps(_mm256_set1_epi32(-1))
+                                              : _mm256_cmp_ps(key, _mm256_load_ps(row_pos + 8 * v), _CMP_GT_OQ);
+                    _mm256_store_ps(row, _mm256_blendv_ps(_mm256_load_ps(row), neg_inf, hidden));
+                }
             }
-        }
 
-        // Online softmax across query vectors (lanes): new max, rescale factor, probabilities.
-        for (int v = 0; v < nv; ++v) {
-            __m256 mx = neg_inf;
-            for (int j = 0; j < nk; ++j) mx = _mm256_max_ps(mx, _mm256_load_ps(sc + j * mp + 8 * v));
-            const __m256 old_max = _mm256_load_ps(row_max + 8 * v);
-            const __m256 new_max = _mm256_max_ps(old_max, mx);
-            // A query vector with no visible key yet keeps max -inf; subtract 0 there instead, so
-            // that exp(-inf - 0) = 0 rather than exp(NaN).
-            const __m256 safe_max = _mm256_blendv_ps(new_max, _mm256_setzero_ps(), _mm256_cmp_ps(new_max, neg_inf, _CMP_EQ_OQ));
-            const __m256 a = exp_ps(_mm256_sub_ps(old_max, safe_max));
-            __m256 sum = _mm256_setzero_ps();
-            for (int j = 0; j < nk; ++j) {
-                float* row = sc + j * mp + 8 * v;
-                const __m256 p = exp_ps(_mm256_sub_ps(_mm256_load_ps(row), safe_max));
-                _mm256_store_ps(row, p);
-                sum = _mm256_add_ps(sum, p);
+            // Online softmax across query vectors (lanes): new max, rescale factor, probabilities.
+            for (int v = v0; v < v0 + nvc; ++v) {
+                __m256 mx = neg_inf;
+                for (int j = 0; j < nk; ++j) mx = _mm256_max_ps(mx, _mm256_load_ps(sc + j * mp + 8 * v));
+                const __m256 old_max = _mm256_load_ps(row_max + 8 * v);
+                const __m256 new_max = _mm256_max_ps(old_max, mx);
+                // A query vector with no visible key yet keeps max -inf; subtract 0 there instead,
+                // so that exp(-inf - 0) = 0 rather than exp(NaN).
+                const __m256 safe_max = _mm256_blendv_ps(new_max, _mm256_setzero_ps(),
+                                                         _mm256_cmp_ps(new_max, neg_inf, _CMP_EQ_OQ));
+                const __m256 a = exp_nonpositive_ps(_mm256_sub_ps(old_max, safe_max));
+                __m256 sum = _mm256_setzero_ps();
+                for (int j = 0; j < nk; ++j) {
+                    float* row = sc + j * mp + 8 * v;
+                    const __m256 p = exp_nonpositive_ps(_mm256_sub_ps(_mm256_load_ps(row), safe_max));
+                    _mm256_store_ps(row, p);
+                    sum = _mm256_add_ps(sum, p);
+                }
+                _mm256_store_ps(row_sum + 8 * v, _mm256_fmadd_ps(_mm256_load_ps(row_sum + 8 * v), a, sum));
+                _mm256_store_ps(row_max + 8 * v, new_max);
+                _mm256_store_ps(alpha + 8 * v, a);
             }
-            _mm256_store_ps(row_sum + 8 * v, _mm256_fmadd_ps(_mm256_load_ps(row_sum + 8 * v), a, sum));
-            _mm256_store_ps(row_max + 8 * v, new_max);
-            _mm256_store_ps(alpha + 8 * v, a);
-        }
 
-        // O = O * alpha + P V.
-        int d = 0;
-        for (; d + 32 <= hd; d += 32) output_rows<4>(sc, mp, vf, hd, nk, alpha, o, m, d);
-        for (; d < hd; d += 8) output_rows<1>(sc, mp, vf, hd, nk, alpha, o, m, d);
+            // O = O * alpha + P V for the chunk's query vectors.
+            int d = 0;
+            for (; d + 32 <= hd; d += 32) output_rows<4>(sc, mp, vf, hd, nk, alpha, o, r0, r1, d);
+            for (; d < hd; d += 8) output_rows<1>(sc, mp, vf, hd, nk, alpha, o, r0, r1, d);
+        }
     }
 
     for (int r = 0; r < m; ++r) {

@@ -77,7 +77,7 @@ struct AttentionTask {
 };
 
 // Query rows and keys per attention tile.
-constexpr int64_t kAttnQueryTile = 16;
+constexpr int64_t kAttnQueryTile = 64;  // each converted K/V tile serves 64 x group queries
 constexpr int64_t kAttnKeyTile = 64;
 // Query vectors (rows x heads of the group) of one tile, padded to whole AVX vectors.
 inline int64_t attention_tile_vectors(const AttentionShape& s) {
@@ -96,6 +96,21 @@ inline size_t attention_scratch_floats(const AttentionShape& s) {
 // freq_base^(-2 / n_rot)). cache holds n_rot floats, at most kMaxRopeDims.
 constexpr int kMaxRopeDims = 1024;
 void rope_cache(int32_t position, const RopeParams& p, float theta_scale, float* cache);
+
+// Work (multiply-adds) below which a kernel runs on the calling thread only: a GEMV of a
+// 576 x 576 matrix takes ~25 us on one core, about what a fork-join round trip costs when the
+// workers have gone to sleep, and far less than one when the machine is oversubscribed.
+constexpr double kParallelMinWork = 512.0 * 1024.0;
+
+// Runs fn(task, thread) for every task, on the pool or inline on the caller (thread 0).
+template <typename Fn>
+void run_tasks(ThreadPool& pool, bool parallel, int64_t n_tasks, Fn&& fn) {
+    if (parallel && pool.size() > 1) {
+        pool.parallel_for(n_tasks, fn);
+    } else {
+        for (int64_t task = 0; task < n_tasks; ++task) fn(task, 0);
+    }
+}
 
 struct KernelTable {
     Isa isa;

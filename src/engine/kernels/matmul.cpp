@@ -79,16 +79,18 @@ void matmul_with(const KernelTable& kt, const Matrix& w, const float* x, int64_t
 
     // Tokens per task: a chunk of activations that stays in L2 while the rows stream past.
     // Rows per task: enough tasks to balance the threads, in multiples of the panel.
-    const int64_t threads = pool.size();
+    const bool parallel = double(w.rows) * double(w.cols) * double(n_tokens) >= kParallelMinWork;
+    const int64_t threads = parallel ? pool.size() : 1;
     const int64_t token_chunk = n_tokens <= 8 ? n_tokens : 256;
     const int64_t token_tasks = (n_tokens + token_chunk - 1) / token_chunk;
-    const int64_t wanted_tasks = std::max<int64_t>(1, threads * 4 / token_tasks);
+    // About 8 tasks per thread, so that a thread that gets preempted delays the end little.
+    const int64_t wanted_tasks = std::max<int64_t>(1, (threads * 8 + token_tasks - 1) / token_tasks);
     const int64_t row_chunk = std::max(kGemmPanelRows, round_up((w.rows + wanted_tasks - 1) / wanted_tasks, kGemmPanelRows));
     const int64_t row_tasks = (w.rows + row_chunk - 1) / row_chunk;
 
     const size_t scratch_floats = gemm_scratch_floats(w);
     std::vector<float> scratch(scratch_floats * static_cast<size_t>(threads));
-    pool.parallel_for(row_tasks * token_tasks, [&](int64_t task, int thread) {
+    run_tasks(pool, parallel, row_tasks * token_tasks, [&](int64_t task, int thread) {
         GemmTask t;
         t.w = &w;
         t.a = &act.packed;
