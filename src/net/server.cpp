@@ -342,8 +342,8 @@ void UnitServer::run() {
 
 void UnitServer::stop() {
     Impl& s = *impl_;
+    s.http.stop();  // no new connections first, so clients of aborted bodies find it closed
     s.stop.request_stop();
-    s.http.stop();
     if (s.listener.joinable()) s.listener.join();
 }
 

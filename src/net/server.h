@@ -1,7 +1,9 @@
 // The cloud side's HTTP/1.1 server: health, context listing, manifests and unit objects (with
 // byte ranges), at URL paths equal to the store's relative file paths, so a static server or CDN
 // pointed at the store directory serves the same URLs. It can pace every connection through an
-// emulated link (trace or fixed rate, plus a base RTT).
+// emulated link (trace or fixed rate, plus a base RTT). Paced responses carry
+// "X-Sparkv-Link-Time: <seconds>", the connection's link time when the body became ready, so a
+// client can line its arrival times up with the trace (see net/link_probe.h).
 #pragma once
 
 #include <cstdint>

@@ -98,7 +98,7 @@ TEST(UnitClient, FollowsScheduleChangesWhileRunning) {
     ASSERT_FALSE(schedule->add({0, 0, "q5h"}));  // already pending
     Sink sink;
     client.start(schedule, sink.callbacks());
-    while (sink.arrivals < 2) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    ASSERT_TRUE(testing::wait_for([&] { return sink.arrivals >= 2; }));
     // The planner changes its mind: (3, 4) is urgent, (2, 2) is no longer needed, and (1, 1)
     // was taken out and comes back last.
     ASSERT_TRUE(schedule->move_to_front(3, 4));
@@ -145,7 +145,7 @@ TEST(UnitClient, ReportsFailuresWhenTheServerDiesMidTransfer) {
     client.fetch_manifest(store.manifest.context_id);
     Sink sink;
     client.start(all_units(store.manifest, "fp16"), sink.callbacks());
-    while (sink.arrivals < 2) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    ASSERT_TRUE(testing::wait_for([&] { return sink.arrivals >= 2; }));
     std::this_thread::sleep_for(std::chrono::milliseconds(40));  // mid-unit
     server->stop();
     const double stopped = now_seconds();
@@ -156,8 +156,10 @@ TEST(UnitClient, ReportsFailuresWhenTheServerDiesMidTransfer) {
     EXPECT_EQ(sink.failures.front().kind, FailureKind::connection_lost)
         << sink.failures.front().reason;
     EXPECT_NE(sink.failures.front().reason.find("connection lost after"), std::string::npos);
-    for (size_t i = 1; i < sink.failures.size(); ++i)
-        EXPECT_EQ(sink.failures[i].kind, FailureKind::unreachable) << sink.failures[i].reason;
+    for (const auto& f : sink.failures)
+        EXPECT_TRUE(f.kind == FailureKind::connection_lost || f.kind == FailureKind::unreachable)
+            << f.reason;
+    EXPECT_EQ(sink.failures.back().kind, FailureKind::unreachable) << sink.failures.back().reason;
     for (const auto& u : sink.units) EXPECT_EQ(u.bytes, store.unit("fp16", u.unit.t, u.unit.l));
 }
 

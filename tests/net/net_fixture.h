@@ -6,9 +6,12 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <chrono>
+#include <functional>
 #include <memory>
 #include <random>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "net/server.h"
@@ -54,6 +57,16 @@ class TestStore {
     ContextStore store;
     Manifest manifest;
 };
+
+// Polls pred until it holds or `seconds` pass; returns whether it held.
+inline bool wait_for(const std::function<bool()>& pred, double seconds = 10) {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(seconds);
+    while (!pred()) {
+        if (std::chrono::steady_clock::now() > deadline) return false;
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    return true;
+}
 
 inline std::unique_ptr<UnitServer> start_server(const TestStore& store, LinkConfig link = {},
                                                 int threads = 40) {
