@@ -8,11 +8,8 @@
 
 #include "cli/commands.h"
 #include "cli/progress.h"
-#include "cloud/ingest.h"
 #include "common/error.h"
-#include "common/paths.h"
-#include "engine/prompt.h"
-#include "store/fs_backend.h"
+#include "sparkv/sparkv.h"
 
 namespace sparkv::cli {
 
@@ -47,22 +44,18 @@ std::vector<std::string> split_list(const std::string& text) {
 }
 
 int run(const IngestCliOptions& opt) {
-    const std::string model_path = opt.model.empty() ? require_reference_model() : opt.model;
-    const auto model = Model::load(model_path);
-    const PromptFormat format =
-        opt.format.empty() ? default_prompt_format(*model) : prompt_format_from_name(opt.format);
-    auto tokens = context_tokens(*model, read_text(opt.doc), format);
-    if (opt.max_tokens > 0 && static_cast<int64_t>(tokens.size()) > opt.max_tokens)
-        tokens.resize(static_cast<size_t>(opt.max_tokens));
-
-    ContextStore store(std::make_shared<FilesystemBackend>(opt.store));
-    IngestOptions io;
-    io.chunk_tokens = opt.chunk_tokens;
-    io.levels = split_list(opt.levels);
-    io.threads = opt.threads;
+    IngestRequest req;
+    req.model_path = opt.model;
+    req.store_dir = opt.store;
+    req.document_text = read_text(opt.doc);
+    req.format = opt.format;
+    req.chunk_tokens = opt.chunk_tokens;
+    req.levels = split_list(opt.levels);
+    req.max_tokens = opt.max_tokens;
+    req.threads = opt.threads;
     ProgressBar bar("ingest");
-    io.on_progress = [&](const IngestProgress& p) { bar.update(p.chunks_done, p.chunks_total, p.seconds); };
-    const IngestResult r = ingest_context(*model, store, tokens, io);
+    req.on_progress = [&](int32_t done, int32_t total, double seconds) { bar.update(done, total, seconds); };
+    const IngestSummary r = ingest_document(req);
     bar.finish();
 
     if (opt.json) {
@@ -71,7 +64,7 @@ int run(const IngestCliOptions& opt) {
         j["tokens"] = r.tokens;
         j["chunks"] = r.chunks;
         j["layers"] = r.layers;
-        j["format"] = prompt_format_name(format);
+        j["format"] = r.format;
         j["already_present"] = r.already_present;
         nlohmann::json bytes = nlohmann::json::object();
         for (const auto& [level, n] : r.bytes_per_level) bytes[level] = n;
