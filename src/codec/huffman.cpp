@@ -317,7 +317,7 @@ bool decode_streams(const uint8_t* data, size_t size, size_t& pos, const DecodeT
 
     if (table.single >= 0) {  // zero-bit code: nothing was written
         if (total != 0) return false;
-        std::memset(out, table.single, n);
+        if (n) std::memset(out, table.single, n);
         return true;
     }
 

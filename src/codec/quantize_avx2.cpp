@@ -2,6 +2,7 @@
 // compiled with -mavx2 -mf16c and is only called after a CPU check. It deliberately uses no C++
 // library templates or shared inline functions: an inline function compiled here could be picked
 // by the linker for the whole program and run on a CPU without AVX2.
+#include <cpuid.h>
 #include <immintrin.h>
 
 #include <cstring>
@@ -186,7 +187,11 @@ const QuantKernels* avx2_quant_kernels() {
     static constexpr QuantKernels kernels{
         "avx2",           minmax_per_col,     minmax_per_row,    quantize_per_col,
         quantize_per_row, dequantize_per_col, dequantize_per_row};
-    const bool supported = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("f16c");
+    // The avx2 check includes the OS saving YMM state; F16C is read from CPUID leaf 1 directly
+    // (not every compiler's __builtin_cpu_supports knows it).
+    unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
+    const bool f16c = __get_cpuid(1, &eax, &ebx, &ecx, &edx) && (ecx & bit_F16C);
+    const bool supported = __builtin_cpu_supports("avx2") && f16c;
     return supported ? &kernels : nullptr;
 }
 
