@@ -23,9 +23,12 @@ int main(int argc, char** argv) {
         for (auto& x : k) x = sparkv::fp32_to_fp16(3.0f * normal(rng));
         for (auto& x : v) x = sparkv::fp32_to_fp16(normal(rng));
         for (const LevelInfo& info : all_levels()) {
-            const auto bytes = encode_unit({7, 1, 2}, s, contiguous(k.data(), s), contiguous(v.data(), s), info.level);
-            std::ofstream(std::string(argv[1]) + "/seed" + std::to_string(count++), std::ios::binary)
-                .write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
+            const auto bytes = encode_unit({7, 1, 2}, s, contiguous(k.data(), s),
+                                           contiguous(v.data(), s), info.level);
+            std::ofstream(std::string(argv[1]) + "/seed" + std::to_string(count++),
+                          std::ios::binary)
+                .write(reinterpret_cast<const char*>(bytes.data()),
+                       static_cast<std::streamsize>(bytes.size()));
         }
     }
     return 0;

@@ -27,10 +27,11 @@ const QuantKernels& pick_kernels(Kernels choice) {
 void check_shape(const UnitShape& s, Where where) {
     if (s.n_kv_heads < 1 || s.n_kv_heads > kMaxKvHeads || s.head_dim < 1 ||
         s.head_dim > kMaxHeadDim || s.n_tokens > kMaxTokens || s.elements() > kMaxElements) {
-        fail("{}: shape {} tokens x {} KV heads x {} is outside the codec's limits "
-             "(<= {} tokens, 1-{} heads, head_dim 1-{}, <= {} elements)",
-             where.str(), s.n_tokens, s.n_kv_heads, s.head_dim, kMaxTokens, kMaxKvHeads, kMaxHeadDim,
-             kMaxElements);
+        fail(
+            "{}: shape {} tokens x {} KV heads x {} is outside the codec's limits "
+            "(<= {} tokens, 1-{} heads, head_dim 1-{}, <= {} elements)",
+            where.str(), s.n_tokens, s.n_kv_heads, s.head_dim, kMaxTokens, kMaxKvHeads, kMaxHeadDim,
+            kMaxElements);
     }
 }
 
@@ -96,7 +97,9 @@ std::vector<uint8_t> encode_unit(const UnitKey& key, const UnitShape& shape, Con
     return out;
 }
 
-UnitHeader read_header(std::span<const uint8_t> unit) { return parse_header(unit, Where{}); }
+UnitHeader read_header(std::span<const uint8_t> unit) {
+    return parse_header(unit, Where{});
+}
 
 struct Decoder::Impl {
     const QuantKernels* kernels;
@@ -110,7 +113,9 @@ Decoder::~Decoder() = default;
 Decoder::Decoder(Decoder&&) noexcept = default;
 Decoder& Decoder::operator=(Decoder&&) noexcept = default;
 
-bool Decoder::uses_simd() const { return impl_->kernels != &scalar_quant_kernels(); }
+bool Decoder::uses_simd() const {
+    return impl_->kernels != &scalar_quant_kernels();
+}
 
 UnitHeader Decoder::decode(std::span<const uint8_t> unit, const UnitKey& expected_key,
                            const UnitShape& expected_shape, KvView k_out, KvView v_out,

@@ -55,7 +55,8 @@ __m256 load_symbols(const uint8_t* p, int64_t n) {
 
 void store_symbols(uint8_t* p, __m256 levels, int64_t n) {
     const __m256i q = _mm256_cvtps_epi32(levels);  // rounds to nearest even, like nearbyint
-    const __m128i words = _mm_packus_epi32(_mm256_castsi256_si128(q), _mm256_extracti128_si256(q, 1));
+    const __m128i words =
+        _mm_packus_epi32(_mm256_castsi256_si128(q), _mm256_extracti128_si256(q, 1));
     const __m128i bytes = _mm_packus_epi16(words, words);
     if (n == kLanes) {
         _mm_storel_epi64(reinterpret_cast<__m128i*>(p), bytes);
@@ -66,7 +67,9 @@ void store_symbols(uint8_t* p, __m256 levels, int64_t n) {
     std::memcpy(p, tmp, static_cast<size_t>(n));
 }
 
-int64_t lanes_left(int64_t cols, int64_t c) { return cols - c < kLanes ? cols - c : kLanes; }
+int64_t lanes_left(int64_t cols, int64_t c) {
+    return cols - c < kLanes ? cols - c : kLanes;
+}
 
 // Rounds (x - min) * inv_step to its level, clamping first so the conversion is always in range
 // (clamping to integer bounds before or after rounding gives the same level).
@@ -138,8 +141,9 @@ void quantize_per_col(const uint16_t* x, int64_t rows, int64_t cols, const float
     for (int64_t r = 0; r < rows; ++r) {
         for (int64_t c = 0; c < cols; c += kLanes) {
             const int64_t n = lanes_left(cols, c);
-            const __m256 level = level_of(load_halves(x + r * cols + c, n),
-                                          load_floats(mins + c, n), load_floats(inv_steps + c, n), top);
+            const __m256 level =
+                level_of(load_halves(x + r * cols + c, n), load_floats(mins + c, n),
+                         load_floats(inv_steps + c, n), top);
             store_symbols(symbols + r * cols + c, level, n);
         }
     }
@@ -176,7 +180,8 @@ void dequantize_per_row(const uint8_t* symbols, int64_t rows, int64_t cols, cons
         const __m256 min = _mm256_set1_ps(mins[r]), step = _mm256_set1_ps(steps[r]);
         for (int64_t c = 0; c < cols; c += kLanes) {
             const int64_t n = lanes_left(cols, c);
-            store_halves(out + r * cols + c, value_of(load_symbols(symbols + r * cols + c, n), min, step), n);
+            store_halves(out + r * cols + c,
+                         value_of(load_symbols(symbols + r * cols + c, n), min, step), n);
         }
     }
 }

@@ -22,7 +22,9 @@ size_t group_count(const UnitShape& s, Grouping g) {
     return per_head * s.n_kv_heads;
 }
 
-bool is_finite_half(uint16_t h) { return (h & 0x7c00u) != 0x7c00u; }
+bool is_finite_half(uint16_t h) {
+    return (h & 0x7c00u) != 0x7c00u;
+}
 
 // A block of halves given as `segments` runs of `length` elements, run i at data + i * stride.
 struct HalfRuns {
@@ -37,7 +39,8 @@ void encode_halves(const uint16_t* data, const HalfRuns& runs, SectionScratch& s
     uint8_t* hi = grow(scratch.symbols, 2 * n);
     uint8_t* lo = hi + n;
     for (size_t i = 0; i < runs.segments; ++i) {
-        split_bytes(data + i * runs.stride, runs.length, hi + i * runs.length, lo + i * runs.length);
+        split_bytes(data + i * runs.stride, runs.length, hi + i * runs.length,
+                    lo + i * runs.length);
     }
     uint32_t counts[huffman::kMaxSymbols];
     huffman::histogram(hi, n, counts);
@@ -48,7 +51,8 @@ void encode_halves(const uint16_t* data, const HalfRuns& runs, SectionScratch& s
         const size_t at = out.size();
         out.resize(at + 2 * n);
         for (size_t i = 0; i < runs.segments && runs.length; ++i) {  // data may be null if empty
-            std::memcpy(out.data() + at + 2 * i * runs.length, data + i * runs.stride, 2 * runs.length);
+            std::memcpy(out.data() + at + 2 * i * runs.length, data + i * runs.stride,
+                        2 * runs.length);
         }
         return;
     }
@@ -66,7 +70,8 @@ void decode_halves(const uint8_t* payload, size_t size, size_t& pos, uint16_t* d
     if (mode == static_cast<uint8_t>(HalvesMode::raw)) {
         if (size - pos < 2 * n) fail("{}: truncated {}", where.str(), what);
         for (size_t i = 0; i < runs.segments && runs.length; ++i) {  // data may be null if empty
-            std::memcpy(data + i * runs.stride, payload + pos + 2 * i * runs.length, 2 * runs.length);
+            std::memcpy(data + i * runs.stride, payload + pos + 2 * i * runs.length,
+                        2 * runs.length);
         }
         pos += 2 * n;
         return;
@@ -86,7 +91,8 @@ void decode_halves(const uint8_t* payload, size_t size, size_t& pos, uint16_t* d
     if (size - pos < n) fail("{}: truncated {}", where.str(), what);
     const uint8_t* lo = payload + pos;
     for (size_t i = 0; i < runs.segments; ++i) {
-        merge_bytes(hi + i * runs.length, lo + i * runs.length, runs.length, data + i * runs.stride);
+        merge_bytes(hi + i * runs.length, lo + i * runs.length, runs.length,
+                    data + i * runs.stride);
     }
     pos += n;
 }

@@ -30,7 +30,8 @@ std::string decode_guarded(const std::vector<uint8_t>& bytes, const UnitShape& s
     Decoder decoder;
     std::string message;
     try {
-        decoder.decode(bytes, key, s, contiguous(k.data() + kGuard, s), contiguous(v.data() + kGuard, s), level);
+        decoder.decode(bytes, key, s, contiguous(k.data() + kGuard, s),
+                       contiguous(v.data() + kGuard, s), level);
     } catch (const Error& e) {
         message = e.what();
         if (message.empty()) message = "(empty message)";
@@ -45,20 +46,23 @@ std::string decode_guarded(const std::vector<uint8_t>& bytes, const UnitShape& s
 }
 
 void expect_error(const std::string& message, const std::string& part) {
-    EXPECT_NE(message.find(part), std::string::npos) << "message: '" << message << "', expected '" << part << "'";
+    EXPECT_NE(message.find(part), std::string::npos)
+        << "message: '" << message << "', expected '" << part << "'";
 }
 
 const UnitShape kSmall{24, 2, 16};
 
 TEST(Corruption, ValidUnitDecodes) {
-    for (const LevelInfo& info : all_levels()) EXPECT_EQ(decode_guarded(encode(kSmall, info.level), kSmall), "");
+    for (const LevelInfo& info : all_levels())
+        EXPECT_EQ(decode_guarded(encode(kSmall, info.level), kSmall), "");
 }
 
 TEST(Corruption, KeyMismatches) {
     const auto bytes = encode(kSmall, Level::q5h);
     UnitKey other = kKey;
     other.fingerprint ^= 1;
-    expect_error(decode_guarded(bytes, kSmall, other), "unit (3, 17): encoded for model fingerprint");
+    expect_error(decode_guarded(bytes, kSmall, other),
+                 "unit (3, 17): encoded for model fingerprint");
     other = kKey;
     other.chunk = 4;
     expect_error(decode_guarded(bytes, kSmall, other), "unit (4, 17): the data is unit (3, 17)");
@@ -69,10 +73,12 @@ TEST(Corruption, KeyMismatches) {
 
 TEST(Corruption, ShapeAndLevelMismatches) {
     const auto bytes = encode(kSmall, Level::q5h);
-    expect_error(decode_guarded(bytes, {23, 2, 16}), "unit (3, 17): shape 24 tokens x 2 KV heads x 16 does not match");
+    expect_error(decode_guarded(bytes, {23, 2, 16}),
+                 "unit (3, 17): shape 24 tokens x 2 KV heads x 16 does not match");
     expect_error(decode_guarded(bytes, {24, 3, 16}), "does not match");
     expect_error(decode_guarded(bytes, {24, 2, 8}), "does not match");
-    expect_error(decode_guarded(bytes, kSmall, kKey, Level::q4h), "unit (3, 17): level q5h where q4h was expected");
+    expect_error(decode_guarded(bytes, kSmall, kKey, Level::q4h),
+                 "unit (3, 17): level q5h where q4h was expected");
     EXPECT_EQ(decode_guarded(bytes, kSmall, kKey, Level::q5h), "");
 }
 
@@ -109,7 +115,8 @@ TEST(Corruption, TruncationAtEveryLength) {
     for (const LevelInfo& info : all_levels()) {
         const auto good = encode(kSmall, info.level);
         for (size_t len = 0; len < good.size(); ++len) {
-            const std::vector<uint8_t> cut(good.begin(), good.begin() + static_cast<ptrdiff_t>(len));
+            const std::vector<uint8_t> cut(good.begin(),
+                                           good.begin() + static_cast<ptrdiff_t>(len));
             const std::string message = decode_guarded(cut, kSmall);
             ASSERT_NE(message.find("truncated"), std::string::npos)
                 << info.name << " cut to " << len << ": " << message;
@@ -139,7 +146,8 @@ TEST(Corruption, RandomByteFlipsNeverCrash) {
         for (int trial = 0; trial < 300; ++trial) {
             auto bytes = good;
             const int flips = 1 + static_cast<int>(rng() % 8);
-            for (int f = 0; f < flips; ++f) bytes[rng() % bytes.size()] ^= static_cast<uint8_t>(1 + rng() % 255);
+            for (int f = 0; f < flips; ++f)
+                bytes[rng() % bytes.size()] ^= static_cast<uint8_t>(1 + rng() % 255);
             EXPECT_FALSE(decode_guarded(bytes, kSmall).empty());
         }
     }
@@ -189,7 +197,8 @@ TEST(Corruption, HostileParametersAreRejected) {
         auto bytes = good;
         std::memcpy(bytes.data() + kHeaderSize + 3, &step, 2);
         reseal_unit(bytes);
-        expect_error(decode_guarded(bytes, s), "unit (3, 17): K section: corrupt quantisation parameters");
+        expect_error(decode_guarded(bytes, s),
+                     "unit (3, 17): K section: corrupt quantisation parameters");
     }
     auto bytes = good;
     const uint16_t nan = 0xfe00;
