@@ -16,7 +16,7 @@ constexpr LevelInfo kLevels[] = {
     {Level::q6h, "q6h", false, {6, 6}, {6, 5}, {5, 4}},
     {Level::q5h, "q5h", false, {5, 5}, {5, 4}, {4, 3}},
     {Level::q4h, "q4h", false, {4, 4}, {4, 3}, {3, 3}},
-    {Level::q3h, "q3h", false, {3, 3}, {3, 3}, {3, 2}},
+    {Level::q3h, "q3h", false, {3, 3}, {4, 2}, {3, 2}},
 };
 
 uint32_t parse_number(std::string_view text, std::string_view whole) {
