@@ -36,8 +36,10 @@ int huffman_lengths(const uint32_t* counts, int n_symbols, CodeLengths& lengths)
     int m = 0;
     for (int s = 0; s < n_symbols; ++s)
         if (counts[s] > 0) order[m++] = s;
-    std::stable_sort(order.begin(), order.begin() + m,
-                     [&](int a, int b) { return counts[a] < counts[b]; });
+    std::sort(order.begin(), order.begin() + m,
+              [&](int a, int b) {  // ties by symbol: deterministic
+                  return counts[a] != counts[b] ? counts[a] < counts[b] : a < b;
+              });
 
     // Nodes 0..m-1 are the leaves in ascending weight; m..2m-2 the internal nodes, created in
     // ascending weight too, so two queue heads always hold the two lightest candidates.
