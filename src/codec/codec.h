@@ -7,10 +7,11 @@
 //   int8, q6h, q5h (the published level), q4h, q3h  uniform min-max quantisation followed by
 //         Huffman coding of the symbols. Keys are quantised per channel (over the unit's tokens,
 //         because keys have outlier channels), values per token and head (per row of head_dim).
-// Bit widths can be set per layer (EncodeOptions::layer_bits); a level gives the default.
+// Bit widths are set per layer: by the level's layer-wise profile when the model's layer count
+// is given, or explicitly (EncodeOptions::layer_bits). Measurements: src/codec/README.md.
 //
 // Usage:
-//   auto bytes = codec::encode_unit(key, shape, k, v, {.level = codec::Level::q5h});
+//   auto bytes = codec::encode_unit(key, shape, k, v, codec::EncodeOptions(Level::q5h, n_layers));
 //   codec::Decoder decoder;            // owns reusable scratch; one per thread
 //   decoder.decode(bytes, key, shape, k_out, v_out);
 // Both K and V are fp16 bit patterns laid out [n_kv_heads][n_tokens][head_dim]; a head stride
