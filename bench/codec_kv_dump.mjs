@@ -70,7 +70,8 @@ for (let l = 0; l < nLayer; l++) {
   }
 }
 
-const nHeads = model.fileInsights.model?.hparams?.n_head_kv ?? 3;
+const meta = model.fileInfo.metadata;
+const nHeads = meta[meta.general.architecture].attention.head_count_kv;
 const headDim = embd / nHeads;
 const out = [];
 for (let t0 = 0; t0 < cells; t0 += chunk) {

@@ -49,12 +49,14 @@ std::vector<Unit> make_synthetic(const UnitShape& shape, uint32_t n_layers, uint
     const size_t per_head = size_t{shape.n_tokens} * shape.head_dim;
     for (uint32_t l = 0; l < n_layers; ++l) {
         const float depth = 1.0f + static_cast<float>(l) / 10.0f;
-        Unit u{{0x5eed, 0, l}, std::vector<uint16_t>(per_head * shape.n_kv_heads),
+        Unit u{{0x5eed, 0, l},
+               std::vector<uint16_t>(per_head * shape.n_kv_heads),
                std::vector<uint16_t>(per_head * shape.n_kv_heads)};
         for (size_t h = 0; h < shape.n_kv_heads; ++h) {
             std::vector<float> offset(shape.head_dim), spread(shape.head_dim, depth);
             for (auto& o : offset) o = 0.5f * depth * normal(rng);
-            for (int i = 0; i < 4 && i < shape.head_dim; ++i) spread[rng() % shape.head_dim] *= 10.0f;
+            for (int i = 0; i < 4 && i < shape.head_dim; ++i)
+                spread[rng() % shape.head_dim] *= 10.0f;
             for (size_t t = 0; t < shape.n_tokens; ++t) {
                 const float token_scale = 0.5f * depth * std::exp(0.3f * normal(rng));
                 for (size_t d = 0; d < shape.head_dim; ++d) {
@@ -69,14 +71,19 @@ std::vector<Unit> make_synthetic(const UnitShape& shape, uint32_t n_layers, uint
     return units;
 }
 
-std::vector<Unit> load_units(const std::string& path, const UnitShape& shape, size_t max_units) {
+// Units in the file are in (chunk, layer) order, n_layers per chunk, all of the same shape.
+std::vector<Unit> load_units(const std::string& path, const UnitShape& shape, uint32_t n_layers,
+                             size_t max_units) {
     std::ifstream in(path, std::ios::binary);
     if (!in) fail("cannot open {}", path);
     const size_t per = shape.elements();
     std::vector<Unit> units;
     for (uint32_t i = 0; i < max_units; ++i) {
-        Unit u{{0xfeed, i / 30, i % 30}, std::vector<uint16_t>(per), std::vector<uint16_t>(per)};
-        if (!in.read(reinterpret_cast<char*>(u.k.data()), static_cast<std::streamsize>(2 * per))) break;
+        Unit u{{0xfeed, i / n_layers, i % n_layers},
+               std::vector<uint16_t>(per),
+               std::vector<uint16_t>(per)};
+        if (!in.read(reinterpret_cast<char*>(u.k.data()), static_cast<std::streamsize>(2 * per)))
+            break;
         if (!in.read(reinterpret_cast<char*>(u.v.data()), static_cast<std::streamsize>(2 * per))) {
             fail("{}: ends inside a unit", path);
         }
@@ -116,13 +123,17 @@ struct ErrorSum {
 };
 
 struct Row {
-    std::string name;
+    std::string name, bits;
     double bytes = 0, encode_s = 0, decode_s = 0, rmse_k = 0, rmse_v = 0;
 };
 
-Row bench_level(const std::vector<Unit>& units, const UnitShape& shape, const EncodeOptions& options,
-                Kernels kernels, int runs, const Clock& clock) {
-    Row row{std::string(level_name(options.level))};
+// Times encoding and decoding of all units; if `decoded` is open, writes the decoded units to it
+// in the input layout (so a fidelity harness can evaluate exactly what the codec produces).
+Row bench_level(const std::vector<Unit>& units, const UnitShape& shape,
+                const EncodeOptions& options, Kernels kernels, int runs, const Clock& clock,
+                std::ofstream* decoded) {
+    Row row{std::string(level_name(options.level)),
+            format_layer_bits(options.table(units.back().key.layer + 1))};
     std::vector<std::vector<uint8_t>> encoded(units.size());
     std::vector<double> enc_times, dec_times;
     Decoder decoder(kernels);
@@ -148,6 +159,12 @@ Row bench_level(const std::vector<Unit>& units, const UnitShape& shape, const En
                        contiguous(v_out.data(), shape));
         ek.add(units[i].k, k_out);
         ev.add(units[i].v, v_out);
+        if (decoded) {
+            decoded->write(reinterpret_cast<const char*>(k_out.data()),
+                           static_cast<std::streamsize>(2 * k_out.size()));
+            decoded->write(reinterpret_cast<const char*>(v_out.data()),
+                           static_cast<std::streamsize>(2 * v_out.size()));
+        }
     }
     row.encode_s = median(enc_times);
     row.decode_s = median(dec_times);
@@ -157,8 +174,9 @@ Row bench_level(const std::vector<Unit>& units, const UnitShape& shape, const En
 }
 
 // Baselines: memcpy of the fp16 unit, and byte shuffle + zstd level 1 (the generic lossless path).
-Row bench_memcpy(const std::vector<Unit>& units, const UnitShape& shape, int runs, const Clock& clock) {
-    Row row{"memcpy"};
+Row bench_memcpy(const std::vector<Unit>& units, const UnitShape& shape, int runs,
+                 const Clock& clock) {
+    Row row{"memcpy", ""};
     std::vector<uint16_t> out(2 * shape.elements());
     std::vector<double> times;
     for (int r = 0; r < runs; ++r) {
@@ -174,8 +192,9 @@ Row bench_memcpy(const std::vector<Unit>& units, const UnitShape& shape, int run
     return row;
 }
 
-Row bench_zstd(const std::vector<Unit>& units, const UnitShape& shape, int runs, const Clock& clock) {
-    Row row{"shuffle+zstd1"};
+Row bench_zstd(const std::vector<Unit>& units, const UnitShape& shape, int runs,
+               const Clock& clock) {
+    Row row{"shuffle+zstd1", ""};
     const size_t n = 2 * shape.elements();  // halves per unit
     std::vector<uint8_t> shuffled(2 * n), restored(2 * n);
     std::vector<std::vector<uint8_t>> packed(units.size());
@@ -190,13 +209,15 @@ Row bench_zstd(const std::vector<Unit>& units, const UnitShape& shape, int runs,
                 shuffled[n + j] = static_cast<uint8_t>(x >> 8);
             }
             packed[i].resize(ZSTD_compressBound(2 * n));
-            packed[i].resize(ZSTD_compress(packed[i].data(), packed[i].size(), shuffled.data(), 2 * n, 1));
+            packed[i].resize(
+                ZSTD_compress(packed[i].data(), packed[i].size(), shuffled.data(), 2 * n, 1));
         }
         enc_times.push_back(clock.now() - t0);
         t0 = clock.now();
         for (size_t i = 0; i < units.size(); ++i) {
             ZSTD_decompress(restored.data(), 2 * n, packed[i].data(), packed[i].size());
-            for (size_t j = 0; j < n; ++j) out[j] = static_cast<uint16_t>(restored[j] | restored[n + j] << 8);
+            for (size_t j = 0; j < n; ++j)
+                out[j] = static_cast<uint16_t>(restored[j] | restored[n + j] << 8);
         }
         dec_times.push_back(clock.now() - t0);
     }
@@ -210,60 +231,76 @@ Row bench_zstd(const std::vector<Unit>& units, const UnitShape& shape, int runs,
 
 int main(int argc, char** argv) {
     CLI::App app{"codec_micro: size, speed and error of every KV codec level (1 thread)"};
-    std::string kv_path, levels_arg, layer_bits_arg;
+    std::string kv_path, levels_arg, layer_bits_arg, decoded_path;
     uint32_t tokens = 1024, heads = 3, head_dim = 64, layers = 30;
     size_t max_units = 120;
     int runs = 7;
-    bool json = false, scalar = false;
+    bool json = false, scalar = false, uniform = false;
     Clock clock;
     app.add_option("--kv", kv_path, "real KV: raw fp16 units (K then V, [head][token][dim])");
     app.add_option("--tokens", tokens, "tokens per unit")->capture_default_str();
     app.add_option("--heads", heads, "KV heads")->capture_default_str();
     app.add_option("--head-dim", head_dim, "head dimension")->capture_default_str();
-    app.add_option("--layers", layers, "synthetic units (one per layer)")->capture_default_str();
+    app.add_option("--layers", layers, "layers per chunk (synthetic: one unit per layer)")
+        ->capture_default_str();
     app.add_option("--max-units", max_units, "units read from --kv")->capture_default_str();
-    app.add_option("--runs", runs, "timed runs (median reported)")->capture_default_str()->check(CLI::Range(1, 1000));
+    app.add_option("--runs", runs, "timed runs (median reported)")
+        ->capture_default_str()
+        ->check(CLI::Range(1, 1000));
     app.add_option("--levels", levels_arg, "comma-separated levels (default: all)");
     app.add_option("--layer-bits", layer_bits_arg, "per-layer bits for lossy levels, e.g. 0-3:6/6");
+    app.add_option("--decoded-out", decoded_path,
+                   "write the units as decoded by the first level here");
     app.add_flag("--json", json, "print JSON instead of a table");
     app.add_flag("--scalar", scalar, "use the scalar kernels");
+    app.add_flag("--uniform", uniform, "uniform bit widths instead of the levels' layer profiles");
     app.add_flag("--wall", clock.wall, "time with the wall clock instead of thread CPU time");
     CLI11_PARSE(app, argc, argv);
 
     try {
-        const UnitShape shape{tokens, static_cast<uint16_t>(heads), static_cast<uint16_t>(head_dim)};
-        const std::vector<Unit> units =
-            kv_path.empty() ? make_synthetic(shape, layers, 42) : load_units(kv_path, shape, max_units);
+        const UnitShape shape{tokens, static_cast<uint16_t>(heads),
+                              static_cast<uint16_t>(head_dim)};
+        const std::vector<Unit> units = kv_path.empty()
+                                            ? make_synthetic(shape, layers, 42)
+                                            : load_units(kv_path, shape, layers, max_units);
         std::vector<Level> levels;
         if (levels_arg.empty()) {
             for (const LevelInfo& info : all_levels()) levels.push_back(info.level);
         } else {
             for (size_t at = 0; at <= levels_arg.size();) {
                 const size_t comma = std::min(levels_arg.find(',', at), levels_arg.size());
-                levels.push_back(level_from_name(std::string_view(levels_arg).substr(at, comma - at)));
+                levels.push_back(
+                    level_from_name(std::string_view(levels_arg).substr(at, comma - at)));
                 at = comma + 1;
             }
         }
-        std::vector<Row> rows{bench_memcpy(units, shape, runs, clock), bench_zstd(units, shape, runs, clock)};
+        std::vector<Row> rows{bench_memcpy(units, shape, runs, clock),
+                              bench_zstd(units, shape, runs, clock)};
+        std::ofstream decoded;
+        if (!decoded_path.empty()) {
+            decoded.open(decoded_path, std::ios::binary);
+            if (!decoded) fail("cannot write {}", decoded_path);
+        }
         for (Level level : levels) {
-            EncodeOptions options;
-            options.level = level;
-            if (!layer_bits_arg.empty()) {
-                options.layer_bits = parse_layer_bits(layer_bits_arg, 1u << 16, level_info(level).default_bits);
-            }
-            rows.push_back(bench_level(units, shape, options, scalar ? Kernels::scalar : Kernels::automatic, runs, clock));
+            EncodeOptions options(level, uniform ? 0 : layers);
+            if (!layer_bits_arg.empty())
+                options.layer_bits = parse_layer_bits(layer_bits_arg, options.table(layers));
+            rows.push_back(bench_level(
+                units, shape, options, scalar ? Kernels::scalar : Kernels::automatic, runs, clock,
+                decoded.is_open() && level == levels.front() ? &decoded : nullptr));
         }
 
         const double raw = 4.0 * static_cast<double>(shape.elements() * units.size());
         const double total_tokens = static_cast<double>(tokens) * static_cast<double>(units.size());
         const char* data = kv_path.empty() ? "synthetic" : kv_path.c_str();
-        nlohmann::json out = {{"data", data},
-                              {"units", units.size()},
-                              {"shape", {{"tokens", tokens}, {"kv_heads", heads}, {"head_dim", head_dim}}},
-                              {"runs", runs},
-                              {"clock", clock.wall ? "wall" : "thread cpu time"},
-                              {"kernels", scalar ? "scalar" : (Decoder().uses_simd() ? "avx2" : "scalar")},
-                              {"levels", nlohmann::json::array()}};
+        nlohmann::json out = {
+            {"data", data},
+            {"units", units.size()},
+            {"shape", {{"tokens", tokens}, {"kv_heads", heads}, {"head_dim", head_dim}}},
+            {"runs", runs},
+            {"clock", clock.wall ? "wall" : "thread cpu time"},
+            {"kernels", scalar ? "scalar" : (Decoder().uses_simd() ? "avx2" : "scalar")},
+            {"levels", nlohmann::json::array()}};
         for (const Row& r : rows) {
             out["levels"].push_back({{"level", r.name},
                                      {"bytes_per_token", r.bytes / total_tokens},
@@ -272,29 +309,39 @@ int main(int argc, char** argv) {
                                      {"decode_in_mb_s", r.bytes / r.decode_s / 1e6},
                                      {"decode_out_mb_s", raw / r.decode_s / 1e6},
                                      {"rel_rmse_k", r.rmse_k},
-                                     {"rel_rmse_v", r.rmse_v}});
+                                     {"rel_rmse_v", r.rmse_v},
+                                     {"layer_bits", r.bits}});
         }
         if (json) {
             std::cout << out.dump(2) << "\n";
             return 0;
         }
-        std::cout << fmt::format("data: {} ({} units of {} tokens x {} KV heads x {}), kernels: {}, "
-                                 "median of {} runs ({}), 1 thread\n",
-                                 data, units.size(), tokens, heads, head_dim,
-                                 out["kernels"].get<std::string>(), runs,
-                                 out["clock"].get<std::string>());
+        std::cout << fmt::format(
+            "data: {} ({} units of {} tokens x {} KV heads x {}), kernels: {}, "
+            "median of {} runs ({}), 1 thread\n",
+            data, units.size(), tokens, heads, head_dim, out["kernels"].get<std::string>(), runs,
+            out["clock"].get<std::string>());
         std::cout << fmt::format("{:<14} {:>10} {:>9} {:>10} {:>11} {:>11} {:>9} {:>9}\n", "level",
                                  "B/token", "x fp16", "enc MB/s", "dec in MB/s", "dec out MB/s",
                                  "rRMSE K", "rRMSE V");
         for (const auto& r : out["levels"]) {
-            std::cout << fmt::format("{:<14} {:>10.1f} {:>9.2f} {:>10.0f} {:>11.0f} {:>11.0f} {:>9.5f} {:>9.5f}\n",
-                                     r["level"].get<std::string>(), r["bytes_per_token"].get<double>(),
-                                     r["ratio_vs_fp16"].get<double>(), r["encode_mb_s"].get<double>(),
-                                     r["decode_in_mb_s"].get<double>(), r["decode_out_mb_s"].get<double>(),
-                                     r["rel_rmse_k"].get<double>(), r["rel_rmse_v"].get<double>());
+            std::cout << fmt::format(
+                "{:<14} {:>10.1f} {:>9.2f} {:>10.0f} {:>11.0f} {:>11.0f} {:>9.5f} {:>9.5f}\n",
+                r["level"].get<std::string>(), r["bytes_per_token"].get<double>(),
+                r["ratio_vs_fp16"].get<double>(), r["encode_mb_s"].get<double>(),
+                r["decode_in_mb_s"].get<double>(), r["decode_out_mb_s"].get<double>(),
+                r["rel_rmse_k"].get<double>(), r["rel_rmse_v"].get<double>());
         }
-        std::cout << "B/token: bytes per token per layer (K+V, all KV heads); x fp16: size ratio to raw fp16;\n"
-                     "enc MB/s: fp16 input; dec in/out: compressed input / fp16 output per second.\n";
+        for (const auto& r : out["levels"]) {
+            const std::string bits = r["layer_bits"].get<std::string>();
+            if (!bits.empty())
+                std::cout << fmt::format("{} bits (layers:K/V): {}\n",
+                                         r["level"].get<std::string>(), bits);
+        }
+        std::cout
+            << "B/token: bytes per token per layer (K+V, all KV heads); x fp16: size ratio to raw "
+               "fp16;\n"
+               "enc MB/s: fp16 input; dec in/out: compressed input / fp16 output per second.\n";
     } catch (const Error& e) {
         std::cerr << "codec_micro: " << e.what() << "\n";
         return 1;

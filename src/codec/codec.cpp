@@ -27,17 +27,23 @@ const QuantKernels& pick_kernels(Kernels choice) {
 void check_shape(const UnitShape& s, Where where) {
     if (s.n_kv_heads < 1 || s.n_kv_heads > kMaxKvHeads || s.head_dim < 1 ||
         s.head_dim > kMaxHeadDim || s.n_tokens > kMaxTokens || s.elements() > kMaxElements) {
-        fail("{}: shape {} tokens x {} KV heads x {} is outside the codec's limits "
-             "(<= {} tokens, 1-{} heads, head_dim 1-{}, <= {} elements)",
-             where.str(), s.n_tokens, s.n_kv_heads, s.head_dim, kMaxTokens, kMaxKvHeads, kMaxHeadDim,
-             kMaxElements);
+        fail(
+            "{}: shape {} tokens x {} KV heads x {} is outside the codec's limits "
+            "(<= {} tokens, 1-{} heads, head_dim 1-{}, <= {} elements)",
+            where.str(), s.n_tokens, s.n_kv_heads, s.head_dim, kMaxTokens, kMaxKvHeads, kMaxHeadDim,
+            kMaxElements);
     }
 }
 
-template <typename View>
-void check_view(const View& view, const UnitShape& s, const char* what, Where where) {
+// Checks a caller's view. An empty unit (no tokens) touches no element, so its view may be null;
+// it is then replaced by one at a dummy address, which keeps all pointer arithmetic defined.
+template <typename View, typename Element>
+void check_view(View& view, const UnitShape& s, const char* what, Where where, Element* dummy) {
     const uint64_t per_head = uint64_t{s.n_tokens} * s.head_dim;
-    if (per_head == 0) return;
+    if (per_head == 0) {
+        view = {dummy, 0};
+        return;
+    }
     if (view.data == nullptr) fail("{}: no {} buffer given", where.str(), what);
     if (s.n_kv_heads > 1 && view.head_stride < per_head) {
         fail("{}: {} head stride {} is shorter than a head ({} elements)", where.str(), what,
@@ -51,8 +57,9 @@ std::vector<uint8_t> encode_unit(const UnitKey& key, const UnitShape& shape, Con
                                  ConstKvView v, const EncodeOptions& options) {
     const Where where{&key};
     check_shape(shape, where);
-    check_view(k, shape, "K", where);
-    check_view(v, shape, "V", where);
+    const uint16_t dummy = 0;
+    check_view(k, shape, "K", where, &dummy);
+    check_view(v, shape, "V", where, &dummy);
     const LevelInfo& info = level_info(options.level);
 
     UnitHeader header;
@@ -90,7 +97,9 @@ std::vector<uint8_t> encode_unit(const UnitKey& key, const UnitShape& shape, Con
     return out;
 }
 
-UnitHeader read_header(std::span<const uint8_t> unit) { return parse_header(unit, Where{}); }
+UnitHeader read_header(std::span<const uint8_t> unit) {
+    return parse_header(unit, Where{});
+}
 
 struct Decoder::Impl {
     const QuantKernels* kernels;
@@ -104,7 +113,9 @@ Decoder::~Decoder() = default;
 Decoder::Decoder(Decoder&&) noexcept = default;
 Decoder& Decoder::operator=(Decoder&&) noexcept = default;
 
-bool Decoder::uses_simd() const { return impl_->kernels != &scalar_quant_kernels(); }
+bool Decoder::uses_simd() const {
+    return impl_->kernels != &scalar_quant_kernels();
+}
 
 UnitHeader Decoder::decode(std::span<const uint8_t> unit, const UnitKey& expected_key,
                            const UnitShape& expected_shape, KvView k_out, KvView v_out,
@@ -128,8 +139,9 @@ UnitHeader Decoder::decode(std::span<const uint8_t> unit, const UnitKey& expecte
         fail("{}: level {} where {} was expected", where.str(), level_name(h.level),
              level_name(*expected_level));
     }
-    check_view(k_out, s, "K", where);
-    check_view(v_out, s, "V", where);
+    uint16_t dummy = 0;
+    check_view(k_out, s, "K", where, &dummy);
+    check_view(v_out, s, "V", where, &dummy);
     const std::span<const uint8_t> payload = unit.subspan(kHeaderSize);
     if (payload_checksum(payload) != h.payload_checksum) fail("{}: checksum mismatch", where.str());
 

@@ -7,10 +7,11 @@
 //   int8, q6h, q5h (the published level), q4h, q3h  uniform min-max quantisation followed by
 //         Huffman coding of the symbols. Keys are quantised per channel (over the unit's tokens,
 //         because keys have outlier channels), values per token and head (per row of head_dim).
-// Bit widths can be set per layer (EncodeOptions::layer_bits); a level gives the default.
+// Bit widths are set per layer: by the level's layer-wise profile when the model's layer count
+// is given, or explicitly (EncodeOptions::layer_bits). Measurements: src/codec/README.md.
 //
 // Usage:
-//   auto bytes = codec::encode_unit(key, shape, k, v, {.level = codec::Level::q5h});
+//   auto bytes = codec::encode_unit(key, shape, k, v, codec::EncodeOptions(Level::q5h, n_layers));
 //   codec::Decoder decoder;            // owns reusable scratch; one per thread
 //   decoder.decode(bytes, key, shape, k_out, v_out);
 // Both K and V are fp16 bit patterns laid out [n_kv_heads][n_tokens][head_dim]; a head stride
@@ -36,15 +37,21 @@ struct BitWidths {
     bool operator==(const BitWidths&) const = default;
 };
 
+// A lossy level has a uniform bit width (its name: q5h = 5 bits for K and V) and a layer-wise
+// profile used when the model's layer count is known: layers in the sensitive depth band keep
+// more bits than the others, and values get one bit less than keys (cutting a V bit costs far
+// less fidelity than cutting a K bit). See src/codec/README.md for the measurements.
 struct LevelInfo {
     Level level;
     std::string_view name;
     bool lossless;
-    BitWidths default_bits;
+    BitWidths uniform_bits;    // without model information
+    BitWidths sensitive_bits;  // layer profile: layers in the sensitive band
+    BitWidths other_bits;      // layer profile: all other layers
 };
 
 const LevelInfo& level_info(Level level);
-std::span<const LevelInfo> all_levels();      // ordered from lossless to smallest
+std::span<const LevelInfo> all_levels();  // ordered from lossless to smallest
 std::string_view level_name(Level level);
 Level level_from_name(std::string_view name);  // throws Error listing the valid names
 constexpr Level kDefaultLossyLevel = Level::q5h;
@@ -91,22 +98,35 @@ inline KvView contiguous(uint16_t* data, const UnitShape& s) {
 // Both produce bit-identical results (tests check it); `scalar` exists for tests and old CPUs.
 enum class Kernels { automatic, scalar };
 
-// Per-layer bit widths: layer_bits[l] overrides the level's default for layer l (layers past the
-// end use the default). Ignored by fp16.
+// Relative depth (layer / (n_layers - 1)) of the band of layers whose KV is most sensitive to
+// quantisation, measured on SmolLM2-135M (src/codec/README.md).
+constexpr double kSensitiveBandBegin = 0.4;
+constexpr double kSensitiveBandEnd = 0.9;
+
+// The bit widths of `level` at `layer` of an n_layers model (its layer-wise profile).
+BitWidths profile_bits(Level level, uint32_t layer, uint32_t n_layers);
+
+// Bit widths per layer, in order of precedence: layer_bits[l] when given; else the level's
+// layer-wise profile when n_layers is set (the recommended default); else its uniform width.
+// fp16 ignores all of them.
 struct EncodeOptions {
     EncodeOptions() = default;
     EncodeOptions(Level l) : level(l) {}  // NOLINT: implicit, so a Level can stand for options
+    EncodeOptions(Level l, uint32_t layers) : level(l), n_layers(layers) {}
 
     Level level = kDefaultLossyLevel;
+    uint32_t n_layers = 0;  // the model's layer count; 0 = unknown (uniform widths)
     std::vector<BitWidths> layer_bits;
     Kernels kernels = Kernels::automatic;
     BitWidths bits_for(uint32_t layer) const;
+    std::vector<BitWidths> table(uint32_t n) const;  // bits_for(0 .. n-1)
 };
 
-// Parses a per-layer table such as "0-3:6/6,4-29:5/4" (layers: K bits/V bits) into layer_bits
-// for n_layers layers; unnamed layers keep `fallback`. Throws Error on malformed input.
-std::vector<BitWidths> parse_layer_bits(std::string_view text, uint32_t n_layers,
-                                        BitWidths fallback);
+// Applies a per-layer table such as "0-3:6/6,4-29:5/4" (layers: K bits/V bits; "7:4" sets both)
+// to `base` (one entry per layer) and returns it. Throws Error on malformed input.
+std::vector<BitWidths> parse_layer_bits(std::string_view text, std::vector<BitWidths> base);
+// The inverse: "0-11:4/3,12-26:5/4,27-29:4/3".
+std::string format_layer_bits(const std::vector<BitWidths>& table);
 
 // The validated unit header.
 enum class Grouping : uint8_t { none = 0, per_channel = 1, per_token_head = 2 };
@@ -132,7 +152,7 @@ std::vector<uint8_t> encode_unit(const UnitKey& key, const UnitShape& shape, Con
 UnitHeader read_header(std::span<const uint8_t> unit);
 
 class Decoder {
-public:
+  public:
     explicit Decoder(Kernels kernels = Kernels::automatic);
     ~Decoder();
     Decoder(Decoder&&) noexcept;
@@ -148,7 +168,7 @@ public:
 
     bool uses_simd() const;
 
-private:
+  private:
     struct Impl;
     std::unique_ptr<Impl> impl_;
 };

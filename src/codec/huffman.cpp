@@ -17,8 +17,12 @@ uint64_t load64(const uint8_t* p) {
     return v;
 }
 
-void store16(uint8_t* p, uint16_t v) { std::memcpy(p, &v, sizeof v); }
-void store32(uint8_t* p, uint32_t v) { std::memcpy(p, &v, sizeof v); }
+void store16(uint8_t* p, uint16_t v) {
+    std::memcpy(p, &v, sizeof v);
+}
+void store32(uint8_t* p, uint32_t v) {
+    std::memcpy(p, &v, sizeof v);
+}
 uint32_t load32(const uint8_t* p) {
     uint32_t v;
     std::memcpy(&v, p, sizeof v);
@@ -32,8 +36,10 @@ int huffman_lengths(const uint32_t* counts, int n_symbols, CodeLengths& lengths)
     int m = 0;
     for (int s = 0; s < n_symbols; ++s)
         if (counts[s] > 0) order[m++] = s;
-    std::stable_sort(order.begin(), order.begin() + m,
-                     [&](int a, int b) { return counts[a] < counts[b]; });
+    std::sort(order.begin(), order.begin() + m,
+              [&](int a, int b) {  // ties by symbol: deterministic
+                  return counts[a] != counts[b] ? counts[a] < counts[b] : a < b;
+              });
 
     // Nodes 0..m-1 are the leaves in ascending weight; m..2m-2 the internal nodes, created in
     // ascending weight too, so two queue heads always hold the two lightest candidates.
@@ -67,7 +73,8 @@ std::array<uint16_t, kMaxSymbols> canonical_reversed_codes(const CodeLengths& le
     std::array<uint32_t, kMaxCodeLength + 2> count{}, next{};
     for (uint8_t len : lengths)
         if (len) ++count[len];
-    for (int len = 2; len <= kMaxCodeLength; ++len) next[len] = (next[len - 1] + count[len - 1]) << 1;
+    for (int len = 2; len <= kMaxCodeLength; ++len)
+        next[len] = (next[len - 1] + count[len - 1]) << 1;
     std::array<uint16_t, kMaxSymbols> codes{};
     for (int s = 0; s < kMaxSymbols; ++s) {
         const int len = lengths[s];
@@ -262,7 +269,8 @@ void decode_fast(Lane* lanes, const uint8_t* data, size_t size, const uint32_t* 
     for (;;) {
         bool room = true;
         for (int i = 0; i < N; ++i) {
-            room &= (offset[i] + (bitpos[i] >> 3) + 8 <= size) & (end[i] - out[i] >= kMaxOutPerLoad);
+            room &=
+                (offset[i] + (bitpos[i] >> 3) + 8 <= size) & (end[i] - out[i] >= kMaxOutPerLoad);
         }
         if (!room) break;
         uint64_t window[N];
@@ -293,7 +301,8 @@ void decode_tail(Lane& lane, const uint8_t* data, size_t size, const uint16_t* o
         if (at + 8 <= size) {
             window = load64(data + at);
         } else {
-            for (size_t b = 0; at + b < size && b < 8; ++b) window |= uint64_t{data[at + b]} << (8 * b);
+            for (size_t b = 0; at + b < size && b < 8; ++b)
+                window |= uint64_t{data[at + b]} << (8 * b);
         }
         const uint32_t entry = one[(window >> (lane.bitpos & 7)) & (kTableSize - 1)];
         *lane.out++ = static_cast<uint8_t>(entry);
@@ -317,7 +326,7 @@ bool decode_streams(const uint8_t* data, size_t size, size_t& pos, const DecodeT
 
     if (table.single >= 0) {  // zero-bit code: nothing was written
         if (total != 0) return false;
-        std::memset(out, table.single, n);
+        if (n) std::memset(out, table.single, n);
         return true;
     }
 

@@ -9,11 +9,14 @@ namespace sparkv::codec {
 
 namespace {
 
-// Default bit widths: K and V get the same width. The published level is q5h.
+// name, lossless, uniform, sensitive band, other layers. The published level is q5h.
 constexpr LevelInfo kLevels[] = {
-    {Level::fp16, "fp16", true, {16, 16}}, {Level::int8, "int8", false, {8, 8}},
-    {Level::q6h, "q6h", false, {6, 6}},    {Level::q5h, "q5h", false, {5, 5}},
-    {Level::q4h, "q4h", false, {4, 4}},    {Level::q3h, "q3h", false, {3, 3}},
+    {Level::fp16, "fp16", true, {16, 16}, {16, 16}, {16, 16}},
+    {Level::int8, "int8", false, {8, 8}, {8, 8}, {8, 8}},
+    {Level::q6h, "q6h", false, {6, 6}, {6, 5}, {5, 4}},
+    {Level::q5h, "q5h", false, {5, 5}, {5, 4}, {4, 3}},
+    {Level::q4h, "q4h", false, {4, 4}, {4, 3}, {3, 3}},
+    {Level::q3h, "q3h", false, {3, 3}, {4, 2}, {3, 2}},
 };
 
 uint32_t parse_number(std::string_view text, std::string_view whole) {
@@ -33,7 +36,9 @@ uint8_t parse_bits(std::string_view text, std::string_view whole) {
 
 }  // namespace
 
-std::span<const LevelInfo> all_levels() { return kLevels; }
+std::span<const LevelInfo> all_levels() {
+    return kLevels;
+}
 
 const LevelInfo& level_info(Level level) {
     for (const LevelInfo& info : kLevels)
@@ -41,7 +46,9 @@ const LevelInfo& level_info(Level level) {
     fail("unknown codec level {}", static_cast<int>(level));
 }
 
-std::string_view level_name(Level level) { return level_info(level).name; }
+std::string_view level_name(Level level) {
+    return level_info(level).name;
+}
 
 Level level_from_name(std::string_view name) {
     std::string names;
@@ -53,15 +60,43 @@ Level level_from_name(std::string_view name) {
     fail("unknown codec level '{}' (levels: {})", name, names);
 }
 
-BitWidths EncodeOptions::bits_for(uint32_t layer) const {
+BitWidths profile_bits(Level level, uint32_t layer, uint32_t n_layers) {
     const LevelInfo& info = level_info(level);
-    if (info.lossless || layer >= layer_bits.size()) return info.default_bits;
-    return layer_bits[layer];
+    const double depth = n_layers > 1 ? static_cast<double>(layer) / (n_layers - 1) : 0.0;
+    const bool sensitive = depth >= kSensitiveBandBegin && depth < kSensitiveBandEnd;
+    return sensitive ? info.sensitive_bits : info.other_bits;
 }
 
-std::vector<BitWidths> parse_layer_bits(std::string_view text, uint32_t n_layers,
-                                        BitWidths fallback) {
-    std::vector<BitWidths> table(n_layers, fallback);
+BitWidths EncodeOptions::bits_for(uint32_t layer) const {
+    const LevelInfo& info = level_info(level);
+    if (info.lossless) return info.uniform_bits;
+    if (layer < layer_bits.size()) return layer_bits[layer];
+    if (n_layers > 0) return profile_bits(level, layer, n_layers);
+    return info.uniform_bits;
+}
+
+std::vector<BitWidths> EncodeOptions::table(uint32_t n) const {
+    std::vector<BitWidths> bits(n);
+    for (uint32_t l = 0; l < n; ++l) bits[l] = bits_for(l);
+    return bits;
+}
+
+std::string format_layer_bits(const std::vector<BitWidths>& table) {
+    std::string text;
+    for (size_t first = 0; first < table.size();) {
+        size_t last = first;
+        while (last + 1 < table.size() && table[last + 1] == table[first]) ++last;
+        if (!text.empty()) text += ',';
+        text += first == last ? std::to_string(first)
+                              : std::to_string(first) + "-" + std::to_string(last);
+        text += ':' + std::to_string(table[first].k) + '/' + std::to_string(table[first].v);
+        first = last + 1;
+    }
+    return text;
+}
+
+std::vector<BitWidths> parse_layer_bits(std::string_view text, std::vector<BitWidths> table) {
+    const auto n_layers = static_cast<uint32_t>(table.size());
     const std::string_view whole = text;
     bool more = !text.empty();
     while (more) {
@@ -80,13 +115,14 @@ std::vector<BitWidths> parse_layer_bits(std::string_view text, uint32_t n_layers
         const uint32_t last =
             dash == std::string_view::npos ? first : parse_number(layers.substr(dash + 1), whole);
         if (first > last || last >= n_layers) {
-            fail("layer bit table '{}': layers {}-{} are outside 0-{}", whole, first, last,
-                 n_layers - 1);
+            fail("layer bit table '{}': layers {}-{} are outside the model's {} layers", whole,
+                 first, last, n_layers);
         }
         const size_t slash = bits.find('/');
         BitWidths widths;
         widths.k = parse_bits(bits.substr(0, slash), whole);
-        widths.v = slash == std::string_view::npos ? widths.k : parse_bits(bits.substr(slash + 1), whole);
+        widths.v =
+            slash == std::string_view::npos ? widths.k : parse_bits(bits.substr(slash + 1), whole);
         for (uint32_t l = first; l <= last; ++l) table[l] = widths;
     }
     return table;

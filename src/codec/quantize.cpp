@@ -82,9 +82,9 @@ void dequantize_per_row(const uint8_t* symbols, int64_t rows, int64_t cols, cons
 }  // namespace
 
 const QuantKernels& scalar_quant_kernels() {
-    static constexpr QuantKernels kernels{
-        "scalar",         minmax_per_col,     minmax_per_row,    quantize_per_col,
-        quantize_per_row, dequantize_per_col, dequantize_per_row};
+    static constexpr QuantKernels kernels{"scalar",          minmax_per_col,   minmax_per_row,
+                                          quantize_per_col,  quantize_per_row, dequantize_per_col,
+                                          dequantize_per_row};
     return kernels;
 }
 

@@ -15,10 +15,8 @@ namespace sparkv::codec {
 struct QuantKernels {
     const char* name;
     // Column-wise (per_col) or row-wise (per_row) min and max of finite fp16 rows.
-    void (*minmax_per_col)(const uint16_t* x, int64_t rows, int64_t cols, float* mins,
-                           float* maxs);
-    void (*minmax_per_row)(const uint16_t* x, int64_t rows, int64_t cols, float* mins,
-                           float* maxs);
+    void (*minmax_per_col)(const uint16_t* x, int64_t rows, int64_t cols, float* mins, float* maxs);
+    void (*minmax_per_row)(const uint16_t* x, int64_t rows, int64_t cols, float* mins, float* maxs);
     void (*quantize_per_col)(const uint16_t* x, int64_t rows, int64_t cols, const float* mins,
                              const float* inv_steps, int qmax, uint8_t* symbols);
     void (*quantize_per_row)(const uint16_t* x, int64_t rows, int64_t cols, const float* mins,

@@ -2,6 +2,7 @@
 // compiled with -mavx2 -mf16c and is only called after a CPU check. It deliberately uses no C++
 // library templates or shared inline functions: an inline function compiled here could be picked
 // by the linker for the whole program and run on a CPU without AVX2.
+#include <cpuid.h>
 #include <immintrin.h>
 
 #include <cstring>
@@ -54,7 +55,8 @@ __m256 load_symbols(const uint8_t* p, int64_t n) {
 
 void store_symbols(uint8_t* p, __m256 levels, int64_t n) {
     const __m256i q = _mm256_cvtps_epi32(levels);  // rounds to nearest even, like nearbyint
-    const __m128i words = _mm_packus_epi32(_mm256_castsi256_si128(q), _mm256_extracti128_si256(q, 1));
+    const __m128i words =
+        _mm_packus_epi32(_mm256_castsi256_si128(q), _mm256_extracti128_si256(q, 1));
     const __m128i bytes = _mm_packus_epi16(words, words);
     if (n == kLanes) {
         _mm_storel_epi64(reinterpret_cast<__m128i*>(p), bytes);
@@ -65,7 +67,9 @@ void store_symbols(uint8_t* p, __m256 levels, int64_t n) {
     std::memcpy(p, tmp, static_cast<size_t>(n));
 }
 
-int64_t lanes_left(int64_t cols, int64_t c) { return cols - c < kLanes ? cols - c : kLanes; }
+int64_t lanes_left(int64_t cols, int64_t c) {
+    return cols - c < kLanes ? cols - c : kLanes;
+}
 
 // Rounds (x - min) * inv_step to its level, clamping first so the conversion is always in range
 // (clamping to integer bounds before or after rounding gives the same level).
@@ -137,8 +141,9 @@ void quantize_per_col(const uint16_t* x, int64_t rows, int64_t cols, const float
     for (int64_t r = 0; r < rows; ++r) {
         for (int64_t c = 0; c < cols; c += kLanes) {
             const int64_t n = lanes_left(cols, c);
-            const __m256 level = level_of(load_halves(x + r * cols + c, n),
-                                          load_floats(mins + c, n), load_floats(inv_steps + c, n), top);
+            const __m256 level =
+                level_of(load_halves(x + r * cols + c, n), load_floats(mins + c, n),
+                         load_floats(inv_steps + c, n), top);
             store_symbols(symbols + r * cols + c, level, n);
         }
     }
@@ -175,7 +180,8 @@ void dequantize_per_row(const uint8_t* symbols, int64_t rows, int64_t cols, cons
         const __m256 min = _mm256_set1_ps(mins[r]), step = _mm256_set1_ps(steps[r]);
         for (int64_t c = 0; c < cols; c += kLanes) {
             const int64_t n = lanes_left(cols, c);
-            store_halves(out + r * cols + c, value_of(load_symbols(symbols + r * cols + c, n), min, step), n);
+            store_halves(out + r * cols + c,
+                         value_of(load_symbols(symbols + r * cols + c, n), min, step), n);
         }
     }
 }
@@ -186,7 +192,11 @@ const QuantKernels* avx2_quant_kernels() {
     static constexpr QuantKernels kernels{
         "avx2",           minmax_per_col,     minmax_per_row,    quantize_per_col,
         quantize_per_row, dequantize_per_col, dequantize_per_row};
-    const bool supported = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("f16c");
+    // The avx2 check includes the OS saving YMM state; F16C is read from CPUID leaf 1 directly
+    // (not every compiler's __builtin_cpu_supports knows it).
+    unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
+    const bool f16c = __get_cpuid(1, &eax, &ebx, &ecx, &edx) && (ecx & bit_F16C);
+    const bool supported = __builtin_cpu_supports("avx2") && f16c;
     return supported ? &kernels : nullptr;
 }
 

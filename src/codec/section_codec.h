@@ -1,14 +1,17 @@
 // Encoding and decoding of one section of a unit's payload: the K or the V tensor.
 //
+// Both kinds store blocks of halves the same way ("halves"): a mode byte, then either the raw
+// halves (mode 0) or, when that is smaller, the Huffman-coded high bytes (sign, exponent, top
+// mantissa bits: few distinct values) followed by the raw low bytes (mode 1: code of 256 symbols,
+// streams, low bytes). The encoder picks whichever is smaller.
+//
 // Quantised section (all lossy levels):
-//   params   n_groups x uint16 min (fp16), then n_groups x uint16 step (fp16)
+//   params   halves: n_groups mins, then n_groups steps (fp16)
 //            groups: per channel = [head][dim], per token and head = [head][token]
 //   code     Huffman code of the 2^bits symbols (huffman::write_code)
 //   streams  the symbols in [head][token][dim] order, as huffman::encode_streams wrote them
 // fp16 section (lossless):
-//   code     Huffman code of the high bytes (256 symbols)
-//   streams  the high bytes, [head][token][dim] order
-//   low      the low bytes, raw, same order
+//   data     halves: the tensor in [head][token][dim] order
 #pragma once
 
 #include <cstdint>
@@ -25,6 +28,7 @@ namespace sparkv::codec {
 // Reusable buffers; vectors only ever grow, so steady-state decoding does not allocate.
 struct SectionScratch {
     std::vector<uint8_t> symbols;
+    std::vector<uint16_t> params;
     std::vector<float> mins, maxs, steps, inv_steps;
     huffman::DecodeTable table;
 };

@@ -25,7 +25,9 @@ T get(const uint8_t* in, size_t offset) {
     return value;
 }
 
-uint64_t header_checksum(const uint8_t* header) { return XXH64(header, kHeaderChecksumOffset, 0); }
+uint64_t header_checksum(const uint8_t* header) {
+    return XXH64(header, kHeaderChecksumOffset, 0);
+}
 
 bool grouping_valid(uint8_t g, bool lossless) {
     if (lossless) return g == static_cast<uint8_t>(Grouping::none);
@@ -65,14 +67,16 @@ std::string Where::str() const {
 UnitHeader parse_header(std::span<const uint8_t> unit, Where at) {
     const auto where = [&] { return at.str(); };
     if (unit.size() < kHeaderSize) {
-        fail("{}: truncated: {} bytes, the header alone needs {}", where(), unit.size(), kHeaderSize);
+        fail("{}: truncated: {} bytes, the header alone needs {}", where(), unit.size(),
+             kHeaderSize);
     }
     const uint8_t* in = unit.data();
-    if (std::memcmp(in, kMagic, sizeof kMagic) != 0) fail("{}: not an encoded KV unit (bad magic)", where());
+    if (std::memcmp(in, kMagic, sizeof kMagic) != 0)
+        fail("{}: not an encoded KV unit (bad magic)", where());
     const auto version = get<uint16_t>(in, 4);
     if (version != kFormatVersion) {
-        fail("{}: format version {} is not supported (this build reads version {})", where(), version,
-             kFormatVersion);
+        fail("{}: format version {} is not supported (this build reads version {})", where(),
+             version, kFormatVersion);
     }
     if (get<uint16_t>(in, 6) != kHeaderSize) fail("{}: corrupt header (header size)", where());
     if (get<uint64_t>(in, kHeaderChecksumOffset) != header_checksum(in)) {
@@ -89,15 +93,16 @@ UnitHeader parse_header(std::span<const uint8_t> unit, Where at) {
     const bool lossless = level_info(h.level).lossless;
     const auto bits_ok = [&](uint8_t b) { return lossless ? b == 16 : (b >= 2 && b <= 8); };
     if (!bits_ok(h.bits.k) || !bits_ok(h.bits.v)) {
-        fail("{}: corrupt header: bit widths K {} / V {} are invalid for level {}", where(), h.bits.k,
-             h.bits.v, level_name(h.level));
+        fail("{}: corrupt header: bit widths K {} / V {} are invalid for level {}", where(),
+             h.bits.k, h.bits.v, level_name(h.level));
     }
     if (!grouping_valid(in[35], lossless) || !grouping_valid(in[36], lossless)) {
         fail("{}: corrupt header: invalid quantisation grouping", where());
     }
     h.k_grouping = static_cast<Grouping>(in[35]);
     h.v_grouping = static_cast<Grouping>(in[36]);
-    if (in[37] || in[38] || in[39]) fail("{}: corrupt header: reserved bytes are not zero", where());
+    if (in[37] || in[38] || in[39])
+        fail("{}: corrupt header: reserved bytes are not zero", where());
     const UnitShape& s = h.shape;
     if (s.n_kv_heads < 1 || s.n_kv_heads > kMaxKvHeads || s.head_dim < 1 ||
         s.head_dim > kMaxHeadDim || s.n_tokens > kMaxTokens || s.elements() > kMaxElements) {

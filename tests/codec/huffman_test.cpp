@@ -28,7 +28,8 @@ std::vector<uint8_t> roundtrip(const std::vector<uint8_t>& symbols, int n_symbol
     DecodeTable table;
     build_decode_table(read, table);
     std::vector<uint8_t> decoded(symbols.size(), 0xAA);
-    EXPECT_TRUE(decode_streams(bytes.data(), bytes.size(), pos, table, decoded.data(), decoded.size()));
+    EXPECT_TRUE(
+        decode_streams(bytes.data(), bytes.size(), pos, table, decoded.data(), decoded.size()));
     EXPECT_EQ(pos, bytes.size());
     return decoded;
 }
@@ -91,7 +92,8 @@ TEST(Huffman, GaussianSymbolsCodeCloseToEntropy) {
     EXPECT_EQ(roundtrip(symbols, 32, &size), symbols);
     const double entropy_bytes = entropy_bits(symbols) / 8;
     EXPECT_GE(static_cast<double>(size), entropy_bytes);
-    EXPECT_LE(static_cast<double>(size), entropy_bytes * 1.02 + 64);  // Huffman is near-optimal here
+    EXPECT_LE(static_cast<double>(size),
+              entropy_bytes * 1.02 + 64);  // Huffman is near-optimal here
 }
 
 TEST(Huffman, SkewedDistributionIsLengthLimited) {
@@ -111,7 +113,8 @@ TEST(Huffman, SkewedDistributionIsLengthLimited) {
         EXPECT_LE(code.lengths[s], kMaxCodeLength);
     }
     std::vector<uint8_t> symbols;
-    for (int s = 0; s < 30; ++s) symbols.insert(symbols.end(), std::min<uint32_t>(counts[s], 5000), static_cast<uint8_t>(s));
+    for (int s = 0; s < 30; ++s)
+        symbols.insert(symbols.end(), std::min<uint32_t>(counts[s], 5000), static_cast<uint8_t>(s));
     std::shuffle(symbols.begin(), symbols.end(), std::mt19937(3));
     EXPECT_EQ(roundtrip(symbols, 32), symbols);
 }
@@ -141,15 +144,15 @@ TEST(Huffman, ReadCodeRejectsInvalidTables) {
         return read_code(bytes.data(), bytes.size(), pos, n_symbols, code);
     };
     EXPECT_TRUE(read({0, 7}, 32));
-    EXPECT_FALSE(read({0, 40}, 32));                  // single symbol outside the alphabet
-    EXPECT_FALSE(read({0}, 32));                      // truncated
-    EXPECT_FALSE(read({2, 0}, 32));                   // unknown mode
-    EXPECT_FALSE(read({1, 0x11}, 4));                 // truncated lengths
-    EXPECT_TRUE(read({1, 0x11}, 2));                  // two 1-bit codes: complete
-    EXPECT_FALSE(read({1, 0x21}, 2));                 // Kraft sum 3/4: incomplete
-    EXPECT_FALSE(read({1, 0x11, 0x01}, 4));           // Kraft sum 3/2: over-full
-    EXPECT_FALSE(read({1, 0xC1, 0x00}, 4));           // length 12 > kMaxCodeLength
-    EXPECT_FALSE(read({1, 0x00, 0x00}, 4));           // no symbol at all
+    EXPECT_FALSE(read({0, 40}, 32));         // single symbol outside the alphabet
+    EXPECT_FALSE(read({0}, 32));             // truncated
+    EXPECT_FALSE(read({2, 0}, 32));          // unknown mode
+    EXPECT_FALSE(read({1, 0x11}, 4));        // truncated lengths
+    EXPECT_TRUE(read({1, 0x11}, 2));         // two 1-bit codes: complete
+    EXPECT_FALSE(read({1, 0x21}, 2));        // Kraft sum 3/4: incomplete
+    EXPECT_FALSE(read({1, 0x11, 0x01}, 4));  // Kraft sum 3/2: over-full
+    EXPECT_FALSE(read({1, 0xC1, 0x00}, 4));  // length 12 > kMaxCodeLength
+    EXPECT_FALSE(read({1, 0x00, 0x00}, 4));  // no symbol at all
 }
 
 TEST(Huffman, CorruptStreamsNeverOverrun) {
@@ -167,13 +170,15 @@ TEST(Huffman, CorruptStreamsNeverOverrun) {
     for (int trial = 0; trial < 2000; ++trial) {
         std::vector<uint8_t> bad = streams;
         const int flips = 1 + static_cast<int>(rng() % 4);
-        for (int f = 0; f < flips; ++f) bad[rng() % bad.size()] ^= static_cast<uint8_t>(1u << (rng() % 8));
+        for (int f = 0; f < flips; ++f)
+            bad[rng() % bad.size()] ^= static_cast<uint8_t>(1u << (rng() % 8));
         bad.resize(bad.size() - rng() % 3);
         std::fill(out.begin(), out.end(), 0xEE);
         size_t pos = 0;
         decode_streams(bad.data(), bad.size(), pos, table, out.data(), symbols.size());
         EXPECT_LE(pos, bad.size());
-        for (size_t i = symbols.size(); i < out.size(); ++i) ASSERT_EQ(out[i], 0xEE) << "wrote past the end";
+        for (size_t i = symbols.size(); i < out.size(); ++i)
+            ASSERT_EQ(out[i], 0xEE) << "wrote past the end";
     }
 }
 

@@ -68,8 +68,8 @@ inline void expect_within_quantisation_bound(const std::vector<uint16_t>& x,
                 const double bound =
                     0.5 * step * (1.0 + 1.0 / 512) + std::abs(a) * std::ldexp(1.0, -11) + 6e-8;
                 if (!(std::abs(a - b) <= bound) && failures++ < 5) {
-                    ADD_FAILURE() << what << " element (" << h << ", " << t << ", " << d << "): " << a
-                                  << " decoded as " << b << ", bound " << bound;
+                    ADD_FAILURE() << what << " element (" << h << ", " << t << ", " << d
+                                  << "): " << a << " decoded as " << b << ", bound " << bound;
                 }
             }
     EXPECT_EQ(failures, 0u) << what;

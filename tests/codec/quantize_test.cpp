@@ -23,7 +23,8 @@ TEST(GroupParams, StepIsRoundedUpSoTheRangeIsCovered) {
     std::mt19937 rng(1);
     std::uniform_real_distribution<float> uniform(-100.0f, 100.0f);
     for (int trial = 0; trial < 10000; ++trial) {
-        float a = fp16_to_fp32(fp32_to_fp16(uniform(rng))), b = fp16_to_fp32(fp32_to_fp16(uniform(rng)));
+        float a = fp16_to_fp32(fp32_to_fp16(uniform(rng))),
+              b = fp16_to_fp32(fp32_to_fp16(uniform(rng)));
         if (a > b) std::swap(a, b);
         for (int qmax : {3, 7, 31, 255}) {
             const GroupParams p = group_params(a, b, qmax);
@@ -73,7 +74,8 @@ TEST(QuantKernels, Avx2MatchesScalarExactly) {
     for (int64_t cols : {1, 3, 7, 8, 9, 16, 63, 64, 65}) {
         for (int64_t rows : {0, 1, 2, 5, 33}) {
             const size_t n = static_cast<size_t>(rows * cols);
-            std::vector<uint16_t> x = random_halves(n, static_cast<uint32_t>(rows * 100 + cols), 3.0f);
+            std::vector<uint16_t> x =
+                random_halves(n, static_cast<uint32_t>(rows * 100 + cols), 3.0f);
             if (n > 4) {  // awkward values: extremes, subnormals, signed zeros
                 x[0] = 0x7bff;
                 x[1] = 0x0001;
@@ -83,8 +85,10 @@ TEST(QuantKernels, Avx2MatchesScalarExactly) {
             for (bool per_col : {true, false}) {
                 const size_t groups = static_cast<size_t>(per_col ? cols : rows);
                 std::vector<float> mins_a(groups), maxs_a(groups), mins_b(groups), maxs_b(groups);
-                (per_col ? ref.minmax_per_col : ref.minmax_per_row)(x.data(), rows, cols, mins_a.data(), maxs_a.data());
-                (per_col ? fast->minmax_per_col : fast->minmax_per_row)(x.data(), rows, cols, mins_b.data(), maxs_b.data());
+                (per_col ? ref.minmax_per_col : ref.minmax_per_row)(x.data(), rows, cols,
+                                                                    mins_a.data(), maxs_a.data());
+                (per_col ? fast->minmax_per_col : fast->minmax_per_row)(
+                    x.data(), rows, cols, mins_b.data(), maxs_b.data());
                 ASSERT_EQ(mins_a, mins_b);
                 ASSERT_EQ(maxs_a, maxs_b);
                 for (int bits : {2, 5, 8}) {
@@ -97,12 +101,16 @@ TEST(QuantKernels, Avx2MatchesScalarExactly) {
                         inv[g] = steps[g] > 0 ? 1.0f / steps[g] : 0.0f;
                     }
                     std::vector<uint8_t> sa(n), sb(n);
-                    (per_col ? ref.quantize_per_col : ref.quantize_per_row)(x.data(), rows, cols, mins.data(), inv.data(), qmax, sa.data());
-                    (per_col ? fast->quantize_per_col : fast->quantize_per_row)(x.data(), rows, cols, mins.data(), inv.data(), qmax, sb.data());
+                    (per_col ? ref.quantize_per_col : ref.quantize_per_row)(
+                        x.data(), rows, cols, mins.data(), inv.data(), qmax, sa.data());
+                    (per_col ? fast->quantize_per_col : fast->quantize_per_row)(
+                        x.data(), rows, cols, mins.data(), inv.data(), qmax, sb.data());
                     ASSERT_EQ(sa, sb) << "cols " << cols << " rows " << rows << " bits " << bits;
                     std::vector<uint16_t> ya(n), yb(n);
-                    (per_col ? ref.dequantize_per_col : ref.dequantize_per_row)(sa.data(), rows, cols, mins.data(), steps.data(), ya.data());
-                    (per_col ? fast->dequantize_per_col : fast->dequantize_per_row)(sa.data(), rows, cols, mins.data(), steps.data(), yb.data());
+                    (per_col ? ref.dequantize_per_col : ref.dequantize_per_row)(
+                        sa.data(), rows, cols, mins.data(), steps.data(), ya.data());
+                    (per_col ? fast->dequantize_per_col : fast->dequantize_per_row)(
+                        sa.data(), rows, cols, mins.data(), steps.data(), yb.data());
                     ASSERT_EQ(ya, yb) << "cols " << cols << " rows " << rows << " bits " << bits;
                 }
             }
