@@ -177,6 +177,8 @@ CodecEvalResult evaluate_codec(const Model& model, const std::vector<int32_t>& t
     codec::Decoder decoder;
     for (const auto& name : opt.levels) {
         const codec::Level level = codec::level_from_name(name);
+        // The level's layer-wise bit profile needs the model's depth.
+        const codec::EncodeOptions options(level, static_cast<uint32_t>(model.config().n_layer));
         stage("level " + name);
         LevelEval ev;
         ev.name = name;
@@ -189,7 +191,7 @@ CodecEvalResult evaluate_codec(const Model& model, const std::vector<int32_t>& t
             for (size_t i = 0; i < exact_units.size(); ++i) {
                 const auto& u = exact_units[i];
                 encoded[i] = codec::encode_unit(u.key, u.shape, codec::contiguous(u.k.data(), u.shape),
-                                                codec::contiguous(u.v.data(), u.shape), level);
+                                                codec::contiguous(u.v.data(), u.shape), options);
             }
             const double t1 = now_seconds();
             for (size_t i = 0; i < exact_units.size(); ++i) {
@@ -219,6 +221,19 @@ CodecEvalResult evaluate_codec(const Model& model, const std::vector<int32_t>& t
         harness.compare(exact, lossy, ev);
         result.levels.push_back(ev);
     }
+
+    stage("noise floor (exact KV +- 1 ulp)");
+    std::vector<Unit> nudged = exact_units;
+    for (auto& u : nudged) {
+        for (auto& x : u.k) x ^= 1;
+        for (auto& x : u.v) x ^= 1;
+    }
+    harness.import(nudged);
+    const Scored floor = harness.score();
+    result.noise_floor.name = "fp16+-1ulp";
+    result.noise_floor.ppl = std::exp(harness.mean_nll(floor));
+    result.noise_floor.ppl_change_rel = result.noise_floor.ppl / result.exact_ppl - 1.0;
+    harness.compare(exact, floor, result.noise_floor);
     return result;
 }
 

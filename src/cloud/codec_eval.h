@@ -48,6 +48,10 @@ struct CodecEvalResult {
     double exact_ppl = 0;
     std::vector<int32_t> exact_greedy;
     std::vector<LevelEval> levels;
+    // The engine's own sensitivity: the exact KV with its last bit flipped everywhere (a 1-ulp
+    // change no codec can avoid). Quantised weights and activations turn such tiny changes into
+    // rounding flips, so on a Q4/Q8 model this floor is far above what the change itself costs.
+    LevelEval noise_floor;
 };
 
 CodecEvalResult evaluate_codec(const Model& model, const std::vector<int32_t>& text_tokens,

@@ -103,7 +103,8 @@ IngestResult ingest_context(const Model& model, ContextStore& store, std::span<c
                                      static_cast<uint32_t>(l)};
             for (size_t i = 0; i < levels.size(); ++i) {
                 const auto bytes = codec::encode_unit(key, shape, codec::contiguous(k.data(), shape),
-                                                      codec::contiguous(v.data(), shape), levels[i]);
+                                                      codec::contiguous(v.data(), shape),
+                                                      codec::EncodeOptions(levels[i], static_cast<uint32_t>(c.n_layer)));
                 writer.put_unit(chunk.index, l, options.levels[i], bytes);
             }
         }
