@@ -5,13 +5,17 @@
 //
 //   kernel_bench [--threads N] [--runs N] [--json FILE] [--quick]
 //
-// Every number is a median of --runs timed runs after one warm-up. The reference runs on one
+// Every number is a median of --runs timed runs after one warm-up. "cores" is the process CPU
+// time divided by the wall time of those runs: below the thread count, the machine was busy with
+// other work and the wall times are pessimistic. The reference runs on one
 // thread and on a subset of the tokens (or queries); its time is scaled linearly to the full
 // problem (the scalar code has no size-dependent effects worth modelling), and the subset is
 // printed next to it.
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
+
+#include <time.h>
 
 #include <algorithm>
 #include <cmath>
@@ -68,21 +72,37 @@ double median(std::vector<double> v) {
     return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
 }
 
-double time_median(int runs, const std::function<void()>& fn) {
+double process_cpu_seconds() {
+    timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return double(ts.tv_sec) + double(ts.tv_nsec) * 1e-9;
+}
+
+struct Timing {
+    double wall = 0;   // median wall time
+    double cores = 0;  // process CPU time / wall time over the timed runs: < threads means the
+                       // machine did not give us all our cores (other load)
+};
+
+Timing time_median(int runs, const std::function<void()>& fn) {
     fn();  // warm-up: page faults, caches, thread wake-up
     std::vector<double> times;
+    const double cpu0 = process_cpu_seconds();
+    double total = 0;
     for (int i = 0; i < runs; ++i) {
         const double t0 = now_seconds();
         fn();
         times.push_back(now_seconds() - t0);
+        total += times.back();
     }
-    return median(times);
+    return {median(times), (process_cpu_seconds() - cpu0) / total};
 }
 
 struct Result {
     std::string group, name;
     double seconds = 0;       // fast kernel, median, full problem
     double flops = 0;         // floating-point (or integer multiply-add x2) operations
+    double cores = 0;         // CPU time / wall time of the fast kernel's runs
     double ref_seconds = 0;   // reference, scaled to the full problem (0 = not measured)
     std::string ref_subset;   // what the reference actually ran
 };
@@ -96,14 +116,18 @@ public:
     void matmul_case(const std::string& name, const Matrix& w, int64_t tokens) {
         const auto x = random_floats(static_cast<size_t>(tokens * w.cols), 11, 1.0f);
         std::vector<float> y(static_cast<size_t>(tokens * w.rows));
-        Result r{"matmul", fmt::format("{} {}x{} {} n={}", name, w.rows, w.cols,
-                                       ggml_type_name(static_cast<uint32_t>(w.type)), tokens)};
-        r.seconds = time_median(runs_, [&] { matmul(w, x.data(), w.cols, tokens, y.data(), w.rows, pool_); });
+        Result r;
+        r.group = "matmul";
+        r.name = fmt::format("{} {}x{} {} n={}", name, w.rows, w.cols,
+                             ggml_type_name(static_cast<uint32_t>(w.type)), tokens);
+        const Timing fast = time_median(runs_, [&] { matmul(w, x.data(), w.cols, tokens, y.data(), w.rows, pool_); });
+        r.seconds = fast.wall;
+        r.cores = fast.cores;
         r.flops = 2.0 * double(w.rows) * double(w.cols) * double(tokens);
         const int64_t ref_tokens = std::min<int64_t>(tokens, quick_ ? 2 : 8);
         const double ref = time_median(std::max(1, runs_ / 2), [&] {
             ref::matmul(w, x.data(), w.cols, ref_tokens, y.data(), w.rows);
-        });
+        }).wall;
         r.ref_seconds = ref * double(tokens) / double(ref_tokens);
         r.ref_subset = fmt::format("{} tok", ref_tokens);
         results.push_back(r);
@@ -122,10 +146,14 @@ public:
         std::iota(pos.begin(), pos.end(), static_cast<int32_t>(depth));
         std::vector<float> out(q.size());
         const int64_t ld = kHeads * kHeadDim;
-        Result r{"attention", name};
-        r.seconds = time_median(runs_, [&] {
+        Result r;
+        r.group = "attention";
+        r.name = name;
+        const Timing fast = time_median(runs_, [&] {
             attention(s, q.data(), ld, n_q, pos.data(), k.data(), v.data(), out.data(), ld, pool_);
         });
+        r.seconds = fast.wall;
+        r.cores = fast.cores;
         double keys = 0;
         for (int32_t p : pos) keys += p + 1;
         r.flops = keys * kHeads * kHeadDim * 4.0;  // q.k and p.v, 2 flops each
@@ -139,7 +167,7 @@ public:
         }
         const double ref = time_median(std::max(1, runs_ / 2), [&] {
             ref::attention(s, q.data(), ld, sample, sample_pos.data(), k.data(), v.data(), out.data(), ld);
-        });
+        }).wall;
         r.ref_seconds = ref * keys / sample_keys;
         r.ref_subset = fmt::format("{} q", sample);
         results.push_back(r);
@@ -176,10 +204,13 @@ public:
                 fp32_to_fp16_row(out.data(), kv16.data(), static_cast<int64_t>(kv16.size()));
             }
         };
-        Result r{"elementwise", fmt::format("norms+rope+swiglu+kv fp16, n={}", tokens)};
-        r.seconds = time_median(runs_, [&] { layer(false); });
-        r.flops = 0;
-        r.ref_seconds = time_median(std::max(1, runs_ / 2), [&] { layer(true); });
+        Result r;
+        r.group = "elementwise";
+        r.name = fmt::format("norms+rope+swiglu+kv fp16, n={}", tokens);
+        const Timing fast = time_median(runs_, [&] { layer(false); });
+        r.seconds = fast.wall;
+        r.cores = fast.cores;
+        r.ref_seconds = time_median(std::max(1, runs_ / 2), [&] { layer(true); }).wall;
         r.ref_subset = "all";
         results.push_back(r);
     }
@@ -199,8 +230,8 @@ private:
 void print_result(const Result& r) {
     const std::string gflops = r.flops > 0 ? fmt::format("{:8.1f}", r.flops / r.seconds * 1e-9) : "       -";
     const std::string ratio = r.ref_seconds > 0 ? fmt::format("{:8.1f}x", r.ref_seconds / r.seconds) : "";
-    fmt::print("  {:<44} {:10.3f} ms {} GFLOP/s   ref {:10.2f} ms ({:>6}) {}\n", r.name, r.seconds * 1e3,
-               gflops, r.ref_seconds * 1e3, r.ref_subset, ratio);
+    fmt::print("  {:<40} {:9.3f} ms {:4.2f} cores {} GFLOP/s   ref {:9.2f} ms ({:>5}) {}\n", r.name,
+               r.seconds * 1e3, r.cores, gflops, r.ref_seconds * 1e3, r.ref_subset, ratio);
 }
 
 }  // namespace
@@ -314,6 +345,7 @@ int main(int argc, char** argv) {
         for (const auto& r : bench.results) {
             j["results"].push_back({{"group", r.group}, {"name", r.name}, {"ms", r.seconds * 1e3},
                                     {"gflops", r.flops > 0 ? r.flops / r.seconds * 1e-9 : 0.0},
+                                    {"cpu_cores_used", r.cores},
                                     {"reference_ms", r.ref_seconds * 1e3}, {"reference_subset", r.ref_subset},
                                     {"speedup_vs_reference", r.ref_seconds / r.seconds}});
         }

@@ -65,20 +65,23 @@ struct Legacy {
 
     // fp32 block scale and offset factor: Q4_0 stores q + 8, so its offset factor is -8 d.
     static void convert_scales(const uint8_t* row, int64_t nb, int64_t nb_pad, float* wd, float* woff) {
-        for (int64_t b = 0; b < nb; ++b) {
-            const uint8_t* blk = row + b * kBlockBytes;
-            uint16_t d;
-            std::memcpy(&d, blk, 2);
-            wd[b] = half_to_float(d);
+        // Eight blocks at a time: gather the fp16 fields, convert with one vcvtph2ps.
+        for (int64_t b0 = 0; b0 < nb_pad; b0 += 8) {
+            alignas(16) uint16_t dh[8] = {}, mh[8] = {};
+            const int64_t n = std::min<int64_t>(8, nb - b0);
+            for (int64_t k = 0; k < n; ++k) {
+                const uint8_t* blk = row + (b0 + k) * kBlockBytes;
+                std::memcpy(&dh[k], blk, 2);
+                if constexpr (kType == GgmlType::Q4_1) std::memcpy(&mh[k], blk + 2, 2);
+            }
+            const __m256 d = _mm256_cvtph_ps(_mm_load_si128(reinterpret_cast<const __m128i*>(dh)));
+            _mm256_storeu_ps(wd + b0, d);
             if constexpr (kType == GgmlType::Q4_1) {
-                uint16_t m;
-                std::memcpy(&m, blk + 2, 2);
-                woff[b] = half_to_float(m);
+                _mm256_storeu_ps(woff + b0, _mm256_cvtph_ps(_mm_load_si128(reinterpret_cast<const __m128i*>(mh))));
             } else {
-                woff[b] = -8.0f * wd[b];
+                _mm256_storeu_ps(woff + b0, _mm256_mul_ps(d, _mm256_set1_ps(-8.0f)));
             }
         }
-        for (int64_t b = nb; b < nb_pad; ++b) wd[b] = woff[b] = 0.0f;
     }
 
     template <int R, int T>

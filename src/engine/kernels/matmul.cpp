@@ -84,7 +84,8 @@ void matmul_with(const KernelTable& kt, const Matrix& w, const float* x, int64_t
     const int64_t token_chunk = n_tokens <= 8 ? n_tokens : 256;
     const int64_t token_tasks = (n_tokens + token_chunk - 1) / token_chunk;
     // About 8 tasks per thread, so that a thread that gets preempted delays the end little.
-    const int64_t wanted_tasks = std::max<int64_t>(1, (threads * 8 + token_tasks - 1) / token_tasks);
+    const int64_t wanted_tasks =
+        threads == 1 ? 1 : std::max<int64_t>(1, (threads * 8 + token_tasks - 1) / token_tasks);
     const int64_t row_chunk = std::max(kGemmPanelRows, round_up((w.rows + wanted_tasks - 1) / wanted_tasks, kGemmPanelRows));
     const int64_t row_tasks = (w.rows + row_chunk - 1) / row_chunk;
 
