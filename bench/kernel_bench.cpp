@@ -215,10 +215,10 @@ public:
         results.push_back(r);
     }
 
-    const Result& find(const std::string& prefix) const {
+    const Result& find(const std::string& name) const {
         for (const auto& r : results)
-            if (r.name.rfind(prefix, 0) == 0) return r;
-        throw std::runtime_error("no result " + prefix);
+            if (r.name == name) return r;
+        throw std::runtime_error("no result " + name);
     }
 
 private:
