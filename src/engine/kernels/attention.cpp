@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <memory>
 #include <vector>
 
 #include "common/error.h"
@@ -104,8 +105,9 @@ void attention_with(const KernelTable& kt, const AttentionShape& s, const float*
     if (split) {
         partial.assign(static_cast<size_t>(q_tiles * s.n_kv_head * key_parts) * tile_partial, 0.0f);
     }
-    const size_t scratch_floats = attention_scratch_floats(s);
-    std::vector<float> scratch(scratch_floats * static_cast<size_t>(threads));
+    // Uninitialised: every kernel writes its scratch before reading it.
+    const size_t scratch_floats = attention_scratch_floats(s, std::min(n_q, kAttnQueryTile));
+    const std::unique_ptr<float[]> scratch(new float[scratch_floats * static_cast<size_t>(threads)]);
 
     run_tasks(pool, parallel, static_cast<int64_t>(tasks.size()), [&](int64_t i, int thread) {
         const Task& task = tasks[static_cast<size_t>(i)];
@@ -127,7 +129,7 @@ void attention_with(const KernelTable& kt, const AttentionShape& s, const float*
             const int64_t slot = (task.tile * s.n_kv_head + task.kv_head) * key_parts + task.part;
             a.partial = partial.data() + static_cast<size_t>(slot) * tile_partial;
         }
-        a.scratch = scratch.data() + scratch_floats * static_cast<size_t>(thread);
+        a.scratch = scratch.get() + scratch_floats * static_cast<size_t>(thread);
         kt.attention(a);
     });
 

@@ -2,6 +2,7 @@
 // product into row x token rectangles for the thread pool. The arithmetic lives in the per-ISA
 // GEMM kernels.
 #include <algorithm>
+#include <memory>
 #include <vector>
 
 #include "common/error.h"
@@ -89,8 +90,8 @@ void matmul_with(const KernelTable& kt, const Matrix& w, const float* x, int64_t
     const int64_t row_chunk = std::max(kGemmPanelRows, round_up((w.rows + wanted_tasks - 1) / wanted_tasks, kGemmPanelRows));
     const int64_t row_tasks = (w.rows + row_chunk - 1) / row_chunk;
 
-    const size_t scratch_floats = gemm_scratch_floats(w);
-    std::vector<float> scratch(scratch_floats * static_cast<size_t>(threads));
+    const size_t scratch_floats = gemm_scratch_floats(w);  // uninitialised: kernels write first
+    const std::unique_ptr<float[]> scratch(new float[scratch_floats * static_cast<size_t>(threads)]);
     run_tasks(pool, parallel, row_tasks * token_tasks, [&](int64_t task, int thread) {
         GemmTask t;
         t.w = &w;
@@ -101,7 +102,7 @@ void matmul_with(const KernelTable& kt, const Matrix& w, const float* x, int64_t
         t.t1 = std::min(n_tokens, t.t0 + token_chunk);
         t.y = y;
         t.ldy = ldy;
-        t.scratch = scratch.data() + scratch_floats * static_cast<size_t>(thread);
+        t.scratch = scratch.get() + scratch_floats * static_cast<size_t>(thread);
         kt.gemm(t);
     });
 }
