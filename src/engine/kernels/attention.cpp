@@ -17,8 +17,7 @@ namespace {
 
 void validate(const AttentionShape& s, int64_t n_q, const int32_t* q_pos) {
     if (s.n_head <= 0 || s.n_kv_head <= 0 || s.n_head % s.n_kv_head != 0) {
-        fail("attention: {} query heads cannot be grouped over {} KV heads", s.n_head,
-             s.n_kv_head);
+        fail("attention: {} query heads cannot be grouped over {} KV heads", s.n_head, s.n_kv_head);
     }
     if (s.head_dim <= 0 || s.head_dim > kMaxHeadDim) {
         fail("attention: head_dim {} is outside 1..{}", s.head_dim, kMaxHeadDim);
@@ -64,7 +63,8 @@ void attention_with(const KernelTable& kt, const AttentionShape& s, const float*
     for (int64_t t = 0; t < q_tiles; ++t) {
         const int64_t end = std::min(n_q, (t + 1) * kAttnQueryTile);
         int64_t keys = 0;
-        for (int64_t i = t * kAttnQueryTile; i < end; ++i) keys = std::max<int64_t>(keys, q_pos[i] + 1);
+        for (int64_t i = t * kAttnQueryTile; i < end; ++i)
+            keys = std::max<int64_t>(keys, q_pos[i] + 1);
         tile_keys[t] = keys;
         max_keys = std::max(max_keys, keys);
     }
@@ -107,7 +107,8 @@ void attention_with(const KernelTable& kt, const AttentionShape& s, const float*
     }
     // Uninitialised: every kernel writes its scratch before reading it.
     const size_t scratch_floats = attention_scratch_floats(s, std::min(n_q, kAttnQueryTile));
-    const std::unique_ptr<float[]> scratch(new float[scratch_floats * static_cast<size_t>(threads)]);
+    const std::unique_ptr<float[]> scratch(
+        new float[scratch_floats * static_cast<size_t>(threads)]);
 
     run_tasks(pool, parallel, static_cast<int64_t>(tasks.size()), [&](int64_t i, int thread) {
         const Task& task = tasks[static_cast<size_t>(i)];
@@ -137,12 +138,14 @@ void attention_with(const KernelTable& kt, const AttentionShape& s, const float*
     for (int64_t t = 0; t < q_tiles; ++t) {
         for (int g = 0; g < s.n_kv_head; ++g) {
             const float* first =
-                partial.data() + static_cast<size_t>((t * s.n_kv_head + g) * key_parts) * tile_partial;
+                partial.data() +
+                static_cast<size_t>((t * s.n_kv_head + g) * key_parts) * tile_partial;
             for (int64_t i = t * kAttnQueryTile; i < std::min(n_q, (t + 1) * kAttnQueryTile); ++i) {
                 for (int h = 0; h < group; ++h) {
                     const size_t row = static_cast<size_t>((i - t * kAttnQueryTile) * group + h);
-                    merge_partials(first + row * part_stride, key_parts, tile_partial, s.head_dim,
-                                   out + i * ldo + static_cast<int64_t>(g * group + h) * s.head_dim);
+                    merge_partials(
+                        first + row * part_stride, key_parts, tile_partial, s.head_dim,
+                        out + i * ldo + static_cast<int64_t>(g * group + h) * s.head_dim);
                 }
             }
         }

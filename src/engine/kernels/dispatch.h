@@ -84,7 +84,8 @@ constexpr int64_t kAttnKeyTile = 64;
 // to whole AVX vectors), K and V tiles, scores, per-vector max / sum / position / rescale
 // factor, plus slack for 32-byte alignment of each array.
 inline size_t attention_scratch_floats(const AttentionShape& s, int64_t tile_rows) {
-    const int64_t vectors = std::max<int64_t>(8, (tile_rows * (s.n_head / s.n_kv_head) + 7) / 8 * 8);
+    const int64_t vectors =
+        std::max<int64_t>(8, (tile_rows * (s.n_head / s.n_kv_head) + 7) / 8 * 8);
     return static_cast<size_t>(2 * vectors * s.head_dim + 2 * kAttnKeyTile * s.head_dim +
                                kAttnKeyTile * vectors + 4 * vectors + 8 * 9);
 }

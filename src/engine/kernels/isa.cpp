@@ -9,9 +9,12 @@ namespace sparkv::kernels {
 
 const char* isa_name(Isa isa) {
     switch (isa) {
-        case Isa::avx512: return "avx512";
-        case Isa::avx2: return "avx2";
-        case Isa::portable: break;
+        case Isa::avx512:
+            return "avx512";
+        case Isa::avx2:
+            return "avx2";
+        case Isa::portable:
+            break;
     }
     return "portable";
 }
@@ -40,9 +43,10 @@ Isa resolve_isa(const char* override_name, Isa cpu) {
     } else if (name == "avx512") {
         wanted = Isa::avx512;
     } else {
-        fail("SPARKV_ISA={} is not an instruction set the kernels know; use portable, avx2 or "
-             "avx512 (or unset it)",
-             name);
+        fail(
+            "SPARKV_ISA={} is not an instruction set the kernels know; use portable, avx2 or "
+            "avx512 (or unset it)",
+            name);
     }
     return static_cast<int>(wanted) < static_cast<int>(cpu) ? wanted : cpu;
 }

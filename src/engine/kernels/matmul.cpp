@@ -14,7 +14,9 @@ namespace sparkv::kernels::detail {
 
 namespace {
 
-int64_t round_up(int64_t v, int64_t m) { return (v + m - 1) / m * m; }
+int64_t round_up(int64_t v, int64_t m) {
+    return (v + m - 1) / m * m;
+}
 
 void validate(const Matrix& w, int64_t n_tokens) {
     const auto& traits = ggml_traits(w.type);
@@ -52,17 +54,17 @@ ActivationBuffers::ActivationBuffers(GgmlType act, int64_t cols, int64_t n_token
     packed.off_stride = round_up(cols / 32, 8);
     packed.off16_stride = act == GgmlType::Q8_K ? round_up(cols / 16, 8) : 0;
     quants.resize(tokens * static_cast<size_t>(cols));
-    floats.assign(tokens * static_cast<size_t>(packed.d_stride + packed.off_stride +
-                                               packed.off16_stride),
-                  0.0f);
+    floats.assign(
+        tokens * static_cast<size_t>(packed.d_stride + packed.off_stride + packed.off16_stride),
+        0.0f);
     packed.qs = quants.data();
     packed.d = floats.data();
     packed.off = packed.d + tokens * static_cast<size_t>(packed.d_stride);
     packed.off16 = packed.off + tokens * static_cast<size_t>(packed.off_stride);
 }
 
-void pack_activations(const KernelTable& kt, const float* x, int64_t ldx, const PackedActivations& a,
-                      ThreadPool& pool) {
+void pack_activations(const KernelTable& kt, const float* x, int64_t ldx,
+                      const PackedActivations& a, ThreadPool& pool) {
     constexpr int64_t kTokensPerTask = 32;
     const int64_t n_tasks = (a.n_tokens + kTokensPerTask - 1) / kTokensPerTask;
     pool.parallel_for(n_tasks, [&](int64_t task, int) {
@@ -87,11 +89,13 @@ void matmul_with(const KernelTable& kt, const Matrix& w, const float* x, int64_t
     // About 8 tasks per thread, so that a thread that gets preempted delays the end little.
     const int64_t wanted_tasks =
         threads == 1 ? 1 : std::max<int64_t>(1, (threads * 8 + token_tasks - 1) / token_tasks);
-    const int64_t row_chunk = std::max(kGemmPanelRows, round_up((w.rows + wanted_tasks - 1) / wanted_tasks, kGemmPanelRows));
+    const int64_t row_chunk = std::max(
+        kGemmPanelRows, round_up((w.rows + wanted_tasks - 1) / wanted_tasks, kGemmPanelRows));
     const int64_t row_tasks = (w.rows + row_chunk - 1) / row_chunk;
 
     const size_t scratch_floats = gemm_scratch_floats(w);  // uninitialised: kernels write first
-    const std::unique_ptr<float[]> scratch(new float[scratch_floats * static_cast<size_t>(threads)]);
+    const std::unique_ptr<float[]> scratch(
+        new float[scratch_floats * static_cast<size_t>(threads)]);
     run_tasks(pool, parallel, row_tasks * token_tasks, [&](int64_t task, int thread) {
         GemmTask t;
         t.w = &w;

@@ -15,7 +15,7 @@ namespace {
 using testing::random_floats;
 
 class AttentionIsa : public ::testing::TestWithParam<Isa> {
-protected:
+  protected:
     const detail::KernelTable& table() const { return detail::kernel_table(GetParam()); }
 
     // Fills a cache of `capacity` positions with random fp16 keys and values; queries at the

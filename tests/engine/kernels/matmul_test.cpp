@@ -16,7 +16,7 @@ using testing::make_matrix;
 using testing::random_floats;
 
 class MatmulIsa : public ::testing::TestWithParam<Isa> {
-protected:
+  protected:
     const detail::KernelTable& table() const { return detail::kernel_table(GetParam()); }
 };
 
@@ -116,8 +116,10 @@ TEST_P(MatmulIsa, ActivationPackingMatchesReferenceEncoding) {
                 const uint8_t* raw = enc.data() + blk * ggml_traits(act).block_bytes;
                 uint16_t d;
                 std::memcpy(&d, raw, 2);
-                const auto* qs = reinterpret_cast<const int8_t*>(raw + (act == GgmlType::Q8_1 ? 4 : 2));
-                ASSERT_EQ(std::memcmp(qs, p.qs + t * cols + 32 * blk, 32), 0) << ggml_traits(act).name;
+                const auto* qs =
+                    reinterpret_cast<const int8_t*>(raw + (act == GgmlType::Q8_1 ? 4 : 2));
+                ASSERT_EQ(std::memcmp(qs, p.qs + t * cols + 32 * blk, 32), 0)
+                    << ggml_traits(act).name;
                 ASSERT_EQ(fp16_to_fp32(d), p.d[t * p.d_stride + blk]);
                 if (act == GgmlType::Q8_1) {
                     uint16_t s;

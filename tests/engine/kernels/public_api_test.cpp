@@ -31,7 +31,8 @@ TEST(PublicApi, MatmulMatchesReference) {
         matmul(w.m, x.data(), cols, tokens, got.data(), rows, pool);
         ref::matmul(w.m, x.data(), cols, tokens, want.data(), rows);
         for (size_t i = 0; i < got.size(); ++i)
-            ASSERT_NEAR(got[i], want[i], 1e-4f * (1.0f + std::fabs(want[i]))) << ggml_traits(type).name;
+            ASSERT_NEAR(got[i], want[i], 1e-4f * (1.0f + std::fabs(want[i])))
+                << ggml_traits(type).name;
     }
 }
 

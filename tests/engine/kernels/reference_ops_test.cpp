@@ -123,7 +123,8 @@ double activation_step(GgmlType act, const float* x, int64_t c, int64_t cols) {
     const int64_t block = ggml_traits(act).block_elements;
     const int64_t b0 = c / block * block;
     double amax = 0;
-    for (int64_t i = b0; i < std::min(cols, b0 + block); ++i) amax = std::max(amax, double(std::fabs(x[i])));
+    for (int64_t i = b0; i < std::min(cols, b0 + block); ++i)
+        amax = std::max(amax, double(std::fabs(x[i])));
     return amax / 254.0 * 1.0001;
 }
 
@@ -141,7 +142,8 @@ TEST(RefMatmul, QuantisedProductWithinActivationErrorBound) {
             for (int64_t t = 0; t < tokens; ++t) {
                 double bound = 0, mag = 0;
                 for (int64_t c = 0; c < cols; ++c) {
-                    bound += std::fabs(wrow[c]) * activation_step(act, x.data() + t * cols, c, cols);
+                    bound +=
+                        std::fabs(wrow[c]) * activation_step(act, x.data() + t * cols, c, cols);
                     mag += std::fabs(wrow[c] * x[t * cols + c]);
                 }
                 // Q8_1's fp16 block sum adds up to 2^-11 of |m| * |block sum|.
