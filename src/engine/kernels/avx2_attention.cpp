@@ -32,8 +32,10 @@ inline void scores_block(const float* kf, int hd, const float* qt, int64_t mp, f
                          int v0) {
     __m256 acc[KJ][NV];
     SPARKV_UNROLL
-    for (int j = 0; j < KJ; ++j) SPARKV_UNROLL
-    for (int v = 0; v < NV; ++v) acc[j][v] = _mm256_setzero_ps();
+    for (int j = 0; j < KJ; ++j) {
+        SPARKV_UNROLL
+        for (int v = 0; v < NV; ++v) acc[j][v] = _mm256_setzero_ps();
+    }
     for (int d = 0; d < hd; ++d) {
         __m256 q[NV];
         SPARKV_UNROLL
@@ -46,8 +48,10 @@ inline void scores_block(const float* kf, int hd, const float* qt, int64_t mp, f
         }
     }
     SPARKV_UNROLL
-    for (int j = 0; j < KJ; ++j) SPARKV_UNROLL
-    for (int v = 0; v < NV; ++v) _mm256_store_ps(s + (j0 + j) * mp + 8 * (v0 + v), acc[j][v]);
+    for (int j = 0; j < KJ; ++j) {
+        SPARKV_UNROLL
+        for (int v = 0; v < NV; ++v) _mm256_store_ps(s + (j0 + j) * mp + 8 * (v0 + v), acc[j][v]);
+    }
 }
 
 // O[m][d0..d0+8*DV] = O * alpha[m] + sum_j P[j][m] * V[j][d0..] for RM query vectors from m0.
@@ -74,8 +78,10 @@ inline void output_block(const float* p, int64_t mp, const float* vf, int hd, in
         }
     }
     SPARKV_UNROLL
-    for (int r = 0; r < RM; ++r) SPARKV_UNROLL
-    for (int v = 0; v < DV; ++v) _mm256_store_ps(o + (m0 + r) * hd + d0 + 8 * v, acc[r][v]);
+    for (int r = 0; r < RM; ++r) {
+        SPARKV_UNROLL
+        for (int v = 0; v < DV; ++v) _mm256_store_ps(o + (m0 + r) * hd + d0 + 8 * v, acc[r][v]);
+    }
 }
 
 template <int DV>

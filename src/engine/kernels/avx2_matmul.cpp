@@ -40,15 +40,19 @@ struct Tile {
 template <int R, int T>
 inline void store_tile(const Tile& tile, __m256 (&acc)[R][T]) {
     SPARKV_UNROLL
-    for (int j = 0; j < T; ++j) SPARKV_UNROLL
-    for (int i = 0; i < R; ++i) tile.y[(tile.t + j) * tile.ldy + tile.r + i] = hsum(acc[i][j]);
+    for (int j = 0; j < T; ++j) {
+        SPARKV_UNROLL
+        for (int i = 0; i < R; ++i) tile.y[(tile.t + j) * tile.ldy + tile.r + i] = hsum(acc[i][j]);
+    }
 }
 
 template <int R, int T>
 inline void zero(__m256 (&acc)[R][T]) {
     SPARKV_UNROLL
-    for (int i = 0; i < R; ++i) SPARKV_UNROLL
-    for (int j = 0; j < T; ++j) acc[i][j] = _mm256_setzero_ps();
+    for (int i = 0; i < R; ++i) {
+        SPARKV_UNROLL
+        for (int j = 0; j < T; ++j) acc[i][j] = _mm256_setzero_ps();
+    }
 }
 
 // ---- Q4_0 / Q4_1 / Q8_0 (32-element blocks, activations Q8_0 / Q8_1) ----
@@ -190,8 +194,10 @@ struct KAffine {  // Q4_K and Q5_K: x = d * scale_j * q - dmin * min_j
             }
             __m256i isum[R][T];
             SPARKV_UNROLL
-            for (int i = 0; i < R; ++i) SPARKV_UNROLL
-            for (int j = 0; j < T; ++j) isum[i][j] = _mm256_setzero_si256();
+            for (int i = 0; i < R; ++i) {
+                SPARKV_UNROLL
+                for (int j = 0; j < T; ++j) isum[i][j] = _mm256_setzero_si256();
+            }
             SPARKV_UNROLL
             for (int c = 0; c < 4; ++c) {  // 64 elements: sub-block 2c in low nibbles, 2c+1 high
                 __m256i lo[R], hi[R], slo[R], shi[R];
@@ -271,8 +277,10 @@ struct Q6K {  // x = d * scale_j * (q - 32), 16-element sub-blocks with int8 sca
             }
             __m256i isum[R][T];
             SPARKV_UNROLL
-            for (int i = 0; i < R; ++i) SPARKV_UNROLL
-            for (int j = 0; j < T; ++j) isum[i][j] = _mm256_setzero_si256();
+            for (int i = 0; i < R; ++i) {
+                SPARKV_UNROLL
+                for (int j = 0; j < T; ++j) isum[i][j] = _mm256_setzero_si256();
+            }
             SPARKV_UNROLL
             for (int h = 0; h < 2; ++h) {
                 SPARKV_UNROLL
