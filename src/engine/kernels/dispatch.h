@@ -96,10 +96,11 @@ inline size_t attention_scratch_floats(const AttentionShape& s, int64_t tile_row
 constexpr int kMaxRopeDims = 1024;
 void rope_cache(int32_t position, const RopeParams& p, float theta_scale, float* cache);
 
-// Work (multiply-adds) below which a kernel runs on the calling thread only: a GEMV of a
-// 576 x 576 matrix takes ~25 us on one core, about what a fork-join round trip costs when the
-// workers have gone to sleep, and far less than one when the machine is oversubscribed.
-constexpr double kParallelMinWork = 512.0 * 1024.0;
+// Work (multiply-adds) below which a kernel runs on the calling thread only. A fork-join costs
+// a few microseconds when the workers are spinning and the tasks are balanced; below this, one
+// core finishes (a 192 x 576 GEMV takes ~10 us) before two would have. Larger GEMVs (the
+// 576 x 576 projections and up) do gain from the second core in decode.
+constexpr double kParallelMinWork = 256.0 * 1024.0;
 
 // Runs fn(task, thread) for every task, on the pool or inline on the caller (thread 0).
 template <typename Fn>

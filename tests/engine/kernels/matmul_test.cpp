@@ -88,6 +88,14 @@ TEST_P(MatmulIsa, SmolLmShapesManyTokens) {
     expect_matches_reference(table(), GgmlType::Q4_K, 50, 1536, tokens / 4, pool, 6);
 }
 
+TEST_P(MatmulIsa, DecodeSizedProductsOnThePool) {
+    // One token against matrices large enough to be split over the threads (GEMV path).
+    ThreadPool pool(2);
+    expect_matches_reference(table(), GgmlType::Q4_1, 576, 576, 1, pool, 11);
+    expect_matches_reference(table(), GgmlType::Q8_0, 4099, 576, 1, pool, 12);
+    expect_matches_reference(table(), GgmlType::Q4_K, 1030, 512, 2, pool, 13);
+}
+
 TEST_P(MatmulIsa, ActivationPackingMatchesReferenceEncoding) {
     ThreadPool pool(1);
     const int64_t cols = 768, tokens = 3;
