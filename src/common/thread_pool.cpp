@@ -79,6 +79,16 @@ void ThreadPool::parallel_for(int64_t n_tasks,
         for (int64_t task = 0; task < n_tasks; ++task) fn(task, 0);
         return;
     }
+    constexpr int64_t kMaxTasks = int64_t{1} << 31;  // task indices live in 32 bits of ticket_
+    if (n_tasks > kMaxTasks) {
+        for (int64_t first = 0; first < n_tasks; first += kMaxTasks) {
+            const std::function<void(int64_t, int)> slice = [&](int64_t task, int thread) {
+                fn(first + task, thread);
+            };
+            parallel_for(std::min(kMaxTasks, n_tasks - first), slice);
+        }
+        return;
+    }
     std::lock_guard caller(caller_mutex_);
     const uint32_t gen = ++last_generation_;
     job_.store(&fn, std::memory_order_relaxed);

@@ -15,12 +15,17 @@ namespace sparkv::kernels::detail {
 
 namespace {
 
-void validate(const AttentionShape& s, int64_t n_q, const int32_t* q_pos) {
+void validate(const AttentionShape& s, int64_t ldq, int64_t n_q, const int32_t* q_pos, int64_t ldo) {
     if (s.n_head <= 0 || s.n_kv_head <= 0 || s.n_head % s.n_kv_head != 0) {
         fail("attention: {} query heads cannot be grouped over {} KV heads", s.n_head, s.n_kv_head);
     }
     if (s.head_dim <= 0 || s.head_dim > kMaxHeadDim) {
         fail("attention: head_dim {} is outside 1..{}", s.head_dim, kMaxHeadDim);
+    }
+    const int64_t width = int64_t(s.n_head) * s.head_dim;
+    if (n_q > 1 && (ldq < width || ldo < width)) {
+        fail("attention: row strides ({} for q, {} for out) are shorter than {} heads x {} dims",
+             ldq, ldo, s.n_head, s.head_dim);
     }
     for (int64_t i = 0; i < n_q; ++i) {
         if (q_pos[i] < 0 || q_pos[i] >= s.kv_capacity) {
@@ -52,7 +57,7 @@ void merge_partials(const float* first, int64_t n_parts, size_t part_stride, int
 void attention_with(const KernelTable& kt, const AttentionShape& s, const float* q, int64_t ldq,
                     int64_t n_q, const int32_t* q_pos, const uint16_t* k, const uint16_t* v,
                     float* out, int64_t ldo, ThreadPool& pool) {
-    validate(s, n_q, q_pos);
+    validate(s, ldq, n_q, q_pos, ldo);
     if (n_q == 0) return;
     const int group = s.n_head / s.n_kv_head;
     const int64_t q_tiles = (n_q + kAttnQueryTile - 1) / kAttnQueryTile;

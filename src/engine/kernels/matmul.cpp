@@ -18,7 +18,7 @@ int64_t round_up(int64_t v, int64_t m) {
     return (v + m - 1) / m * m;
 }
 
-void validate(const Matrix& w, int64_t n_tokens) {
+void validate(const Matrix& w, int64_t ldx, int64_t n_tokens, int64_t ldy) {
     const auto& traits = ggml_traits(w.type);
     if (!traits.computable || w.type == GgmlType::Q8_1 || w.type == GgmlType::Q8_K) {
         fail("matmul with weights of type {} is not supported by SparKV's kernels", traits.name);
@@ -30,6 +30,11 @@ void validate(const Matrix& w, int64_t n_tokens) {
     if (w.cols % traits.block_elements != 0) {
         fail("matmul: {} columns are not a whole number of {} blocks of {}", w.cols, traits.name,
              traits.block_elements);
+    }
+    if (n_tokens > 1 && (ldx < w.cols || ldy < w.rows)) {
+        fail("matmul: row strides ({} for x, {} for y) are shorter than the rows ({} inputs, {} "
+             "outputs)",
+             ldx, ldy, w.cols, w.rows);
     }
     if (w.row_bytes < ggml_row_bytes(w.type, w.cols)) {
         fail("matmul: row stride of {} bytes is shorter than a {} row of {} elements ({} bytes)",
@@ -75,7 +80,7 @@ void pack_activations(const KernelTable& kt, const float* x, int64_t ldx,
 
 void matmul_with(const KernelTable& kt, const Matrix& w, const float* x, int64_t ldx,
                  int64_t n_tokens, float* y, int64_t ldy, ThreadPool& pool) {
-    validate(w, n_tokens);
+    validate(w, ldx, n_tokens, ldy);
     if (n_tokens == 0) return;
     ActivationBuffers act(ref::activation_type(w.type), w.cols, n_tokens);
     pack_activations(kt, x, ldx, act.packed, pool);

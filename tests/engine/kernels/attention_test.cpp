@@ -99,6 +99,11 @@ TEST_P(AttentionIsa, RejectsBadShapes) {
     EXPECT_THROW(detail::attention_with(table(), s, q.data(), 64, 1, &pos, kv.data(), kv.data(),
                                         out.data(), 64, pool),
                  Error);
+    std::vector<float> q2(128), out2(128);
+    const int32_t two[2] = {0, 1};
+    EXPECT_THROW(detail::attention_with(table(), s, q2.data(), 32, 2, two, kv.data(), kv.data(),
+                                        out2.data(), 64, pool),
+                 Error);
     AttentionShape ungrouped{3, 2, 64, 8, 0.125f};
     const int32_t ok = 0;
     EXPECT_THROW(detail::attention_with(table(), ungrouped, q.data(), 64, 1, &ok, kv.data(),

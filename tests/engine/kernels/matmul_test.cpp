@@ -152,6 +152,9 @@ TEST_P(MatmulIsa, RejectsBadMatrices) {
     bad = w.m;
     bad.row_bytes = 10;
     EXPECT_THROW(detail::matmul_with(table(), bad, x.data(), 64, 1, y.data(), 4, pool), Error);
+    std::vector<float> x2(128), y2(8);  // two tokens with overlapping rows
+    EXPECT_THROW(detail::matmul_with(table(), w.m, x2.data(), 32, 2, y2.data(), 4, pool), Error);
+    EXPECT_THROW(detail::matmul_with(table(), w.m, x2.data(), 64, 2, y2.data(), 3, pool), Error);
 }
 
 INSTANTIATE_TEST_SUITE_P(Isa, MatmulIsa, ::testing::ValuesIn(testing::runnable_isas()),
