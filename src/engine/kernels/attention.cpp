@@ -15,7 +15,8 @@ namespace sparkv::kernels::detail {
 
 namespace {
 
-void validate(const AttentionShape& s, int64_t ldq, int64_t n_q, const int32_t* q_pos, int64_t ldo) {
+void validate(const AttentionShape& s, int64_t ldq, int64_t n_q, const int32_t* q_pos,
+              int64_t ldo) {
     if (s.n_head <= 0 || s.n_kv_head <= 0 || s.n_head % s.n_kv_head != 0) {
         fail("attention: {} query heads cannot be grouped over {} KV heads", s.n_head, s.n_kv_head);
     }

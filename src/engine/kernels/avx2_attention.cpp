@@ -104,6 +104,12 @@ void convert_tile(const uint16_t* src, int64_t n_keys, int64_t n_pad, int hd, fl
         for (int d = 0; d < hd; d += 8) _mm256_store_ps(dst + j * hd + d, _mm256_setzero_ps());
 }
 
+// A query element as the kernels use it: optionally rounded to fp16 (as ggml), then scaled.
+inline float query_element(const AttentionShape& s, float q) {
+    if (s.round_q_to_fp16) q = _cvtsh_ss(_cvtss_sh(q, _MM_FROUND_TO_NEAREST_INT));
+    return q * s.scale;
+}
+
 // Writes query vector r's result: normalised into out, or the raw state into partial.
 void write_row(const AttentionTask& task, int group, int r, float max, float sum, const float* o) {
     const int hd = task.shape->head_dim;
@@ -168,7 +174,7 @@ void attention_few(const AttentionTask& task, int group, int m) {
         const int64_t row = task.q0 + r / group;
         const float* qv =
             task.q + row * task.ldq + (int64_t(task.kv_head) * group + r % group) * hd;
-        for (int d = 0; d < hd; ++d) q[r * hd + d] = qv[d] * s.scale;
+        for (int d = 0; d < hd; ++d) q[r * hd + d] = query_element(s, qv[d]);
         std::fill(o + r * hd, o + (r + 1) * hd, 0.0f);
         row_max[r] = -std::numeric_limits<float>::infinity();
         row_sum[r] = 0.0f;
@@ -269,7 +275,7 @@ void attention(const AttentionTask& task) {
         for (int d = 0; d < hd; ++d) {
             const float* qv = task.q + (task.q0 + r / group) * task.ldq +
                               (int64_t(task.kv_head) * group + r % group) * hd;
-            qt[d * mp + r] = real ? qv[d] * s.scale : 0.0f;
+            qt[d * mp + r] = real ? query_element(s, qv[d]) : 0.0f;
         }
     }
     std::fill(o, o + mp * hd, 0.0f);

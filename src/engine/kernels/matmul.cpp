@@ -32,9 +32,10 @@ void validate(const Matrix& w, int64_t ldx, int64_t n_tokens, int64_t ldy) {
              traits.block_elements);
     }
     if (n_tokens > 1 && (ldx < w.cols || ldy < w.rows)) {
-        fail("matmul: row strides ({} for x, {} for y) are shorter than the rows ({} inputs, {} "
-             "outputs)",
-             ldx, ldy, w.cols, w.rows);
+        fail(
+            "matmul: row strides ({} for x, {} for y) are shorter than the rows ({} inputs, {} "
+            "outputs)",
+            ldx, ldy, w.cols, w.rows);
     }
     if (w.row_bytes < ggml_row_bytes(w.type, w.cols)) {
         fail("matmul: row stride of {} bytes is shorter than a {} row of {} elements ({} bytes)",

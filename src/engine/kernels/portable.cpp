@@ -232,7 +232,10 @@ void attention(const AttentionTask& task) {
             std::fill(acc, acc + hd, 0.0f);
             for (int64_t j = task.k0; j < end; ++j) {
                 float score = 0.0f;
-                for (int d = 0; d < hd; ++d) score += qv[d] * fp16_to_fp32(kh[j * hd + d]);
+                for (int d = 0; d < hd; ++d) {
+                    const float qd = s.round_q_to_fp16 ? fp16_to_fp32(fp32_to_fp16(qv[d])) : qv[d];
+                    score += qd * fp16_to_fp32(kh[j * hd + d]);
+                }
                 score *= s.scale;
                 if (score > max) {
                     const float rescale = std::exp(max - score);

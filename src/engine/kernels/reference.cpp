@@ -254,8 +254,10 @@ void attention(const AttentionShape& s, const float* q, int64_t ldq, int64_t n_q
             double max = -std::numeric_limits<double>::infinity();
             for (int64_t j = 0; j < n_keys; ++j) {
                 double dot = 0.0;
-                for (int d = 0; d < s.head_dim; ++d)
-                    dot += double(qh[d]) * fp16_to_fp32(kh[j * s.head_dim + d]);
+                for (int d = 0; d < s.head_dim; ++d) {
+                    const float qd = s.round_q_to_fp16 ? fp16_to_fp32(fp32_to_fp16(qh[d])) : qh[d];
+                    dot += double(qd) * fp16_to_fp32(kh[j * s.head_dim + d]);
+                }
                 score[j] = dot * s.scale;
                 max = std::max(max, score[j]);
             }

@@ -23,8 +23,10 @@ class AttentionIsa : public ::testing::TestWithParam<Isa> {
     // polynomial exp, different summation order) must agree with the double reference to 2e-5
     // absolute, a few hundred fp32 ulps of the output scale.
     void check(int n_head, int n_kv_head, int head_dim, int64_t capacity,
-               const std::vector<int32_t>& positions, int threads, uint32_t seed) {
+               const std::vector<int32_t>& positions, int threads, uint32_t seed,
+               bool round_q = false) {
         AttentionShape s{n_head, n_kv_head, head_dim, capacity, 1.0f / std::sqrt(float(head_dim))};
+        s.round_q_to_fp16 = round_q;
         const int64_t n_q = static_cast<int64_t>(positions.size());
         const int64_t ld = int64_t(n_head) * head_dim + 4;
         const auto q = random_floats(n_q * ld, seed, 1.5f);
@@ -88,6 +90,11 @@ TEST_P(AttentionIsa, OtherHeadLayouts) {
     check(8, 2, 128, 300, run_of_positions(33, 200), 2, 41);  // group 4, wide heads
     check(8, 1, 16, 150, run_of_positions(20, 120), 1, 42);   // multi-query, narrow heads
     check(6, 3, 20, 100, run_of_positions(9, 50), 2, 43);     // head_dim not a multiple of 8
+}
+
+TEST_P(AttentionIsa, QueriesRoundedToFp16LikeGgml) {
+    check(9, 3, 64, 500, run_of_positions(40, 400), 2, 50, true);  // tiled kernel
+    check(9, 3, 64, 500, {123}, 1, 51, true);                      // few-query kernel
 }
 
 TEST_P(AttentionIsa, RejectsBadShapes) {

@@ -45,8 +45,8 @@ TEST(ModelWeights, MatmulOnMappedTensorsMatchesReference) {
                     scale = std::max(scale, double(std::fabs(want[i])));
                 }
                 EXPECT_LT(max_err, 1e-5 * scale + 1e-6)
-                    << name << " (" << ggml_traits(w.type).name << "), " << tokens
-                    << " tokens, " << isa_name(isa);
+                    << name << " (" << ggml_traits(w.type).name << "), " << tokens << " tokens, "
+                    << isa_name(isa);
             }
         }
     }

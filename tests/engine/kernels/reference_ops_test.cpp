@@ -99,6 +99,24 @@ TEST(RefAttention, SoftmaxWeightsByScore) {
     EXPECT_EQ(out[0], 4.0f);
 }
 
+TEST(RefAttention, RoundsQueriesToFp16OnRequest) {
+    // head_dim 1, keys 1 and 0 with values 1 and 0: out = e^q / (e^q + 1). q = 1.0001 is not a
+    // half; rounded it becomes 1.
+    AttentionShape s{1, 1, 1, 2, 1.0f};
+    const uint16_t k[2] = {fp32_to_fp16(1.0f), fp32_to_fp16(0.0f)};
+    const uint16_t v[2] = {fp32_to_fp16(1.0f), fp32_to_fp16(0.0f)};
+    const int32_t pos = 1;
+    const float q = 1.0001f, one = 1.0f;
+    float exact, rounded, at_one;
+    ref::attention(s, &q, 1, 1, &pos, k, v, &exact, 1);
+    ref::attention(s, &one, 1, 1, &pos, k, v, &at_one, 1);
+    s.round_q_to_fp16 = true;
+    ref::attention(s, &q, 1, 1, &pos, k, v, &rounded, 1);
+    EXPECT_EQ(rounded, at_one);
+    EXPECT_NE(exact, at_one);
+    EXPECT_NEAR(exact, std::exp(1.0001) / (std::exp(1.0001) + 1), 1e-6);
+}
+
 TEST(RefFp16Rows, EveryHalf) {
     std::vector<uint16_t> h(65536);
     for (uint32_t i = 0; i < 65536; ++i) h[i] = static_cast<uint16_t>(i);
