@@ -1,7 +1,8 @@
 // Measures the llama.cpp peer (node-llama-cpp) on the reference model: prefill of a 1024-token
 // chunk at several context depths, and single-token decode at those depths, with the given
 // thread count. The same numbers kernel_bench estimates for SparKV's kernels, so the two can be
-// compared in one session on the same machine.
+// compared in one session on the same machine. "cores used" is process CPU time over wall time
+// during the timed prefills (below the thread count: the machine was busy with other work).
 //
 //   node bench/llamacpp_prefill.mjs [--threads 2] [--runs 5] [--depths 0,3072,7168] [--flash-attention]
 import { readFileSync } from "node:fs";
@@ -57,10 +58,16 @@ for (const depth of depths) {
   }
   filled = depth;
   const prefill = [];
+  let cpu = 0, wall = 0;
   for (let r = 0; r < runs; ++r) {
+    const c0 = process.cpuUsage();
     const t0 = process.hrtime.bigint();
     await sequence.evaluateWithoutGeneratingNewTokens(tokens.slice(depth, depth + chunk));
-    prefill.push(Number(process.hrtime.bigint() - t0) / 1e9);
+    const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
+    const used = process.cpuUsage(c0);
+    cpu += (used.user + used.system) / 1e6;
+    wall += seconds;
+    prefill.push(seconds);
     await sequence.eraseContextTokenRanges([{ start: depth, end: depth + chunk }]);
   }
   // Decode: one token at a time on top of the chunk.
@@ -75,11 +82,12 @@ for (const depth of depths) {
   const row = {
     depth,
     prefill_tokens_per_s: chunk / median(prefill),
+    prefill_cores_used: cpu / wall,
     decode_depth: depth + chunk,
     decode_tokens_per_s: 1 / median(decode),
   };
   results.push(row);
-  console.log(`  depth ${String(depth).padStart(5)}: prefill ${row.prefill_tokens_per_s.toFixed(1)} tok/s (1024-token chunk), decode at ${depth + chunk}: ${row.decode_tokens_per_s.toFixed(1)} tok/s`);
+  console.log(`  depth ${String(depth).padStart(5)}: prefill ${row.prefill_tokens_per_s.toFixed(1)} tok/s (1024-token chunk, ${row.prefill_cores_used.toFixed(2)} cores used), decode at ${depth + chunk}: ${row.decode_tokens_per_s.toFixed(1)} tok/s`);
 }
 if (args.includes("--json")) console.log(JSON.stringify({ threads, flashAttention, results }));
 await context.dispose();

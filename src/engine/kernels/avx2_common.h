@@ -31,7 +31,9 @@ static inline float hmax(__m256 v) {
     return _mm_cvtss_f32(s);
 }
 
-static inline float half_to_float(uint16_t h) { return _cvtsh_ss(h); }
+static inline float half_to_float(uint16_t h) {
+    return _cvtsh_ss(h);
+}
 
 // Transposes 8 vectors of 8 int32 (rows x groups) into groups x rows.
 static inline void transpose8(__m256i (&v)[8]) {
@@ -59,8 +61,8 @@ static inline void transpose8(__m256i (&v)[8]) {
 // that lane r of q[g] holds row r's elements 4g..4g+3; d and off receive each row's scale and
 // offset factor (Q4_1: m; Q4_0: -8 d, since it stores q + 8). Missing rows are zero.
 template <GgmlType kType>
-static inline void unpack_q4_rows8(const Matrix& w, int64_t r0, int64_t n_rows, int64_t b, __m256i* q,
-                                   float* d, float* off) {
+static inline void unpack_q4_rows8(const Matrix& w, int64_t r0, int64_t n_rows, int64_t b,
+                                   __m256i* q, float* d, float* off) {
     constexpr size_t kBlockBytes = kType == GgmlType::Q4_1 ? sizeof(BlockQ4_1) : sizeof(BlockQ4_0);
     constexpr size_t kQuantOffset = kType == GgmlType::Q4_1 ? 4 : 2;
     const __m256i low4 = _mm256_set1_epi8(0x0f);
@@ -96,7 +98,8 @@ static inline __m256 exp_ps(__m256 x) {
     const __m256 ln2_lo = _mm256_set1_ps(-2.12194440e-4f);
     x = _mm256_min_ps(_mm256_set1_ps(88.7228391f), x);  // NaN in x passes through
     const __m256 too_small = _mm256_cmp_ps(x, _mm256_set1_ps(-87.3365448f), _CMP_LT_OQ);
-    const __m256 n = _mm256_round_ps(_mm256_mul_ps(x, log2e), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    const __m256 n =
+        _mm256_round_ps(_mm256_mul_ps(x, log2e), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
     __m256 r = _mm256_fnmadd_ps(n, ln2_hi, x);
     r = _mm256_fnmadd_ps(n, ln2_lo, r);
     // Minimax polynomial of e^r on [-ln2/2, ln2/2] (Cephes coefficients).
@@ -110,9 +113,10 @@ static inline __m256 exp_ps(__m256 x) {
     // Scale by 2^n through the exponent bits; n is at most 128 here, so split to stay finite.
     const __m256i ni = _mm256_cvtps_epi32(n);
     const __m256i half_n = _mm256_srai_epi32(ni, 1);
-    const __m256 s1 = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(half_n, _mm256_set1_epi32(127)), 23));
-    const __m256 s2 = _mm256_castsi256_ps(
-        _mm256_slli_epi32(_mm256_add_epi32(_mm256_sub_epi32(ni, half_n), _mm256_set1_epi32(127)), 23));
+    const __m256 s1 = _mm256_castsi256_ps(
+        _mm256_slli_epi32(_mm256_add_epi32(half_n, _mm256_set1_epi32(127)), 23));
+    const __m256 s2 = _mm256_castsi256_ps(_mm256_slli_epi32(
+        _mm256_add_epi32(_mm256_sub_epi32(ni, half_n), _mm256_set1_epi32(127)), 23));
     const __m256 result = _mm256_mul_ps(_mm256_mul_ps(p, s1), s2);
     return _mm256_andnot_ps(too_small, result);
 }
@@ -133,7 +137,8 @@ static inline __m256 exp_nonpositive_ps(__m256 x) {
     p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
     p = _mm256_fmadd_ps(p, _mm256_mul_ps(r, r), _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
     // n >= -126 here, so 2^n is a normal float built directly in the exponent bits.
-    const __m256i bits = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
+    const __m256i bits =
+        _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
     return _mm256_andnot_ps(too_small, _mm256_mul_ps(p, _mm256_castsi256_ps(bits)));
 }
 

@@ -68,7 +68,8 @@ void panel_kernel(const PanelBlock* const (&groups)[RG], const PackedActivations
             for (int k = 1; k < 8; ++k) {
                 const __m256i x = _mm256_set1_epi32(x4[k]);
                 SPARKV_UNROLL
-                for (int g = 0; g < RG; ++g) p[g] = _mm256_add_epi16(p[g], _mm256_maddubs_epi16(groups[g][b].q[k], x));
+                for (int g = 0; g < RG; ++g)
+                    p[g] = _mm256_add_epi16(p[g], _mm256_maddubs_epi16(groups[g][b].q[k], x));
             }
             const __m256 dx = _mm256_broadcast_ss(xd + b);
             const __m256 ox = _mm256_broadcast_ss(xo + b);
@@ -98,8 +99,8 @@ template <GgmlType kType>
 void gemm_panels(const GemmTask& task) {
     const Matrix& w = *task.w;
     const int64_t nb = w.cols / 32;
-    auto* panel = reinterpret_cast<PanelBlock*>(
-        (reinterpret_cast<uintptr_t>(task.scratch) + 31) & ~uintptr_t{31});
+    auto* panel = reinterpret_cast<PanelBlock*>((reinterpret_cast<uintptr_t>(task.scratch) + 31) &
+                                                ~uintptr_t{31});
     // Two 8-row groups share every activation broadcast; one group when a block row is wide, so
     // that the panel stays in L1 next to the activation stream.
     const int groups = nb <= 32 ? 2 : 1;
@@ -124,9 +125,14 @@ void gemm_panels(const GemmTask& task) {
 bool gemm_panel(const GemmTask& task) {
     if (task.t1 - task.t0 < kPanelMinTokens) return false;
     switch (task.w->type) {
-        case GgmlType::Q4_0: gemm_panels<GgmlType::Q4_0>(task); return true;
-        case GgmlType::Q4_1: gemm_panels<GgmlType::Q4_1>(task); return true;
-        default: return false;
+        case GgmlType::Q4_0:
+            gemm_panels<GgmlType::Q4_0>(task);
+            return true;
+        case GgmlType::Q4_1:
+            gemm_panels<GgmlType::Q4_1>(task);
+            return true;
+        default:
+            return false;
     }
 }
 

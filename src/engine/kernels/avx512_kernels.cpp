@@ -33,7 +33,8 @@ void pack_rows16(const Matrix& w, int64_t r0, int64_t n_rows, PanelBlock16* out)
         __m256i lo[8], hi[8];
         alignas(64) float d[16], off[16];
         avx2::unpack_q4_rows8<kType>(w, r0, std::min<int64_t>(8, n_rows), b, lo, d, off);
-        avx2::unpack_q4_rows8<kType>(w, r0 + 8, std::max<int64_t>(0, n_rows - 8), b, hi, d + 8, off + 8);
+        avx2::unpack_q4_rows8<kType>(w, r0 + 8, std::max<int64_t>(0, n_rows - 8), b, hi, d + 8,
+                                     off + 8);
         for (int g = 0; g < 8; ++g) {  // rows 0-7 in the low 256 bits, 8-15 in the high
             auto* half = reinterpret_cast<__m256i*>(&out[b].q[g]);
             _mm256_store_si256(half, lo[g]);
@@ -60,9 +61,11 @@ void panel_kernel16(const PanelBlock16* panel, const PackedActivations& a, int64
             __m512i p = _mm512_maddubs_epi16(panel[b].q[0], _mm512_set1_epi32(x4[0]));
             SPARKV_UNROLL
             for (int k = 1; k < 8; ++k) {
-                p = _mm512_add_epi16(p, _mm512_maddubs_epi16(panel[b].q[k], _mm512_set1_epi32(x4[k])));
+                p = _mm512_add_epi16(p,
+                                     _mm512_maddubs_epi16(panel[b].q[k], _mm512_set1_epi32(x4[k])));
             }
-            const __m512 f = _mm512_maskz_cvtepi32_ps(0xffff, _mm512_madd_epi16(p, ones));  // maskz: GCC 12 warns on the unmasked form
+            const __m512 f = _mm512_maskz_cvtepi32_ps(
+                0xffff, _mm512_madd_epi16(p, ones));  // maskz: GCC 12 warns on the unmasked form
             acc = _mm512_fmadd_ps(f, _mm512_mul_ps(panel[b].d, _mm512_set1_ps(xd[b])), acc);
             acc = _mm512_fmadd_ps(panel[b].off, _mm512_set1_ps(xo[b]), acc);
         }
@@ -73,8 +76,8 @@ void panel_kernel16(const PanelBlock16* panel, const PackedActivations& a, int64
 template <GgmlType kType>
 void gemm_panels16(const GemmTask& task) {
     const Matrix& w = *task.w;
-    auto* panel = reinterpret_cast<PanelBlock16*>(
-        (reinterpret_cast<uintptr_t>(task.scratch) + 63) & ~uintptr_t{63});
+    auto* panel = reinterpret_cast<PanelBlock16*>((reinterpret_cast<uintptr_t>(task.scratch) + 63) &
+                                                  ~uintptr_t{63});
     for (int64_t r = task.r0; r < task.r1; r += 16) {
         const int64_t n_rows = std::min<int64_t>(16, task.r1 - r);
         pack_rows16<kType>(w, r, n_rows, panel);
@@ -90,9 +93,9 @@ void gemm(const GemmTask& task) {
     avx2::gemm(task);
 }
 
-constexpr KernelTable kTable = {Isa::avx512,      avx2::pack_activations, gemm,
-                                avx2::attention,  avx2::rms_norm,         avx2::rope,
-                                avx2::swiglu,     avx2::fp32_to_fp16_row, avx2::fp16_to_fp32_row};
+constexpr KernelTable kTable = {Isa::avx512,     avx2::pack_activations, gemm,
+                                avx2::attention, avx2::rms_norm,         avx2::rope,
+                                avx2::swiglu,    avx2::fp32_to_fp16_row, avx2::fp16_to_fp32_row};
 
 }  // namespace
 
@@ -100,6 +103,8 @@ constexpr KernelTable kTable = {Isa::avx512,      avx2::pack_activations, gemm,
 
 namespace sparkv::kernels::detail {
 
-const KernelTable& avx512_kernels() { return avx512::kTable; }
+const KernelTable& avx512_kernels() {
+    return avx512::kTable;
+}
 
 }  // namespace sparkv::kernels::detail
