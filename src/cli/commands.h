@@ -12,5 +12,9 @@ using CommandRunner = std::function<int()>;
 
 CommandRunner add_model_command(CLI::App& app);
 CommandRunner add_generate_command(CLI::App& app);
+CommandRunner add_serve_command(CLI::App& app);
+CommandRunner add_ingest_command(CLI::App& app);
+CommandRunner add_codec_bench_command(CLI::App& app);
+CommandRunner add_fetch_command(CLI::App& app);
 
 }  // namespace sparkv::cli

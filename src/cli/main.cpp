@@ -18,6 +18,10 @@ int main(int argc, char** argv) {
     };
     add(sparkv::cli::add_model_command);
     add(sparkv::cli::add_generate_command);
+    add(sparkv::cli::add_ingest_command);
+    add(sparkv::cli::add_codec_bench_command);
+    add(sparkv::cli::add_serve_command);
+    add(sparkv::cli::add_fetch_command);
 
     try {
         app.parse(argc, argv);

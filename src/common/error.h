@@ -4,15 +4,11 @@
 
 #include <fmt/format.h>
 
-#include <stdexcept>
 #include <string>
 
-namespace sparkv {
+#include "sparkv/error.h"
 
-class Error : public std::runtime_error {
-public:
-    explicit Error(const std::string& message) : std::runtime_error(message) {}
-};
+namespace sparkv {
 
 template <typename... Args>
 [[noreturn]] inline void fail(fmt::format_string<Args...> format, Args&&... args) {

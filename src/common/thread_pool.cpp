@@ -26,7 +26,7 @@ ThreadPool::~ThreadPool() {
     {
         std::lock_guard lock(mutex_);
         stop_.store(true, std::memory_order_release);
-        generation_.fetch_add(1, std::memory_order_acq_rel);
+        generation_.store(last_generation_ + 1, std::memory_order_release);
     }
     wake_.notify_all();
     for (auto& w : workers_) w.join();
@@ -37,19 +37,26 @@ int ThreadPool::default_threads() {
     return hw == 0 ? 1 : static_cast<int>(hw);
 }
 
-void ThreadPool::run_job(int thread) {
-    const auto& fn = *job_;
+void ThreadPool::run_tasks(uint32_t generation, int thread) {
     for (;;) {
-        const int64_t task = next_task_.fetch_add(1, std::memory_order_relaxed);
-        if (task >= job_tasks_) break;
-        fn(task, thread);
+        uint64_t ticket = ticket_.load(std::memory_order_acquire);
+        if (static_cast<uint32_t>(ticket >> 32) != generation) return;
+        const int64_t task = static_cast<int64_t>(ticket & 0xffffffffu);
+        const int64_t n_tasks = job_tasks_.load(std::memory_order_relaxed);
+        if (task >= n_tasks) return;
+        if (!ticket_.compare_exchange_weak(ticket, ticket + 1, std::memory_order_acq_rel)) continue;
+        // Holding an unfinished task of this job, the caller is still waiting: job_ is ours.
+        (*job_.load(std::memory_order_acquire))(task, thread);
+        if (done_tasks_.fetch_add(1, std::memory_order_acq_rel) + 1 == n_tasks) {
+            done_tasks_.notify_all();  // no syscall unless the caller went to sleep
+        }
     }
 }
 
 void ThreadPool::worker_loop(int thread) {
-    uint64_t seen = 0;
+    uint32_t seen = 0;
     for (;;) {
-        uint64_t gen = generation_.load(std::memory_order_acquire);
+        uint32_t gen = generation_.load(std::memory_order_acquire);
         for (int spin = 0; gen == seen && spin < kSpinIterations; ++spin) {
             SPARKV_CPU_RELAX();
             gen = generation_.load(std::memory_order_acquire);
@@ -61,8 +68,7 @@ void ThreadPool::worker_loop(int thread) {
         }
         seen = gen;
         if (stop_.load(std::memory_order_acquire)) return;
-        run_job(thread);
-        pending_workers_.fetch_sub(1, std::memory_order_acq_rel);
+        run_tasks(gen, thread);
     }
 }
 
@@ -73,20 +79,39 @@ void ThreadPool::parallel_for(int64_t n_tasks,
         for (int64_t task = 0; task < n_tasks; ++task) fn(task, 0);
         return;
     }
+    constexpr int64_t kMaxTasks = int64_t{1} << 31;  // task indices live in 32 bits of ticket_
+    if (n_tasks > kMaxTasks) {
+        for (int64_t first = 0; first < n_tasks; first += kMaxTasks) {
+            const std::function<void(int64_t, int)> slice = [&](int64_t task, int thread) {
+                fn(first + task, thread);
+            };
+            parallel_for(std::min(kMaxTasks, n_tasks - first), slice);
+        }
+        return;
+    }
     std::lock_guard caller(caller_mutex_);
-    job_ = &fn;
-    job_tasks_ = n_tasks;
-    next_task_.store(0, std::memory_order_relaxed);
-    pending_workers_.store(n_threads_ - 1, std::memory_order_relaxed);
+    const uint32_t gen = ++last_generation_;
+    job_.store(&fn, std::memory_order_relaxed);
+    job_tasks_.store(n_tasks, std::memory_order_relaxed);
+    done_tasks_.store(0, std::memory_order_relaxed);
+    ticket_.store(static_cast<uint64_t>(gen) << 32, std::memory_order_release);
     {
         // Taking the lock orders the publish against a worker that is about to sleep.
         std::lock_guard lock(mutex_);
-        generation_.fetch_add(1, std::memory_order_acq_rel);
+        generation_.store(gen, std::memory_order_release);
     }
     wake_.notify_all();
-    run_job(0);
-    while (pending_workers_.load(std::memory_order_acquire) != 0) SPARKV_CPU_RELAX();
-    job_ = nullptr;
+    run_tasks(gen, 0);
+    // Wait for tasks that workers took: spin briefly, then sleep.
+    int spin = 0;
+    for (int64_t done = done_tasks_.load(std::memory_order_acquire); done != n_tasks;
+         done = done_tasks_.load(std::memory_order_acquire)) {
+        if (++spin < kSpinIterations) {
+            SPARKV_CPU_RELAX();
+        } else {
+            done_tasks_.wait(done, std::memory_order_acquire);
+        }
+    }
 }
 
 void ThreadPool::run_on_all(const std::function<void(int thread, int n_threads)>& fn) {

@@ -1,6 +1,8 @@
 // A fork-join pool for the compute kernels. The calling thread takes part in every job, workers
 // spin briefly before sleeping so that the hundreds of small parallel regions of one forward pass
-// do not each pay a futex wake-up.
+// do not each pay a futex wake-up. The caller waits only for tasks that were handed out, never
+// for workers to check in: on an oversubscribed machine a worker that is not scheduled simply
+// takes no task, instead of stalling the job until the OS runs it.
 #pragma once
 
 #include <atomic>
@@ -37,17 +39,21 @@ public:
 
 private:
     void worker_loop(int thread);
-    void run_job(int thread);
+    // Takes and runs tasks of job `generation` until none is left or a newer job replaced it.
+    void run_tasks(uint32_t generation, int thread);
 
     const int n_threads_;
     std::vector<std::thread> workers_;
 
-    // The current job; published by bumping generation_.
-    const std::function<void(int64_t, int)>* job_ = nullptr;
-    int64_t job_tasks_ = 0;
-    std::atomic<int64_t> next_task_{0};
-    std::atomic<int> pending_workers_{0};
-    std::atomic<uint64_t> generation_{0};
+    // The current job. ticket_ holds (generation << 32) | next task index: a task is taken by a
+    // compare-exchange that also checks the generation, so a worker that wakes up late can never
+    // take a task of a later job with the function of an earlier one.
+    std::atomic<const std::function<void(int64_t, int)>*> job_{nullptr};
+    std::atomic<int64_t> job_tasks_{0};
+    std::atomic<uint64_t> ticket_{0};
+    std::atomic<int64_t> done_tasks_{0};
+    uint32_t last_generation_ = 0;  // guarded by caller_mutex_
+    std::atomic<uint32_t> generation_{0};
     std::atomic<bool> stop_{false};
 
     std::mutex caller_mutex_;  // one job at a time

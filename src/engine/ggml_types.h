@@ -1,6 +1,6 @@
 // Tensor element types as numbered by the GGUF format, and the block layouts of the quantised ones.
-// Each block type is described once here; its reference (de)quantisation lives in kernels/quants,
-// its fast dot products in kernels/.
+// Each block type is described once here; its reference (de)quantisation lives in
+// kernels/reference_quants.cpp, its fast dot products in kernels/avx2_*.cpp.
 #pragma once
 
 #include <cstddef>

@@ -18,7 +18,9 @@ namespace {
 constexpr uint32_t kGgufMagic = 0x46554747;  // "GGUF" little-endian
 constexpr uint64_t kMaxDims = 4;
 
-size_t scalar_size(GgufValueType type) {
+}  // namespace
+
+size_t gguf_scalar_size(GgufValueType type) {
     switch (type) {
         case GgufValueType::UINT8:
         case GgufValueType::INT8:
@@ -34,6 +36,10 @@ size_t scalar_size(GgufValueType type) {
         default: return 0;
     }
 }
+
+namespace {
+
+size_t scalar_size(GgufValueType type) { return gguf_scalar_size(type); }
 
 // Bounds-checked little-endian cursor over the file.
 class Cursor {

@@ -31,6 +31,8 @@ enum class GgufValueType : uint32_t {
 };
 
 std::string_view gguf_value_type_name(GgufValueType type);
+// Bytes of one scalar of the type (0 for STRING and ARRAY).
+size_t gguf_scalar_size(GgufValueType type);
 
 // One metadata value. Scalars are widened into the matching field; arrays point into the mapping.
 struct GgufValue {

@@ -97,6 +97,38 @@ void GgufWriter::set_i32_array(std::string key, std::vector<int32_t> values) {
     put(std::move(key), GgufValueType::ARRAY, std::move(p), GgufValueType::INT32);
 }
 
+void GgufWriter::copy_value(std::string key, const GgufValue& value) {
+    std::vector<uint8_t> p;
+    auto append_bytes = [&p](const uint8_t* data, size_t n) {
+        const size_t at = p.size();
+        p.resize(at + n);
+        if (n) std::memcpy(p.data() + at, data, n);
+    };
+    switch (value.type) {
+        case GgufValueType::STRING: append_string(p, value.str); break;
+        case GgufValueType::ARRAY:
+            append<uint32_t>(p, static_cast<uint32_t>(value.elem_type));
+            append<uint64_t>(p, value.count);
+            if (value.elem_type == GgufValueType::STRING) {
+                for (const auto s : value.strings) append_string(p, s);
+            } else {
+                append_bytes(value.data, value.count * gguf_scalar_size(value.elem_type));
+            }
+            break;
+        case GgufValueType::FLOAT32: append(p, static_cast<float>(value.f)); break;
+        case GgufValueType::FLOAT64: append(p, value.f); break;
+        case GgufValueType::BOOL: append<uint8_t>(p, value.u ? 1 : 0); break;
+        default: {
+            // Integers: the low bytes of the two's-complement value, in the original width.
+            const uint64_t bits = static_cast<uint64_t>(value.i);
+            uint8_t bytes[8];
+            std::memcpy(bytes, &bits, sizeof bytes);
+            append_bytes(bytes, gguf_scalar_size(value.type));
+        }
+    }
+    put(std::move(key), value.type, std::move(p), value.elem_type);
+}
+
 void GgufWriter::add_tensor(std::string name, GgmlType type, std::vector<int64_t> shape,
                             std::vector<uint8_t> data) {
     if (shape.empty() || shape.size() > 4) fail("tensor '{}': 1 to 4 dimensions allowed", name);

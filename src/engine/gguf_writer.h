@@ -23,6 +23,8 @@ public:
     void set_string_array(std::string key, std::vector<std::string> values);
     void set_f32_array(std::string key, std::vector<float> values);
     void set_i32_array(std::string key, std::vector<int32_t> values);
+    // Copies a value read from another file, whatever its type.
+    void copy_value(std::string key, const GgufValue& value);
 
     // Adds a tensor whose data is already encoded in `type` (row-major, ne[0] contiguous).
     void add_tensor(std::string name, GgmlType type, std::vector<int64_t> shape,

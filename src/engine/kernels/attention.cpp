@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <memory>
 #include <vector>
 
 #include "common/error.h"
@@ -14,13 +15,18 @@ namespace sparkv::kernels::detail {
 
 namespace {
 
-void validate(const AttentionShape& s, int64_t n_q, const int32_t* q_pos) {
+void validate(const AttentionShape& s, int64_t ldq, int64_t n_q, const int32_t* q_pos,
+              int64_t ldo) {
     if (s.n_head <= 0 || s.n_kv_head <= 0 || s.n_head % s.n_kv_head != 0) {
-        fail("attention: {} query heads cannot be grouped over {} KV heads", s.n_head,
-             s.n_kv_head);
+        fail("attention: {} query heads cannot be grouped over {} KV heads", s.n_head, s.n_kv_head);
     }
     if (s.head_dim <= 0 || s.head_dim > kMaxHeadDim) {
         fail("attention: head_dim {} is outside 1..{}", s.head_dim, kMaxHeadDim);
+    }
+    const int64_t width = int64_t(s.n_head) * s.head_dim;
+    if (n_q > 1 && (ldq < width || ldo < width)) {
+        fail("attention: row strides ({} for q, {} for out) are shorter than {} heads x {} dims",
+             ldq, ldo, s.n_head, s.head_dim);
     }
     for (int64_t i = 0; i < n_q; ++i) {
         if (q_pos[i] < 0 || q_pos[i] >= s.kv_capacity) {
@@ -52,7 +58,7 @@ void merge_partials(const float* first, int64_t n_parts, size_t part_stride, int
 void attention_with(const KernelTable& kt, const AttentionShape& s, const float* q, int64_t ldq,
                     int64_t n_q, const int32_t* q_pos, const uint16_t* k, const uint16_t* v,
                     float* out, int64_t ldo, ThreadPool& pool) {
-    validate(s, n_q, q_pos);
+    validate(s, ldq, n_q, q_pos, ldo);
     if (n_q == 0) return;
     const int group = s.n_head / s.n_kv_head;
     const int64_t q_tiles = (n_q + kAttnQueryTile - 1) / kAttnQueryTile;
@@ -63,16 +69,21 @@ void attention_with(const KernelTable& kt, const AttentionShape& s, const float*
     for (int64_t t = 0; t < q_tiles; ++t) {
         const int64_t end = std::min(n_q, (t + 1) * kAttnQueryTile);
         int64_t keys = 0;
-        for (int64_t i = t * kAttnQueryTile; i < end; ++i) keys = std::max<int64_t>(keys, q_pos[i] + 1);
+        for (int64_t i = t * kAttnQueryTile; i < end; ++i)
+            keys = std::max<int64_t>(keys, q_pos[i] + 1);
         tile_keys[t] = keys;
         max_keys = std::max(max_keys, keys);
     }
 
+    double visible_keys = 0;
+    for (int64_t i = 0; i < n_q; ++i) visible_keys += double(q_pos[i]) + 1.0;
+    const bool parallel = visible_keys * s.n_head * s.head_dim * 2.0 >= kParallelMinWork;
+    const int64_t threads = parallel ? pool.size() : 1;
+
     // Few (KV head, query tile) pairs, as in decode, cannot keep the threads busy: split the keys
     // too and merge the partial softmax results afterwards.
-    const int64_t threads = pool.size();
     int64_t key_chunk = max_keys;
-    if (q_tiles * s.n_kv_head < 2 * threads && max_keys > 512) {
+    if (threads > 1 && q_tiles * s.n_kv_head < 2 * threads && max_keys > 512) {
         const int64_t parts = (4 * threads + q_tiles * s.n_kv_head - 1) / (q_tiles * s.n_kv_head);
         key_chunk = std::max<int64_t>(256, (max_keys + parts - 1) / parts);
         key_chunk = (key_chunk + kAttnKeyTile - 1) / kAttnKeyTile * kAttnKeyTile;
@@ -100,10 +111,12 @@ void attention_with(const KernelTable& kt, const AttentionShape& s, const float*
     if (split) {
         partial.assign(static_cast<size_t>(q_tiles * s.n_kv_head * key_parts) * tile_partial, 0.0f);
     }
-    const size_t scratch_floats = attention_scratch_floats(s);
-    std::vector<float> scratch(scratch_floats * static_cast<size_t>(threads));
+    // Uninitialised: every kernel writes its scratch before reading it.
+    const size_t scratch_floats = attention_scratch_floats(s, std::min(n_q, kAttnQueryTile));
+    const std::unique_ptr<float[]> scratch(
+        new float[scratch_floats * static_cast<size_t>(threads)]);
 
-    pool.parallel_for(static_cast<int64_t>(tasks.size()), [&](int64_t i, int thread) {
+    run_tasks(pool, parallel, static_cast<int64_t>(tasks.size()), [&](int64_t i, int thread) {
         const Task& task = tasks[static_cast<size_t>(i)];
         AttentionTask a;
         a.shape = &s;
@@ -123,7 +136,7 @@ void attention_with(const KernelTable& kt, const AttentionShape& s, const float*
             const int64_t slot = (task.tile * s.n_kv_head + task.kv_head) * key_parts + task.part;
             a.partial = partial.data() + static_cast<size_t>(slot) * tile_partial;
         }
-        a.scratch = scratch.data() + scratch_floats * static_cast<size_t>(thread);
+        a.scratch = scratch.get() + scratch_floats * static_cast<size_t>(thread);
         kt.attention(a);
     });
 
@@ -131,12 +144,14 @@ void attention_with(const KernelTable& kt, const AttentionShape& s, const float*
     for (int64_t t = 0; t < q_tiles; ++t) {
         for (int g = 0; g < s.n_kv_head; ++g) {
             const float* first =
-                partial.data() + static_cast<size_t>((t * s.n_kv_head + g) * key_parts) * tile_partial;
+                partial.data() +
+                static_cast<size_t>((t * s.n_kv_head + g) * key_parts) * tile_partial;
             for (int64_t i = t * kAttnQueryTile; i < std::min(n_q, (t + 1) * kAttnQueryTile); ++i) {
                 for (int h = 0; h < group; ++h) {
                     const size_t row = static_cast<size_t>((i - t * kAttnQueryTile) * group + h);
-                    merge_partials(first + row * part_stride, key_parts, tile_partial, s.head_dim,
-                                   out + i * ldo + static_cast<int64_t>(g * group + h) * s.head_dim);
+                    merge_partials(
+                        first + row * part_stride, key_parts, tile_partial, s.head_dim,
+                        out + i * ldo + static_cast<int64_t>(g * group + h) * s.head_dim);
                 }
             }
         }

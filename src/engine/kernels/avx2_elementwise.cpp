@@ -19,7 +19,8 @@ void pack_q8_blocks(const float* x, int64_t cols, bool q8_1, int8_t* qs, float* 
         __m256 v0 = _mm256_loadu_ps(x), v1 = _mm256_loadu_ps(x + 8);
         __m256 v2 = _mm256_loadu_ps(x + 16), v3 = _mm256_loadu_ps(x + 24);
         __m256 amax = _mm256_max_ps(_mm256_andnot_ps(sign_bit, v0), _mm256_andnot_ps(sign_bit, v1));
-        amax = _mm256_max_ps(amax, _mm256_max_ps(_mm256_andnot_ps(sign_bit, v2), _mm256_andnot_ps(sign_bit, v3)));
+        amax = _mm256_max_ps(
+            amax, _mm256_max_ps(_mm256_andnot_ps(sign_bit, v2), _mm256_andnot_ps(sign_bit, v3)));
         const float max_scalar = hmax(amax);
         const float scale = max_scalar / 127.0f;
         const __m256 mul = _mm256_set1_ps(max_scalar != 0.0f ? 127.0f / max_scalar : 0.0f);
@@ -34,12 +35,15 @@ void pack_q8_blocks(const float* x, int64_t cols, bool q8_1, int8_t* qs, float* 
         s = _mm_hadd_epi32(s, s);
         const int sum = _mm_cvtsi128_si32(s);
         // Pack to int8; the pack instructions interleave 128-bit lanes, the permute restores order.
-        const __m256i p = _mm256_packs_epi16(_mm256_packs_epi32(i0, i1), _mm256_packs_epi32(i2, i3));
-        const __m256i ordered = _mm256_permutevar8x32_epi32(p, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+        const __m256i p =
+            _mm256_packs_epi16(_mm256_packs_epi32(i0, i1), _mm256_packs_epi32(i2, i3));
+        const __m256i ordered =
+            _mm256_permutevar8x32_epi32(p, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
         _mm256_storeu_si256(reinterpret_cast<__m256i*>(qs + 32 * b), ordered);
         d[b] = _cvtsh_ss(_cvtss_sh(scale, _MM_FROUND_TO_NEAREST_INT));
-        off[b] = q8_1 ? _cvtsh_ss(_cvtss_sh(scale * static_cast<float>(sum), _MM_FROUND_TO_NEAREST_INT))
-                      : d[b] * static_cast<float>(sum);
+        off[b] =
+            q8_1 ? _cvtsh_ss(_cvtss_sh(scale * static_cast<float>(sum), _MM_FROUND_TO_NEAREST_INT))
+                 : d[b] * static_cast<float>(sum);
     }
 }
 
@@ -69,24 +73,29 @@ void pack_q8_k(const float* x, int64_t cols, int8_t* qs, float* d, float* off32,
                 const __m256 v = _mm256_mul_ps(_mm256_loadu_ps(x + j + 8 * k), mul);
                 q[k] = _mm256_min_epi32(_mm256_cvtps_epi32(v), max127);  // cvtps rounds to even
             }
-            const __m256i p = _mm256_packs_epi16(_mm256_packs_epi32(q[0], q[1]), _mm256_packs_epi32(q[2], q[3]));
-            _mm256_storeu_si256(reinterpret_cast<__m256i*>(qs + j),
-                                _mm256_permutevar8x32_epi32(p, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7)));
+            const __m256i p =
+                _mm256_packs_epi16(_mm256_packs_epi32(q[0], q[1]), _mm256_packs_epi32(q[2], q[3]));
+            _mm256_storeu_si256(
+                reinterpret_cast<__m256i*>(qs + j),
+                _mm256_permutevar8x32_epi32(p, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7)));
         }
         const float scale = 1.0f / iscale;
         d[sb] = scale;
         int bsum[16];
         for (int g = 0; g < 16; ++g) {
             // Sum of 16 int8: widen to int16, madd with ones, reduce.
-            const __m256i w = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(qs + 16 * g)));
+            const __m256i w = _mm256_cvtepi8_epi16(
+                _mm_loadu_si128(reinterpret_cast<const __m128i*>(qs + 16 * g)));
             const __m256i s32 = _mm256_madd_epi16(w, _mm256_set1_epi16(1));
-            __m128i s = _mm_add_epi32(_mm256_castsi256_si128(s32), _mm256_extracti128_si256(s32, 1));
+            __m128i s =
+                _mm_add_epi32(_mm256_castsi256_si128(s32), _mm256_extracti128_si256(s32, 1));
             s = _mm_hadd_epi32(s, s);
             s = _mm_hadd_epi32(s, s);
             bsum[g] = _mm_cvtsi128_si32(s);
             off16[16 * sb + g] = scale * static_cast<float>(bsum[g]);
         }
-        for (int j = 0; j < 8; ++j) off32[8 * sb + j] = scale * static_cast<float>(bsum[2 * j] + bsum[2 * j + 1]);
+        for (int j = 0; j < 8; ++j)
+            off32[8 * sb + j] = scale * static_cast<float>(bsum[2 * j] + bsum[2 * j + 1]);
     }
 }
 
@@ -129,9 +138,15 @@ void pack_activations(const float* x, int64_t ldx, int64_t t0, int64_t t1,
                 pack_q8_k(xt, a.cols, a.qs + t * a.cols, a.d + t * a.d_stride,
                           a.off + t * a.off_stride, a.off16 + t * a.off16_stride);
                 break;
-            case GgmlType::F16: round_f16(xt, a.values + t * a.cols, a.cols); break;
-            case GgmlType::BF16: round_bf16(xt, a.values + t * a.cols, a.cols); break;
-            default: std::memcpy(a.values + t * a.cols, xt, sizeof(float) * a.cols); break;
+            case GgmlType::F16:
+                round_f16(xt, a.values + t * a.cols, a.cols);
+                break;
+            case GgmlType::BF16:
+                round_bf16(xt, a.values + t * a.cols, a.cols);
+                break;
+            default:
+                std::memcpy(a.values + t * a.cols, xt, sizeof(float) * a.cols);
+                break;
         }
     }
 }
@@ -184,14 +199,16 @@ void rope(float* x, int64_t n_tokens, int n_heads, int head_dim, const int32_t* 
                     _mm256_storeu_ps(v + i, _mm256_fmsub_ps(x0, c, _mm256_mul_ps(x1, s)));
                     _mm256_storeu_ps(v + i + half, _mm256_fmadd_ps(x0, s, _mm256_mul_ps(x1, c)));
                 }
-            } else {  // pairs (2i, 2i + 1): four pairs per vector, cache is interleaved the same way
+            } else {  // pairs (2i, 2i + 1): four pairs per vector, cache is interleaved the same
+                      // way
                 for (; i + 4 <= half; i += 4) {
                     const __m256 xv = _mm256_loadu_ps(v + 2 * i);
                     const __m256 cs = _mm256_load_ps(cache + 2 * i);
                     const __m256 c = _mm256_moveldup_ps(cs), s = _mm256_movehdup_ps(cs);
                     const __m256 swapped = _mm256_permute_ps(xv, 0xb1);  // (b, a) per pair
                     // even lanes a*c - b*s, odd lanes b*c + a*s
-                    _mm256_storeu_ps(v + 2 * i, _mm256_fmaddsub_ps(xv, c, _mm256_mul_ps(swapped, s)));
+                    _mm256_storeu_ps(v + 2 * i,
+                                     _mm256_fmaddsub_ps(xv, c, _mm256_mul_ps(swapped, s)));
                 }
             }
             for (; i < half; ++i) {
@@ -229,7 +246,8 @@ void fp32_to_fp16_row(const float* src, uint16_t* dst, int64_t n) {
 void fp16_to_fp32_row(const uint16_t* src, float* dst, int64_t n) {
     int64_t i = 0;
     for (; i + 8 <= n; i += 8) {
-        _mm256_storeu_ps(dst + i, _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(src + i))));
+        _mm256_storeu_ps(
+            dst + i, _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(src + i))));
     }
     for (; i < n; ++i) dst[i] = _cvtsh_ss(src[i]);
 }

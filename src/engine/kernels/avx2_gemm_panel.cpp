@@ -32,61 +32,14 @@ struct alignas(32) PanelBlock {
 };
 static_assert(sizeof(PanelBlock) == 320);
 
-// Transposes 8 vectors of 8 int32 (rows x groups) into groups x rows.
-inline void transpose8(__m256i (&v)[8]) {
-    __m256 r[8];
-    for (int i = 0; i < 8; ++i) r[i] = _mm256_castsi256_ps(v[i]);
-    const __m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]);
-    const __m256 t2 = _mm256_unpacklo_ps(r[2], r[3]), t3 = _mm256_unpackhi_ps(r[2], r[3]);
-    const __m256 t4 = _mm256_unpacklo_ps(r[4], r[5]), t5 = _mm256_unpackhi_ps(r[4], r[5]);
-    const __m256 t6 = _mm256_unpacklo_ps(r[6], r[7]), t7 = _mm256_unpackhi_ps(r[6], r[7]);
-    const __m256 s0 = _mm256_shuffle_ps(t0, t2, 0x44), s1 = _mm256_shuffle_ps(t0, t2, 0xee);
-    const __m256 s2 = _mm256_shuffle_ps(t1, t3, 0x44), s3 = _mm256_shuffle_ps(t1, t3, 0xee);
-    const __m256 s4 = _mm256_shuffle_ps(t4, t6, 0x44), s5 = _mm256_shuffle_ps(t4, t6, 0xee);
-    const __m256 s6 = _mm256_shuffle_ps(t5, t7, 0x44), s7 = _mm256_shuffle_ps(t5, t7, 0xee);
-    v[0] = _mm256_castps_si256(_mm256_permute2f128_ps(s0, s4, 0x20));
-    v[1] = _mm256_castps_si256(_mm256_permute2f128_ps(s1, s5, 0x20));
-    v[2] = _mm256_castps_si256(_mm256_permute2f128_ps(s2, s6, 0x20));
-    v[3] = _mm256_castps_si256(_mm256_permute2f128_ps(s3, s7, 0x20));
-    v[4] = _mm256_castps_si256(_mm256_permute2f128_ps(s0, s4, 0x31));
-    v[5] = _mm256_castps_si256(_mm256_permute2f128_ps(s1, s5, 0x31));
-    v[6] = _mm256_castps_si256(_mm256_permute2f128_ps(s2, s6, 0x31));
-    v[7] = _mm256_castps_si256(_mm256_permute2f128_ps(s3, s7, 0x31));
-}
-
 template <GgmlType kType>
 void pack_group(const Matrix& w, int64_t r0, int64_t n_rows, PanelBlock* out) {
-    constexpr size_t kBlockBytes = kType == GgmlType::Q4_1 ? sizeof(BlockQ4_1) : sizeof(BlockQ4_0);
-    constexpr size_t kQuantOffset = kType == GgmlType::Q4_1 ? 4 : 2;
     const int64_t nb = w.cols / 32;
-    const __m256i low4 = _mm256_set1_epi8(0x0f);
     for (int64_t b = 0; b < nb; ++b) {
-        __m256i v[8];
         alignas(32) float d[8], off[8];
-        for (int r = 0; r < 8; ++r) {
-            if (r >= n_rows) {
-                v[r] = _mm256_setzero_si256();
-                d[r] = off[r] = 0.0f;
-                continue;
-            }
-            const uint8_t* blk = w.data + (r0 + r) * w.row_bytes + b * kBlockBytes;
-            const __m128i x = _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + kQuantOffset));
-            v[r] = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(x, 4), x), low4);
-            uint16_t h;
-            std::memcpy(&h, blk, 2);
-            d[r] = half_to_float(h);
-            if constexpr (kType == GgmlType::Q4_1) {
-                std::memcpy(&h, blk + 2, 2);
-                off[r] = half_to_float(h);
-            } else {
-                off[r] = -8.0f * d[r];  // Q4_0 stores q + 8
-            }
-        }
-        transpose8(v);
-        PanelBlock& pb = out[b];
-        for (int g = 0; g < 8; ++g) pb.q[g] = v[g];
-        pb.d = _mm256_load_ps(d);
-        pb.off = _mm256_load_ps(off);
+        unpack_q4_rows8<kType>(w, r0, n_rows, b, out[b].q, d, off);
+        out[b].d = _mm256_load_ps(d);
+        out[b].off = _mm256_load_ps(off);
     }
 }
 
@@ -115,7 +68,8 @@ void panel_kernel(const PanelBlock* const (&groups)[RG], const PackedActivations
             for (int k = 1; k < 8; ++k) {
                 const __m256i x = _mm256_set1_epi32(x4[k]);
                 SPARKV_UNROLL
-                for (int g = 0; g < RG; ++g) p[g] = _mm256_add_epi16(p[g], _mm256_maddubs_epi16(groups[g][b].q[k], x));
+                for (int g = 0; g < RG; ++g)
+                    p[g] = _mm256_add_epi16(p[g], _mm256_maddubs_epi16(groups[g][b].q[k], x));
             }
             const __m256 dx = _mm256_broadcast_ss(xd + b);
             const __m256 ox = _mm256_broadcast_ss(xo + b);
@@ -145,8 +99,8 @@ template <GgmlType kType>
 void gemm_panels(const GemmTask& task) {
     const Matrix& w = *task.w;
     const int64_t nb = w.cols / 32;
-    auto* panel = reinterpret_cast<PanelBlock*>(
-        (reinterpret_cast<uintptr_t>(task.scratch) + 31) & ~uintptr_t{31});
+    auto* panel = reinterpret_cast<PanelBlock*>((reinterpret_cast<uintptr_t>(task.scratch) + 31) &
+                                                ~uintptr_t{31});
     // Two 8-row groups share every activation broadcast; one group when a block row is wide, so
     // that the panel stays in L1 next to the activation stream.
     const int groups = nb <= 32 ? 2 : 1;
@@ -171,9 +125,14 @@ void gemm_panels(const GemmTask& task) {
 bool gemm_panel(const GemmTask& task) {
     if (task.t1 - task.t0 < kPanelMinTokens) return false;
     switch (task.w->type) {
-        case GgmlType::Q4_0: gemm_panels<GgmlType::Q4_0>(task); return true;
-        case GgmlType::Q4_1: gemm_panels<GgmlType::Q4_1>(task); return true;
-        default: return false;
+        case GgmlType::Q4_0:
+            gemm_panels<GgmlType::Q4_0>(task);
+            return true;
+        case GgmlType::Q4_1:
+            gemm_panels<GgmlType::Q4_1>(task);
+            return true;
+        default:
+            return false;
     }
 }
 

@@ -40,17 +40,19 @@ struct Tile {
 template <int R, int T>
 inline void store_tile(const Tile& tile, __m256 (&acc)[R][T]) {
     SPARKV_UNROLL
-    for (int j = 0; j < T; ++j)
+    for (int j = 0; j < T; ++j) {
         SPARKV_UNROLL
         for (int i = 0; i < R; ++i) tile.y[(tile.t + j) * tile.ldy + tile.r + i] = hsum(acc[i][j]);
+    }
 }
 
 template <int R, int T>
 inline void zero(__m256 (&acc)[R][T]) {
     SPARKV_UNROLL
-    for (int i = 0; i < R; ++i)
+    for (int i = 0; i < R; ++i) {
         SPARKV_UNROLL
         for (int j = 0; j < T; ++j) acc[i][j] = _mm256_setzero_ps();
+    }
 }
 
 // ---- Q4_0 / Q4_1 / Q8_0 (32-element blocks, activations Q8_0 / Q8_1) ----
@@ -64,21 +66,27 @@ struct Legacy {
     static constexpr bool kHasOffset = kType != GgmlType::Q8_0;
 
     // fp32 block scale and offset factor: Q4_0 stores q + 8, so its offset factor is -8 d.
-    static void convert_scales(const uint8_t* row, int64_t nb, int64_t nb_pad, float* wd, float* woff) {
-        for (int64_t b = 0; b < nb; ++b) {
-            const uint8_t* blk = row + b * kBlockBytes;
-            uint16_t d;
-            std::memcpy(&d, blk, 2);
-            wd[b] = half_to_float(d);
+    static void convert_scales(const uint8_t* row, int64_t nb, int64_t nb_pad, float* wd,
+                               float* woff) {
+        // Eight blocks at a time: gather the fp16 fields, convert with one vcvtph2ps.
+        for (int64_t b0 = 0; b0 < nb_pad; b0 += 8) {
+            alignas(16) uint16_t dh[8] = {}, mh[8] = {};
+            const int64_t n = std::min<int64_t>(8, nb - b0);
+            for (int64_t k = 0; k < n; ++k) {
+                const uint8_t* blk = row + (b0 + k) * kBlockBytes;
+                std::memcpy(&dh[k], blk, 2);
+                if constexpr (kType == GgmlType::Q4_1) std::memcpy(&mh[k], blk + 2, 2);
+            }
+            const __m256 d = _mm256_cvtph_ps(_mm_load_si128(reinterpret_cast<const __m128i*>(dh)));
+            _mm256_storeu_ps(wd + b0, d);
             if constexpr (kType == GgmlType::Q4_1) {
-                uint16_t m;
-                std::memcpy(&m, blk + 2, 2);
-                woff[b] = half_to_float(m);
+                _mm256_storeu_ps(
+                    woff + b0,
+                    _mm256_cvtph_ps(_mm_load_si128(reinterpret_cast<const __m128i*>(mh))));
             } else {
-                woff[b] = -8.0f * wd[b];
+                _mm256_storeu_ps(woff + b0, _mm256_mul_ps(d, _mm256_set1_ps(-8.0f)));
             }
         }
-        for (int64_t b = nb; b < nb_pad; ++b) wd[b] = woff[b] = 0.0f;
     }
 
     template <int R, int T>
@@ -113,7 +121,8 @@ struct Legacy {
             }
             SPARKV_UNROLL
             for (int j = 0; j < T; ++j) {
-                const __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(aq[j] + 32 * b));
+                const __m256i x =
+                    _mm256_loadu_si256(reinterpret_cast<const __m256i*>(aq[j] + 32 * b));
                 const __m256 dx = _mm256_broadcast_ss(ad[j] + b);
                 SPARKV_UNROLL
                 for (int i = 0; i < R; ++i) {
@@ -179,26 +188,31 @@ struct KAffine {  // Q4_K and Q5_K: x = d * scale_j * q - dmin * min_j
                 blk[i] = reinterpret_cast<const Block*>(tile.rows[i]) + sb;
                 alignas(32) float m[8];
                 k_scales(blk[i]->scales, scale[i], m);
-                mins[i] = _mm256_mul_ps(_mm256_set1_ps(half_to_float(blk[i]->dmin)), _mm256_load_ps(m));
+                mins[i] =
+                    _mm256_mul_ps(_mm256_set1_ps(half_to_float(blk[i]->dmin)), _mm256_load_ps(m));
                 dw[i] = half_to_float(blk[i]->d);
             }
             __m256i isum[R][T];
             SPARKV_UNROLL
-            for (int i = 0; i < R; ++i)
+            for (int i = 0; i < R; ++i) {
                 SPARKV_UNROLL
                 for (int j = 0; j < T; ++j) isum[i][j] = _mm256_setzero_si256();
+            }
             SPARKV_UNROLL
             for (int c = 0; c < 4; ++c) {  // 64 elements: sub-block 2c in low nibbles, 2c+1 high
                 __m256i lo[R], hi[R], slo[R], shi[R];
                 SPARKV_UNROLL
                 for (int i = 0; i < R; ++i) {
-                    const __m256i q = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk[i]->qs + 32 * c));
+                    const __m256i q =
+                        _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk[i]->qs + 32 * c));
                     lo[i] = _mm256_and_si256(q, low4);
                     hi[i] = _mm256_and_si256(_mm256_srli_epi16(q, 4), low4);
                     if constexpr (kType == GgmlType::Q5_K) {
-                        const __m256i qh = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk[i]->qh));
+                        const __m256i qh =
+                            _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk[i]->qh));
                         const __m256i hb_lo = _mm256_and_si256(_mm256_srli_epi16(qh, 2 * c), bit0);
-                        const __m256i hb_hi = _mm256_and_si256(_mm256_srli_epi16(qh, 2 * c + 1), bit0);
+                        const __m256i hb_hi =
+                            _mm256_and_si256(_mm256_srli_epi16(qh, 2 * c + 1), bit0);
                         lo[i] = _mm256_or_si256(lo[i], _mm256_slli_epi16(hb_lo, 4));
                         hi[i] = _mm256_or_si256(hi[i], _mm256_slli_epi16(hb_hi, 4));
                     }
@@ -209,11 +223,14 @@ struct KAffine {  // Q4_K and Q5_K: x = d * scale_j * q - dmin * min_j
                 for (int j = 0; j < T; ++j) {
                     const int8_t* x = a.qs + (tile.t + j) * a.cols + 256 * sb + 64 * c;
                     const __m256i xlo = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x));
-                    const __m256i xhi = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x + 32));
+                    const __m256i xhi =
+                        _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x + 32));
                     SPARKV_UNROLL
                     for (int i = 0; i < R; ++i) {
-                        const __m256i plo = _mm256_madd_epi16(_mm256_maddubs_epi16(lo[i], xlo), slo[i]);
-                        const __m256i phi = _mm256_madd_epi16(_mm256_maddubs_epi16(hi[i], xhi), shi[i]);
+                        const __m256i plo =
+                            _mm256_madd_epi16(_mm256_maddubs_epi16(lo[i], xlo), slo[i]);
+                        const __m256i phi =
+                            _mm256_madd_epi16(_mm256_maddubs_epi16(hi[i], xhi), shi[i]);
                         isum[i][j] = _mm256_add_epi32(isum[i][j], _mm256_add_epi32(plo, phi));
                     }
                 }
@@ -224,7 +241,8 @@ struct KAffine {  // Q4_K and Q5_K: x = d * scale_j * q - dmin * min_j
                 const __m256 off = _mm256_loadu_ps(a.off + (tile.t + j) * a.off_stride + 8 * sb);
                 SPARKV_UNROLL
                 for (int i = 0; i < R; ++i) {
-                    acc[i][j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum[i][j]), _mm256_set1_ps(dw[i] * da), acc[i][j]);
+                    acc[i][j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum[i][j]),
+                                                _mm256_set1_ps(dw[i] * da), acc[i][j]);
                     acc[i][j] = _mm256_fnmadd_ps(mins[i], off, acc[i][j]);
                 }
             }
@@ -250,16 +268,19 @@ struct Q6K {  // x = d * scale_j * (q - 32), 16-element sub-blocks with int8 sca
             for (int i = 0; i < R; ++i) {
                 blk[i] = reinterpret_cast<const BlockQ6_K*>(tile.rows[i]) + sb;
                 dw[i] = half_to_float(blk[i]->d);
-                const __m128i sc8 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk[i]->scales));
+                const __m128i sc8 =
+                    _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk[i]->scales));
                 const __m256 f = _mm256_set1_ps(32.0f * dw[i]);
                 woff[i][0] = _mm256_mul_ps(f, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(sc8)));
-                woff[i][1] = _mm256_mul_ps(f, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(sc8, 8))));
+                woff[i][1] = _mm256_mul_ps(
+                    f, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(sc8, 8))));
             }
             __m256i isum[R][T];
             SPARKV_UNROLL
-            for (int i = 0; i < R; ++i)
+            for (int i = 0; i < R; ++i) {
                 SPARKV_UNROLL
                 for (int j = 0; j < T; ++j) isum[i][j] = _mm256_setzero_si256();
+            }
             SPARKV_UNROLL
             for (int h = 0; h < 2; ++h) {
                 SPARKV_UNROLL
@@ -271,7 +292,8 @@ struct Q6K {  // x = d * scale_j * (q - 32), 16-element sub-blocks with int8 sca
                         const __m256i l = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(ql));
                         const __m256i lo = k < 2 ? _mm256_and_si256(l, low4)
                                                  : _mm256_and_si256(_mm256_srli_epi16(l, 4), low4);
-                        const __m256i qh = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk[i]->qh + 32 * h));
+                        const __m256i qh = _mm256_loadu_si256(
+                            reinterpret_cast<const __m256i*>(blk[i]->qh + 32 * h));
                         const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(qh, 2 * k), low2);
                         w[i] = _mm256_or_si256(lo, _mm256_slli_epi16(hi, 4));
                         const int s = 8 * h + 2 * k;
@@ -280,11 +302,13 @@ struct Q6K {  // x = d * scale_j * (q - 32), 16-element sub-blocks with int8 sca
                     }
                     SPARKV_UNROLL
                     for (int j = 0; j < T; ++j) {
-                        const int8_t* x = a.qs + (tile.t + j) * a.cols + 256 * sb + 128 * h + 32 * k;
+                        const int8_t* x =
+                            a.qs + (tile.t + j) * a.cols + 256 * sb + 128 * h + 32 * k;
                         const __m256i xv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x));
                         SPARKV_UNROLL
                         for (int i = 0; i < R; ++i) {
-                            const __m256i p = _mm256_madd_epi16(_mm256_maddubs_epi16(w[i], xv), sc[i]);
+                            const __m256i p =
+                                _mm256_madd_epi16(_mm256_maddubs_epi16(w[i], xv), sc[i]);
                             isum[i][j] = _mm256_add_epi32(isum[i][j], p);
                         }
                     }
@@ -297,7 +321,8 @@ struct Q6K {  // x = d * scale_j * (q - 32), 16-element sub-blocks with int8 sca
                 const __m256 off0 = _mm256_loadu_ps(off), off1 = _mm256_loadu_ps(off + 8);
                 SPARKV_UNROLL
                 for (int i = 0; i < R; ++i) {
-                    acc[i][j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum[i][j]), _mm256_set1_ps(dw[i] * da), acc[i][j]);
+                    acc[i][j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum[i][j]),
+                                                _mm256_set1_ps(dw[i] * da), acc[i][j]);
                     acc[i][j] = _mm256_fnmadd_ps(woff[i][0], off0, acc[i][j]);
                     acc[i][j] = _mm256_fnmadd_ps(woff[i][1], off1, acc[i][j]);
                 }
@@ -433,15 +458,24 @@ void gemm_type(const GemmTask& task) {
 void gemm(const GemmTask& task) {
     if (gemm_panel(task)) return;
     switch (task.w->type) {
-        case GgmlType::Q4_0: return gemm_type<Legacy<GgmlType::Q4_0>, true>(task);
-        case GgmlType::Q4_1: return gemm_type<Legacy<GgmlType::Q4_1>, true>(task);
-        case GgmlType::Q8_0: return gemm_type<Legacy<GgmlType::Q8_0>, true>(task);
-        case GgmlType::Q4_K: return gemm_type<KAffine<GgmlType::Q4_K>, false>(task);
-        case GgmlType::Q5_K: return gemm_type<KAffine<GgmlType::Q5_K>, false>(task);
-        case GgmlType::Q6_K: return gemm_type<Q6K, false>(task);
-        case GgmlType::F16: return gemm_type<FloatWeights<GgmlType::F16>, false>(task);
-        case GgmlType::BF16: return gemm_type<FloatWeights<GgmlType::BF16>, false>(task);
-        default: return gemm_type<FloatWeights<GgmlType::F32>, false>(task);
+        case GgmlType::Q4_0:
+            return gemm_type<Legacy<GgmlType::Q4_0>, true>(task);
+        case GgmlType::Q4_1:
+            return gemm_type<Legacy<GgmlType::Q4_1>, true>(task);
+        case GgmlType::Q8_0:
+            return gemm_type<Legacy<GgmlType::Q8_0>, true>(task);
+        case GgmlType::Q4_K:
+            return gemm_type<KAffine<GgmlType::Q4_K>, false>(task);
+        case GgmlType::Q5_K:
+            return gemm_type<KAffine<GgmlType::Q5_K>, false>(task);
+        case GgmlType::Q6_K:
+            return gemm_type<Q6K, false>(task);
+        case GgmlType::F16:
+            return gemm_type<FloatWeights<GgmlType::F16>, false>(task);
+        case GgmlType::BF16:
+            return gemm_type<FloatWeights<GgmlType::BF16>, false>(task);
+        default:
+            return gemm_type<FloatWeights<GgmlType::F32>, false>(task);
     }
 }
 

@@ -73,22 +73,21 @@ struct AttentionTask {
     float* out = nullptr;
     int64_t ldo = 0;
     float* partial = nullptr;
-    float* scratch = nullptr;  // attention_scratch_floats(shape) floats
+    float* scratch = nullptr;  // attention_scratch_floats(shape, q1 - q0) floats
 };
 
 // Query rows and keys per attention tile.
-constexpr int64_t kAttnQueryTile = 16;
+constexpr int64_t kAttnQueryTile = 64;  // each converted K/V tile serves 64 x group queries
 constexpr int64_t kAttnKeyTile = 64;
-// Query vectors (rows x heads of the group) of one tile, padded to whole AVX vectors.
-inline int64_t attention_tile_vectors(const AttentionShape& s) {
-    return (kAttnQueryTile * (s.n_head / s.n_kv_head) + 7) / 8 * 8;
-}
-inline size_t attention_scratch_floats(const AttentionShape& s) {
-    const int64_t rows = attention_tile_vectors(s);
-    // Transposed queries, output accumulators, K and V tiles, scores, row max / sum / position /
-    // rescale factor, plus slack for 32-byte alignment of each array.
-    return static_cast<size_t>(2 * rows * s.head_dim + 2 * kAttnKeyTile * s.head_dim +
-                               kAttnKeyTile * rows + 4 * rows + 8 * 9);
+// Scratch floats an AttentionTask needs when its tiles have at most `tile_rows` query rows:
+// transposed queries, output accumulators (query vectors = rows x heads of the group, padded
+// to whole AVX vectors), K and V tiles, scores, per-vector max / sum / position / rescale
+// factor, plus slack for 32-byte alignment of each array.
+inline size_t attention_scratch_floats(const AttentionShape& s, int64_t tile_rows) {
+    const int64_t vectors =
+        std::max<int64_t>(8, (tile_rows * (s.n_head / s.n_kv_head) + 7) / 8 * 8);
+    return static_cast<size_t>(2 * vectors * s.head_dim + 2 * kAttnKeyTile * s.head_dim +
+                               kAttnKeyTile * vectors + 4 * vectors + 8 * 9);
 }
 
 // Rotary angles of one position, as ggml computes them: cache[2i] = cos, cache[2i + 1] = sin of
@@ -96,6 +95,22 @@ inline size_t attention_scratch_floats(const AttentionShape& s) {
 // freq_base^(-2 / n_rot)). cache holds n_rot floats, at most kMaxRopeDims.
 constexpr int kMaxRopeDims = 1024;
 void rope_cache(int32_t position, const RopeParams& p, float theta_scale, float* cache);
+
+// Work (multiply-adds) below which a kernel runs on the calling thread only. A fork-join costs
+// a few microseconds when the workers are spinning and the tasks are balanced; below this, one
+// core finishes (a 192 x 576 GEMV takes ~10 us) before two would have. Larger GEMVs (the
+// 576 x 576 projections and up) do gain from the second core in decode.
+constexpr double kParallelMinWork = 256.0 * 1024.0;
+
+// Runs fn(task, thread) for every task, on the pool or inline on the caller (thread 0).
+template <typename Fn>
+void run_tasks(ThreadPool& pool, bool parallel, int64_t n_tasks, Fn&& fn) {
+    if (parallel && pool.size() > 1) {
+        pool.parallel_for(n_tasks, fn);
+    } else {
+        for (int64_t task = 0; task < n_tasks; ++task) fn(task, 0);
+    }
+}
 
 struct KernelTable {
     Isa isa;

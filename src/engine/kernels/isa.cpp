@@ -9,9 +9,12 @@ namespace sparkv::kernels {
 
 const char* isa_name(Isa isa) {
     switch (isa) {
-        case Isa::avx512: return "avx512";
-        case Isa::avx2: return "avx2";
-        case Isa::portable: break;
+        case Isa::avx512:
+            return "avx512";
+        case Isa::avx2:
+            return "avx2";
+        case Isa::portable:
+            break;
     }
     return "portable";
 }
@@ -22,7 +25,8 @@ Isa cpu_isa() {
     const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
                       __builtin_cpu_supports("f16c");
     const bool avx512 = avx2 && __builtin_cpu_supports("avx512f") &&
-                        __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl");
+                        __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
+                        __builtin_cpu_supports("avx512dq");
     if (avx512) return Isa::avx512;
     if (avx2) return Isa::avx2;
 #endif
@@ -40,9 +44,10 @@ Isa resolve_isa(const char* override_name, Isa cpu) {
     } else if (name == "avx512") {
         wanted = Isa::avx512;
     } else {
-        fail("SPARKV_ISA={} is not an instruction set the kernels know; use portable, avx2 or "
-             "avx512 (or unset it)",
-             name);
+        fail(
+            "SPARKV_ISA={} is not an instruction set the kernels know; use portable, avx2 or "
+            "avx512 (or unset it)",
+            name);
     }
     return static_cast<int>(wanted) < static_cast<int>(cpu) ? wanted : cpu;
 }

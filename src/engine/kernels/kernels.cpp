@@ -44,8 +44,8 @@ void rope(float* x, int64_t n_tokens, int n_heads, int head_dim, const int32_t* 
           const RopeParams& params) {
     if (params.n_rot <= 0 || params.n_rot % 2 != 0 || params.n_rot > head_dim ||
         params.n_rot > detail::kMaxRopeDims) {
-        fail("rope: n_rot {} must be even, positive and at most head_dim {} (and {})",
-             params.n_rot, head_dim, detail::kMaxRopeDims);
+        fail("rope: n_rot {} must be even, positive and at most head_dim {} (and {})", params.n_rot,
+             head_dim, detail::kMaxRopeDims);
     }
     detail::active_kernels().rope(x, n_tokens, n_heads, head_dim, positions, params);
 }
@@ -55,8 +55,8 @@ void swiglu(const float* gate, const float* up, float* out, int64_t n) {
 }
 
 void attention(const AttentionShape& shape, const float* q, int64_t ldq, int64_t n_q,
-               const int32_t* q_pos, const uint16_t* k, const uint16_t* v, float* out,
-               int64_t ldo, ThreadPool& pool) {
+               const int32_t* q_pos, const uint16_t* k, const uint16_t* v, float* out, int64_t ldo,
+               ThreadPool& pool) {
     detail::attention_with(detail::active_kernels(), shape, q, ldq, n_q, q_pos, k, v, out, ldo,
                            pool);
 }
@@ -77,6 +77,8 @@ void fp16_to_fp32_row(const uint16_t* src, float* dst, int64_t n) {
     detail::active_kernels().fp16_to_fp32_row(src, dst, n);
 }
 
-const char* active_isa() { return isa_name(detail::active_kernels().isa); }
+const char* active_isa() {
+    return isa_name(detail::active_kernels().isa);
+}
 
 }  // namespace sparkv::kernels

@@ -59,6 +59,9 @@ struct AttentionShape {
     int head_dim = 0;
     int64_t kv_capacity = 0;  // positions per KV head in the cache layout
     float scale = 1.0f;       // usually 1/sqrt(head_dim)
+    // Round each query element to fp16 before the q.k products, as ggml does (its F16 K . Q
+    // products convert Q to fp16, with and without flash attention). For matching llama.cpp.
+    bool round_q_to_fp16 = false;
 };
 void attention(const AttentionShape& shape, const float* q, int64_t ldq, int64_t n_q,
                const int32_t* q_pos, const uint16_t* k, const uint16_t* v, float* out,

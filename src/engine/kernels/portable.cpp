@@ -43,7 +43,8 @@ void pack_q8_k(const float* x, int64_t cols, int8_t* qs, float* d, float* off32,
         d[sb] = block.d;
         for (int j = 0; j < 16; ++j) off16[16 * sb + j] = block.d * block.bsums[j];
         for (int j = 0; j < 8; ++j)
-            off32[8 * sb + j] = block.d * static_cast<float>(block.bsums[2 * j] + block.bsums[2 * j + 1]);
+            off32[8 * sb + j] =
+                block.d * static_cast<float>(block.bsums[2 * j] + block.bsums[2 * j + 1]);
     }
 }
 
@@ -69,7 +70,9 @@ void pack_activations(const float* x, int64_t ldx, int64_t t0, int64_t t1,
                 for (int64_t c = 0; c < a.cols; ++c)
                     a.values[t * a.cols + c] = bf16_to_fp32(fp32_to_bf16(xt[c]));
                 break;
-            default: std::memcpy(a.values + t * a.cols, xt, sizeof(float) * a.cols); break;
+            default:
+                std::memcpy(a.values + t * a.cols, xt, sizeof(float) * a.cols);
+                break;
         }
     }
 }
@@ -97,12 +100,14 @@ float dot_legacy(GgmlType type, const uint8_t* row, const PackedActivations& a, 
             wd = fp16_to_fp32(blk->d);
         } else if (type == GgmlType::Q4_0) {
             const auto* blk = reinterpret_cast<const BlockQ4_0*>(row) + b;
-            for (int j = 0; j < 16; ++j) isum += (blk->qs[j] & 15) * q[j] + (blk->qs[j] >> 4) * q[j + 16];
+            for (int j = 0; j < 16; ++j)
+                isum += (blk->qs[j] & 15) * q[j] + (blk->qs[j] >> 4) * q[j + 16];
             wd = fp16_to_fp32(blk->d);
             woff = -8.0f * wd;  // the quants are stored +8
         } else {
             const auto* blk = reinterpret_cast<const BlockQ4_1*>(row) + b;
-            for (int j = 0; j < 16; ++j) isum += (blk->qs[j] & 15) * q[j] + (blk->qs[j] >> 4) * q[j + 16];
+            for (int j = 0; j < 16; ++j)
+                isum += (blk->qs[j] & 15) * q[j] + (blk->qs[j] >> 4) * q[j + 16];
             wd = fp16_to_fp32(blk->d);
             woff = fp16_to_fp32(blk->m);
         }
@@ -173,7 +178,8 @@ float dot_float(GgmlType type, const uint8_t* row, const PackedActivations& a, i
     } else {
         const auto* w = reinterpret_cast<const uint16_t*>(row);
         const bool half = type == GgmlType::F16;
-        for (int64_t c = 0; c < a.cols; ++c) sum += (half ? fp16_to_fp32(w[c]) : bf16_to_fp32(w[c])) * x[c];
+        for (int64_t c = 0; c < a.cols; ++c)
+            sum += (half ? fp16_to_fp32(w[c]) : bf16_to_fp32(w[c])) * x[c];
     }
     return sum;
 }
@@ -187,11 +193,21 @@ void gemm(const GemmTask& task) {
             switch (w.type) {
                 case GgmlType::Q4_0:
                 case GgmlType::Q4_1:
-                case GgmlType::Q8_0: v = dot_legacy(w.type, row, *task.a, t); break;
-                case GgmlType::Q4_K: v = dot_k_affine<BlockQ4_K>(row, *task.a, t); break;
-                case GgmlType::Q5_K: v = dot_k_affine<BlockQ5_K>(row, *task.a, t); break;
-                case GgmlType::Q6_K: v = dot_q6_k(row, *task.a, t); break;
-                default: v = dot_float(w.type, row, *task.a, t); break;
+                case GgmlType::Q8_0:
+                    v = dot_legacy(w.type, row, *task.a, t);
+                    break;
+                case GgmlType::Q4_K:
+                    v = dot_k_affine<BlockQ4_K>(row, *task.a, t);
+                    break;
+                case GgmlType::Q5_K:
+                    v = dot_k_affine<BlockQ5_K>(row, *task.a, t);
+                    break;
+                case GgmlType::Q6_K:
+                    v = dot_q6_k(row, *task.a, t);
+                    break;
+                default:
+                    v = dot_float(w.type, row, *task.a, t);
+                    break;
             }
             task.y[t * task.ldy + r] = v;
         }
@@ -216,7 +232,10 @@ void attention(const AttentionTask& task) {
             std::fill(acc, acc + hd, 0.0f);
             for (int64_t j = task.k0; j < end; ++j) {
                 float score = 0.0f;
-                for (int d = 0; d < hd; ++d) score += qv[d] * fp16_to_fp32(kh[j * hd + d]);
+                for (int d = 0; d < hd; ++d) {
+                    const float qd = s.round_q_to_fp16 ? fp16_to_fp32(fp32_to_fp16(qv[d])) : qv[d];
+                    score += qd * fp16_to_fp32(kh[j * hd + d]);
+                }
                 score *= s.scale;
                 if (score > max) {
                     const float rescale = std::exp(max - score);
@@ -282,7 +301,7 @@ void from_fp16(const uint16_t* src, float* dst, int64_t n) {
     for (int64_t i = 0; i < n; ++i) dst[i] = fp16_to_fp32(src[i]);
 }
 
-constexpr KernelTable kTable = {Isa::portable, pack_activations, gemm,   attention, rms_norm,
+constexpr KernelTable kTable = {Isa::portable, pack_activations, gemm,    attention, rms_norm,
                                 rope,          swiglu,           to_fp16, from_fp16};
 
 }  // namespace
@@ -299,6 +318,8 @@ void rope_cache(int32_t position, const RopeParams& p, float theta_scale, float*
     }
 }
 
-const KernelTable& portable_kernels() { return kTable; }
+const KernelTable& portable_kernels() {
+    return kTable;
+}
 
 }  // namespace sparkv::kernels::detail

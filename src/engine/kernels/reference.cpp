@@ -121,15 +121,22 @@ double dot_float(const T* w, const T* a, int64_t n, Convert to_float) {
 GgmlType activation_type(GgmlType weight) {
     switch (weight) {
         case GgmlType::Q4_0:
-        case GgmlType::Q8_0: return GgmlType::Q8_0;
-        case GgmlType::Q4_1: return GgmlType::Q8_1;
+        case GgmlType::Q8_0:
+            return GgmlType::Q8_0;
+        case GgmlType::Q4_1:
+            return GgmlType::Q8_1;
         case GgmlType::Q4_K:
         case GgmlType::Q5_K:
-        case GgmlType::Q6_K: return GgmlType::Q8_K;
-        case GgmlType::F16: return GgmlType::F16;
-        case GgmlType::BF16: return GgmlType::BF16;
-        case GgmlType::F32: return GgmlType::F32;
-        default: break;
+        case GgmlType::Q6_K:
+            return GgmlType::Q8_K;
+        case GgmlType::F16:
+            return GgmlType::F16;
+        case GgmlType::BF16:
+            return GgmlType::BF16;
+        case GgmlType::F32:
+            return GgmlType::F32;
+        default:
+            break;
     }
     fail("matmul with weights of type {} is not supported by SparKV's kernels",
          ggml_type_name(static_cast<uint32_t>(weight)));
@@ -138,11 +145,14 @@ GgmlType activation_type(GgmlType weight) {
 double vec_dot(GgmlType weight_type, const void* w, const void* a, int64_t n) {
     switch (weight_type) {
         case GgmlType::Q4_0:
-            return dot_q4_0(static_cast<const BlockQ4_0*>(w), static_cast<const BlockQ8_0*>(a), n / kQK);
+            return dot_q4_0(static_cast<const BlockQ4_0*>(w), static_cast<const BlockQ8_0*>(a),
+                            n / kQK);
         case GgmlType::Q4_1:
-            return dot_q4_1(static_cast<const BlockQ4_1*>(w), static_cast<const BlockQ8_1*>(a), n / kQK);
+            return dot_q4_1(static_cast<const BlockQ4_1*>(w), static_cast<const BlockQ8_1*>(a),
+                            n / kQK);
         case GgmlType::Q8_0:
-            return dot_q8_0(static_cast<const BlockQ8_0*>(w), static_cast<const BlockQ8_0*>(a), n / kQK);
+            return dot_q8_0(static_cast<const BlockQ8_0*>(w), static_cast<const BlockQ8_0*>(a),
+                            n / kQK);
         case GgmlType::Q4_K:
             return dot_k_affine(static_cast<const BlockQ4_K*>(w), static_cast<const BlockQ8_K*>(a),
                                 n / kQKK, q4_k_quant);
@@ -150,7 +160,8 @@ double vec_dot(GgmlType weight_type, const void* w, const void* a, int64_t n) {
             return dot_k_affine(static_cast<const BlockQ5_K*>(w), static_cast<const BlockQ8_K*>(a),
                                 n / kQKK, q5_k_quant);
         case GgmlType::Q6_K:
-            return dot_q6_k(static_cast<const BlockQ6_K*>(w), static_cast<const BlockQ8_K*>(a), n / kQKK);
+            return dot_q6_k(static_cast<const BlockQ6_K*>(w), static_cast<const BlockQ8_K*>(a),
+                            n / kQKK);
         case GgmlType::F16:
             return dot_float(static_cast<const uint16_t*>(w), static_cast<const uint16_t*>(a), n,
                              fp16_to_fp32);
@@ -160,14 +171,14 @@ double vec_dot(GgmlType weight_type, const void* w, const void* a, int64_t n) {
         case GgmlType::F32:
             return dot_float(static_cast<const float*>(w), static_cast<const float*>(a), n,
                              [](float f) { return f; });
-        default: break;
+        default:
+            break;
     }
     fail("matmul with weights of type {} is not supported by SparKV's kernels",
          ggml_type_name(static_cast<uint32_t>(weight_type)));
 }
 
-void matmul(const Matrix& w, const float* x, int64_t ldx, int64_t n_tokens, float* y,
-            int64_t ldy) {
+void matmul(const Matrix& w, const float* x, int64_t ldx, int64_t n_tokens, float* y, int64_t ldy) {
     const GgmlType act = activation_type(w.type);
     std::vector<uint8_t> encoded(ggml_row_bytes(act, w.cols));
     for (int64_t t = 0; t < n_tokens; ++t) {
@@ -243,8 +254,10 @@ void attention(const AttentionShape& s, const float* q, int64_t ldq, int64_t n_q
             double max = -std::numeric_limits<double>::infinity();
             for (int64_t j = 0; j < n_keys; ++j) {
                 double dot = 0.0;
-                for (int d = 0; d < s.head_dim; ++d)
-                    dot += double(qh[d]) * fp16_to_fp32(kh[j * s.head_dim + d]);
+                for (int d = 0; d < s.head_dim; ++d) {
+                    const float qd = s.round_q_to_fp16 ? fp16_to_fp32(fp32_to_fp16(qh[d])) : qh[d];
+                    dot += double(qd) * fp16_to_fp32(kh[j * s.head_dim + d]);
+                }
                 score[j] = dot * s.scale;
                 max = std::max(max, score[j]);
             }

@@ -24,13 +24,11 @@ GgmlType activation_type(GgmlType weight);
 // Dot product of one weight row with one activation row already encoded in
 // activation_type(weight_type), as ggml defines it (integer block sums times the block scales).
 // Accumulates across blocks in double.
-double vec_dot(GgmlType weight_type, const void* weight_row, const void* activation_row,
-               int64_t n);
+double vec_dot(GgmlType weight_type, const void* weight_row, const void* activation_row, int64_t n);
 
 // matmul as kernels.h defines it: each activation row is encoded with quantize_row into the
 // paired type, then vec_dot per (token, row). Single-threaded.
-void matmul(const Matrix& w, const float* x, int64_t ldx, int64_t n_tokens, float* y,
-            int64_t ldy);
+void matmul(const Matrix& w, const float* x, int64_t ldx, int64_t n_tokens, float* y, int64_t ldy);
 
 // The exact product with the dequantised weights and unquantised fp32 activations, in double.
 // The gap between this and matmul is the activation quantisation error.
@@ -47,8 +45,7 @@ void swiglu(const float* gate, const float* up, float* out, int64_t n);
 
 // Naive softmax attention: full score row, max, exp, normalise, weighted sum; double precision.
 void attention(const AttentionShape& shape, const float* q, int64_t ldq, int64_t n_q,
-               const int32_t* q_pos, const uint16_t* k, const uint16_t* v, float* out,
-               int64_t ldo);
+               const int32_t* q_pos, const uint16_t* k, const uint16_t* v, float* out, int64_t ldo);
 
 void fp32_to_fp16_row(const float* src, uint16_t* dst, int64_t n);
 void fp16_to_fp32_row(const uint16_t* src, float* dst, int64_t n);

@@ -14,9 +14,13 @@ namespace sparkv::kernels::ref {
 namespace {
 
 // Round half to even, as vroundps/cvtps2dq do in the default rounding mode.
-inline int round_even(float v) { return static_cast<int>(std::nearbyint(v)); }
+inline int round_even(float v) {
+    return static_cast<int>(std::nearbyint(v));
+}
 
-inline int clamp_int(int v, int lo, int hi) { return std::min(hi, std::max(lo, v)); }
+inline int clamp_int(int v, int lo, int hi) {
+    return std::min(hi, std::max(lo, v));
+}
 
 // The 6-bit scale and min of sub-block j (0..7) of a Q4_K / Q5_K super-block.
 inline void k_scale_min(const uint8_t* s, int j, int& scale, int& min) {
@@ -277,7 +281,8 @@ void quantize_q4_k(const float* x, BlockQ4_K* b, int64_t nb) {
         k_pack_scales(scale, min, b[i].scales);
         for (int c = 0; c < 4; ++c)
             for (int l = 0; l < 32; ++l)
-                b[i].qs[32 * c + l] = static_cast<uint8_t>(q[64 * c + l] | (q[64 * c + 32 + l] << 4));
+                b[i].qs[32 * c + l] =
+                    static_cast<uint8_t>(q[64 * c + l] | (q[64 * c + 32 + l] << 4));
     }
 }
 
@@ -291,7 +296,8 @@ void quantize_q5_k(const float* x, BlockQ5_K* b, int64_t nb) {
             for (int l = 0; l < 32; ++l) {
                 const int lo = q[64 * c + l], hi = q[64 * c + 32 + l];
                 b[i].qs[32 * c + l] = static_cast<uint8_t>((lo & 0x0f) | ((hi & 0x0f) << 4));
-                b[i].qh[l] |= static_cast<uint8_t>(((lo >> 4) << (2 * c)) | ((hi >> 4) << (2 * c + 1)));
+                b[i].qh[l] |=
+                    static_cast<uint8_t>(((lo >> 4) << (2 * c)) | ((hi >> 4) << (2 * c + 1)));
             }
         }
     }
@@ -344,7 +350,9 @@ void check_row_length(GgmlType type, int64_t n) {
 void dequantize_row(GgmlType type, const void* src, float* dst, int64_t n) {
     check_row_length(type, n);
     switch (type) {
-        case GgmlType::F32: std::memcpy(dst, src, static_cast<size_t>(n) * sizeof(float)); return;
+        case GgmlType::F32:
+            std::memcpy(dst, src, static_cast<size_t>(n) * sizeof(float));
+            return;
         case GgmlType::F16: {
             const auto* h = static_cast<const uint16_t*>(src);
             for (int64_t i = 0; i < n; ++i) dst[i] = fp16_to_fp32(h[i]);
@@ -355,15 +363,32 @@ void dequantize_row(GgmlType type, const void* src, float* dst, int64_t n) {
             for (int64_t i = 0; i < n; ++i) dst[i] = bf16_to_fp32(h[i]);
             return;
         }
-        case GgmlType::Q4_0: dequantize_q4_0(static_cast<const BlockQ4_0*>(src), dst, n / kQK); return;
-        case GgmlType::Q4_1: dequantize_q4_1(static_cast<const BlockQ4_1*>(src), dst, n / kQK); return;
-        case GgmlType::Q8_0: dequantize_q8_0(static_cast<const BlockQ8_0*>(src), dst, n / kQK); return;
-        case GgmlType::Q8_1: dequantize_q8_1(static_cast<const BlockQ8_1*>(src), dst, n / kQK); return;
-        case GgmlType::Q4_K: dequantize_q4_k(static_cast<const BlockQ4_K*>(src), dst, n / kQKK); return;
-        case GgmlType::Q5_K: dequantize_q5_k(static_cast<const BlockQ5_K*>(src), dst, n / kQKK); return;
-        case GgmlType::Q6_K: dequantize_q6_k(static_cast<const BlockQ6_K*>(src), dst, n / kQKK); return;
-        case GgmlType::Q8_K: dequantize_q8_k(static_cast<const BlockQ8_K*>(src), dst, n / kQKK); return;
-        default: break;
+        case GgmlType::Q4_0:
+            dequantize_q4_0(static_cast<const BlockQ4_0*>(src), dst, n / kQK);
+            return;
+        case GgmlType::Q4_1:
+            dequantize_q4_1(static_cast<const BlockQ4_1*>(src), dst, n / kQK);
+            return;
+        case GgmlType::Q8_0:
+            dequantize_q8_0(static_cast<const BlockQ8_0*>(src), dst, n / kQK);
+            return;
+        case GgmlType::Q8_1:
+            dequantize_q8_1(static_cast<const BlockQ8_1*>(src), dst, n / kQK);
+            return;
+        case GgmlType::Q4_K:
+            dequantize_q4_k(static_cast<const BlockQ4_K*>(src), dst, n / kQKK);
+            return;
+        case GgmlType::Q5_K:
+            dequantize_q5_k(static_cast<const BlockQ5_K*>(src), dst, n / kQKK);
+            return;
+        case GgmlType::Q6_K:
+            dequantize_q6_k(static_cast<const BlockQ6_K*>(src), dst, n / kQKK);
+            return;
+        case GgmlType::Q8_K:
+            dequantize_q8_k(static_cast<const BlockQ8_K*>(src), dst, n / kQKK);
+            return;
+        default:
+            break;
     }
     fail("cannot dequantize tensor type {}: not supported by SparKV's kernels",
          ggml_type_name(static_cast<uint32_t>(type)));
@@ -372,7 +397,9 @@ void dequantize_row(GgmlType type, const void* src, float* dst, int64_t n) {
 void quantize_row(GgmlType type, const float* src, void* dst, int64_t n) {
     check_row_length(type, n);
     switch (type) {
-        case GgmlType::F32: std::memcpy(dst, src, static_cast<size_t>(n) * sizeof(float)); return;
+        case GgmlType::F32:
+            std::memcpy(dst, src, static_cast<size_t>(n) * sizeof(float));
+            return;
         case GgmlType::F16: {
             auto* h = static_cast<uint16_t*>(dst);
             for (int64_t i = 0; i < n; ++i) h[i] = fp32_to_fp16(src[i]);
@@ -383,15 +410,32 @@ void quantize_row(GgmlType type, const float* src, void* dst, int64_t n) {
             for (int64_t i = 0; i < n; ++i) h[i] = fp32_to_bf16(src[i]);
             return;
         }
-        case GgmlType::Q4_0: quantize_q4_0(src, static_cast<BlockQ4_0*>(dst), n / kQK); return;
-        case GgmlType::Q4_1: quantize_q4_1(src, static_cast<BlockQ4_1*>(dst), n / kQK); return;
-        case GgmlType::Q8_0: quantize_q8_0(src, static_cast<BlockQ8_0*>(dst), n / kQK); return;
-        case GgmlType::Q8_1: quantize_q8_1(src, static_cast<BlockQ8_1*>(dst), n / kQK); return;
-        case GgmlType::Q4_K: quantize_q4_k(src, static_cast<BlockQ4_K*>(dst), n / kQKK); return;
-        case GgmlType::Q5_K: quantize_q5_k(src, static_cast<BlockQ5_K*>(dst), n / kQKK); return;
-        case GgmlType::Q6_K: quantize_q6_k(src, static_cast<BlockQ6_K*>(dst), n / kQKK); return;
-        case GgmlType::Q8_K: quantize_q8_k(src, static_cast<BlockQ8_K*>(dst), n / kQKK); return;
-        default: break;
+        case GgmlType::Q4_0:
+            quantize_q4_0(src, static_cast<BlockQ4_0*>(dst), n / kQK);
+            return;
+        case GgmlType::Q4_1:
+            quantize_q4_1(src, static_cast<BlockQ4_1*>(dst), n / kQK);
+            return;
+        case GgmlType::Q8_0:
+            quantize_q8_0(src, static_cast<BlockQ8_0*>(dst), n / kQK);
+            return;
+        case GgmlType::Q8_1:
+            quantize_q8_1(src, static_cast<BlockQ8_1*>(dst), n / kQK);
+            return;
+        case GgmlType::Q4_K:
+            quantize_q4_k(src, static_cast<BlockQ4_K*>(dst), n / kQKK);
+            return;
+        case GgmlType::Q5_K:
+            quantize_q5_k(src, static_cast<BlockQ5_K*>(dst), n / kQKK);
+            return;
+        case GgmlType::Q6_K:
+            quantize_q6_k(src, static_cast<BlockQ6_K*>(dst), n / kQKK);
+            return;
+        case GgmlType::Q8_K:
+            quantize_q8_k(src, static_cast<BlockQ8_K*>(dst), n / kQKK);
+            return;
+        default:
+            break;
     }
     fail("cannot quantize to tensor type {}: not supported by SparKV's kernels",
          ggml_type_name(static_cast<uint32_t>(type)));

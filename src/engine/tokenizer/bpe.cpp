@@ -29,8 +29,8 @@ void split_characters(std::string_view text, std::vector<Symbol>& symbols) {
     symbols.clear();
     size_t at = 0;
     while (at < text.size()) {
-        const size_t size = std::min(unicode::sequence_length(static_cast<uint8_t>(text[at])),
-                                     text.size() - at);
+        const size_t size =
+            std::min(unicode::sequence_length(static_cast<uint8_t>(text[at])), text.size() - at);
         const auto index = static_cast<int32_t>(symbols.size());
         symbols.push_back(Symbol{-1, index - 1, at + size < text.size() ? index + 1 : -1,
                                  static_cast<uint32_t>(at), static_cast<uint32_t>(size)});
@@ -50,8 +50,32 @@ void merge(std::vector<Symbol>& symbols, const Candidate& c) {
 
 }  // namespace
 
+void BytePairMerges::MergeTable::reserve(size_t n) {
+    size_t capacity = 16;
+    int bits = 4;
+    while (capacity < 2 * n + 1) {  // load factor at most 1/2
+        capacity *= 2;
+        ++bits;
+    }
+    entries_.assign(capacity, Entry{kEmpty, 0, 0});
+    mask_ = capacity - 1;
+    shift_ = 64 - bits;
+}
+
+void BytePairMerges::MergeTable::insert(uint64_t key, int32_t rank, int32_t result) {
+    for (size_t i = slot(key);; i = (i + 1) & mask_) {
+        Entry& e = entries_[i];
+        if (e.key == key) return;
+        if (e.key == kEmpty) {
+            e = Entry{key, rank, result};
+            return;
+        }
+    }
+}
+
 void append_byte_level(std::string_view bytes, std::string& out) {
-    for (const char c : bytes) unicode::append_utf8(unicode::byte_to_code_point(static_cast<uint8_t>(c)), out);
+    for (const char c : bytes)
+        unicode::append_utf8(unicode::byte_to_code_point(static_cast<uint8_t>(c)), out);
 }
 
 BytePairMerges::BytePairMerges(const Vocab& vocab, const std::vector<std::string_view>& merges)
@@ -79,7 +103,7 @@ BytePairMerges::BytePairMerges(const Vocab& vocab, const std::vector<std::string
         const int32_t r = symbol_id(right);
         const int32_t result = symbol_id(left + right);
         // The first occurrence of a pair keeps its rank.
-        merges_.emplace(pair_key(l, r), Merge{static_cast<int32_t>(rank), result});
+        merges_.insert(pair_key(l, r), static_cast<int32_t>(rank), result);
     }
     std::string one;
     for (int b = 0; b < 256; ++b) {
@@ -96,10 +120,10 @@ void BytePairMerges::push_candidate(MergeScratch& scratch, int32_t left, int32_t
     const Symbol& l = scratch.symbols[left];
     const Symbol& r = scratch.symbols[right];
     if (l.id < 0 || r.id < 0) return;
-    const auto it = merges_.find(pair_key(l.id, r.id));
-    if (it == merges_.end()) return;
-    scratch.heap.push_back(Candidate{it->second.rank, 0.0f, left, right, it->second.result,
-                                     l.size + r.size});
+    const auto* merge = merges_.find(pair_key(l.id, r.id));
+    if (!merge) return;
+    scratch.heap.push_back(
+        Candidate{merge->rank, 0.0f, left, right, merge->result, l.size + r.size});
     std::push_heap(scratch.heap.begin(), scratch.heap.end(), rank_loses);
 }
 
@@ -135,7 +159,8 @@ void BytePairMerges::encode_word(const Vocab& vocab, std::string_view word,
         push_candidate(scratch, symbols[c.left].prev, c.left);
         push_candidate(scratch, c.left, symbols[c.left].next);
     }
-    for (int32_t i = 0; i >= 0; i = symbols[i].next) emit_symbol(vocab, word, symbols[i], out, scratch.text);
+    for (int32_t i = 0; i >= 0; i = symbols[i].next)
+        emit_symbol(vocab, word, symbols[i], out, scratch.text);
 }
 
 void BytePairMerges::emit_symbol(const Vocab& vocab, std::string_view word, const Symbol& symbol,

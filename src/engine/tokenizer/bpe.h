@@ -41,7 +41,7 @@ struct MergeScratch {
 
 // Byte-level BPE (tokenizer.ggml.model "gpt2"): merge ranks from tokenizer.ggml.merges.
 class BytePairMerges {
-public:
+  public:
     // `merges` are "left right" strings in the byte-level alphabet, best first.
     BytePairMerges(const Vocab& vocab, const std::vector<std::string_view>& merges);
 
@@ -49,10 +49,36 @@ public:
     void encode_word(const Vocab& vocab, std::string_view word, std::vector<int32_t>& out,
                      MergeScratch& scratch) const;
 
-private:
-    struct Merge {
-        int32_t rank;
-        int32_t result;
+  private:
+    // Open-addressing hash table from a symbol pair to its merge: one probe sequence in one
+    // flat array, which matters because the lookup is the hot spot of encoding.
+    class MergeTable {
+      public:
+        struct Entry {
+            uint64_t key;  // kEmpty if unused
+            int32_t rank;
+            int32_t result;
+        };
+        static constexpr uint64_t kEmpty = ~uint64_t{0};
+
+        void reserve(size_t n);
+        // Keeps the first entry of a key (the best rank).
+        void insert(uint64_t key, int32_t rank, int32_t result);
+        const Entry* find(uint64_t key) const {
+            for (size_t i = slot(key);; i = (i + 1) & mask_) {
+                const Entry& e = entries_[i];
+                if (e.key == key) return &e;
+                if (e.key == kEmpty) return nullptr;
+            }
+        }
+
+      private:
+        size_t slot(uint64_t key) const {
+            return static_cast<size_t>((key * 0x9E3779B97F4A7C15ull) >> shift_);
+        }
+        std::vector<Entry> entries_;
+        size_t mask_ = 0;
+        int shift_ = 64;
     };
     static uint64_t pair_key(int32_t left, int32_t right) {
         return (static_cast<uint64_t>(static_cast<uint32_t>(left)) << 32) |
@@ -66,7 +92,7 @@ private:
     // parts that are not tokens; -1 for a byte that takes part in no merge and is no token.
     int32_t n_vocab_ = 0;
     int32_t byte_symbols_[256] = {};
-    std::unordered_map<uint64_t, Merge> merges_;
+    MergeTable merges_;
 };
 
 // Appends the byte-level (GPT-2) spelling of raw bytes to `out`.

@@ -42,10 +42,18 @@ std::optional<std::string> read_literal(std::string_view tmpl, size_t open) {
         }
         const char e = tmpl[++i];
         switch (e) {
-            case 'n': out.push_back('\n'); break;
-            case 't': out.push_back('\t'); break;
-            case 'r': out.push_back('\r'); break;
-            default: out.push_back(e); break;  // \\ \' \"
+            case 'n':
+                out.push_back('\n');
+                break;
+            case 't':
+                out.push_back('\t');
+                break;
+            case 'r':
+                out.push_back('\r');
+                break;
+            default:
+                out.push_back(e);
+                break;  // \\ \' \"
         }
     }
     return std::nullopt;
@@ -62,7 +70,8 @@ std::optional<std::string> chatml_default_system(std::string_view tmpl) {
         for (size_t at = tmpl.find(opening); at != std::string_view::npos;
              at = tmpl.find(opening, at + 1)) {
             auto literal = read_literal(tmpl, at);
-            if (literal && literal->size() > 19 && literal->ends_with("<|im_end|>\n")) return literal;
+            if (literal && literal->size() > 19 && literal->ends_with("<|im_end|>\n"))
+                return literal;
         }
     }
     return std::nullopt;
@@ -74,7 +83,8 @@ std::string render_chatml(std::string_view tmpl, const std::vector<ChatMessage>&
     if (!messages.empty() && messages.front().role != "system") {
         if (auto system = chatml_default_system(tmpl)) out += *system;
     }
-    for (const auto& m : messages) out += "<|im_start|>" + m.role + "\n" + m.content + "<|im_end|>\n";
+    for (const auto& m : messages)
+        out += "<|im_start|>" + m.role + "\n" + m.content + "<|im_end|>\n";
     if (add_generation_prompt) out += "<|im_start|>assistant\n";
     return out;
 }
@@ -93,9 +103,11 @@ std::string render_llama3(const std::vector<ChatMessage>& messages, bool add_gen
 // Llama 2 "[INST]" and its variants (as llama.cpp distinguishes them): with or without <<SYS>>,
 // BOS inside the history, stripped contents. The leading BOS comes from the tokenizer.
 std::string render_llama2(std::string_view tmpl, const std::vector<ChatMessage>& messages) {
-    const bool system_block = contains(tmpl, "<<SYS>>");
-    const bool bos_inside = contains(tmpl, "bos_token + '[INST]");
+    // The variants are exclusive, checked in this order (as llama.cpp does); all but the plain
+    // one put a system message in a <<SYS>> block.
     const bool strip = contains(tmpl, "content.strip()");
+    const bool bos_inside = !strip && contains(tmpl, "bos_token + '[INST]");
+    const bool system_block = strip || bos_inside || contains(tmpl, "<<SYS>>");
     std::string out = "[INST] ";
     bool inside_turn = true;
     for (const auto& m : messages) {
@@ -164,7 +176,8 @@ std::string apply_chat_template(const GgufFile& file, const std::vector<ChatMess
     }
     if (contains(tmpl, "<|start_header_id|>") && contains(tmpl, "<|end_header_id|>"))
         return render_llama3(messages, add_generation_prompt);
-    if (contains(tmpl, "<|user|>") && contains(tmpl, "<|assistant|>") && !contains(tmpl, "<|end|>")) {
+    if (contains(tmpl, "<|user|>") && contains(tmpl, "<|assistant|>") &&
+        !contains(tmpl, "<|end|>")) {
         if (contains(tmpl, "<|endoftext|>"))
             return render_zephyr(messages, add_generation_prompt, "<|endoftext|>");
         if (contains(tmpl, "eos_token"))

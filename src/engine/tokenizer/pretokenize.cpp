@@ -25,28 +25,47 @@ uint8_t classify(uint32_t cp) {
     uint8_t bits = kPresent;
     if (unicode::is_whitespace(cp)) bits |= kSpace;
     switch (unicode::category(cp)) {
-        case unicode::Category::Letter: bits |= kLetter; break;
-        case unicode::Category::Number: bits |= kNumber; break;
-        case unicode::Category::Punctuation: bits |= kPunctOrMath; break;
-        default: break;
+        case unicode::Category::Letter:
+            bits |= kLetter;
+            break;
+        case unicode::Category::Number:
+            bits |= kNumber;
+            break;
+        case unicode::Category::Punctuation:
+            bits |= kPunctOrMath;
+            break;
+        default:
+            break;
     }
     if (cp >= '0' && cp <= '9') bits |= kAsciiDigit;
     switch (cp) {
-        case '$': case '+': case '<': case '=': case '>': case '^': case '~': case '|':
+        case '$':
+        case '+':
+        case '<':
+        case '=':
+        case '>':
+        case '^':
+        case '~':
+        case '|':
             bits |= kPunctOrMath;
             break;
-        default: break;
+        default:
+            break;
     }
     return bits;
 }
 
-bool is_cr_or_lf(uint32_t cp) { return cp == '\r' || cp == '\n'; }
+bool is_cr_or_lf(uint32_t cp) {
+    return cp == '\r' || cp == '\n';
+}
 
-uint32_t ascii_lower(uint32_t cp) { return (cp >= 'A' && cp <= 'Z') ? cp + 32 : cp; }
+uint32_t ascii_lower(uint32_t cp) {
+    return (cp >= 'A' && cp <= 'Z') ? cp + 32 : cp;
+}
 
 // One word being split: code points [begin, end) with their classes; emits word lengths.
 class Segment {
-public:
+  public:
     Segment(const uint32_t* cps, const uint8_t* cls, size_t begin, size_t end,
             std::vector<uint32_t>& out)
         : cps_(cps), cls_(cls), begin_(begin), end_(end), out_(out), last_(begin) {}
@@ -89,7 +108,7 @@ public:
         return n;
     }
 
-private:
+  private:
     const uint32_t* cps_;
     const uint8_t* cls_;
     size_t begin_;
@@ -213,14 +232,24 @@ void run_stage(Stage stage, const uint32_t* cps, const uint8_t* cls,
             };
         };
         switch (stage) {
-            case Stage::Gpt2: split_gpt2(s); break;
-            case Stage::Llama3: split_llama3(s, 3); break;
-            case Stage::Qwen2: split_llama3(s, 1); break;
+            case Stage::Gpt2:
+                split_gpt2(s);
+                break;
+            case Stage::Llama3:
+                split_llama3(s, 3);
+                break;
+            case Stage::Qwen2:
+                split_llama3(s, 1);
+                break;
             case Stage::EachNumber:
                 split_isolating(s, [&s](size_t pos) -> size_t { return s.has(pos, kNumber); });
                 break;
-            case Stage::NumberRuns: split_isolating(s, run(kNumber)); break;
-            case Stage::PunctRuns: split_isolating(s, run(kPunctOrMath)); break;
+            case Stage::NumberRuns:
+                split_isolating(s, run(kNumber));
+                break;
+            case Stage::PunctRuns:
+                split_isolating(s, run(kPunctOrMath));
+                break;
             case Stage::AsciiDigitTriples:
                 split_isolating(s, [&s](size_t pos) -> size_t {
                     const bool three = s.has(pos, kAsciiDigit) && s.has(pos + 1, kAsciiDigit) &&
@@ -289,13 +318,19 @@ void Splitter::split(std::span<const uint32_t> cps, std::vector<uint32_t>& lengt
             apply(Stage::NumberRuns);
             apply(Stage::AsciiDigitTriples);
             break;
-        case Kind::Gpt2: apply(Stage::Gpt2); break;
+        case Kind::Gpt2:
+            apply(Stage::Gpt2);
+            break;
         case Kind::Smollm:
             apply(Stage::EachNumber);
             apply(Stage::Gpt2);
             break;
-        case Kind::Llama3: apply(Stage::Llama3); break;
-        case Kind::Qwen2: apply(Stage::Qwen2); break;
+        case Kind::Llama3:
+            apply(Stage::Llama3);
+            break;
+        case Kind::Qwen2:
+            apply(Stage::Qwen2);
+            break;
     }
 }
 

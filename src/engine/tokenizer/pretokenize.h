@@ -29,12 +29,12 @@ PreTokenizerInfo lookup(std::string_view name);
 
 // Splits code points into words. Reuses its buffers across calls.
 class Splitter {
-public:
+  public:
     explicit Splitter(Kind kind) : kind_(kind) {}
     // `lengths` receives the word lengths, in code points, covering all of `cps` in order.
     void split(std::span<const uint32_t> cps, std::vector<uint32_t>& lengths);
 
-private:
+  private:
     Kind kind_;
     std::vector<uint8_t> classes_;
     std::vector<uint32_t> scratch_;

@@ -71,10 +71,14 @@ std::string token_piece(const tok::Vocab& vocab, int32_t id) {
             unsigned value = 0;
             for (const char c : text.substr(3, 2)) {
                 value <<= 4;
-                if (c >= '0' && c <= '9') value |= c - '0';
-                else if (c >= 'A' && c <= 'F') value |= c - 'A' + 10;
-                else if (c >= 'a' && c <= 'f') value |= c - 'a' + 10;
-                else return text;
+                if (c >= '0' && c <= '9')
+                    value |= c - '0';
+                else if (c >= 'A' && c <= 'F')
+                    value |= c - 'A' + 10;
+                else if (c >= 'a' && c <= 'f')
+                    value |= c - 'a' + 10;
+                else
+                    return text;
             }
             return std::string(1, static_cast<char>(value));
         }
@@ -100,8 +104,10 @@ std::string token_piece(const tok::Vocab& vocab, int32_t id) {
     unicode::decode_utf8(text, cps);
     for (const uint32_t cp : cps) {
         const int byte = unicode::code_point_to_byte(cp);
-        if (byte >= 0) out.push_back(static_cast<char>(byte));
-        else unicode::append_utf8(cp, out);
+        if (byte >= 0)
+            out.push_back(static_cast<char>(byte));
+        else
+            unicode::append_utf8(cp, out);
     }
     return out;
 }
@@ -177,8 +183,10 @@ std::vector<int32_t> Tokenizer::encode(std::string_view text, bool add_special,
             escaped.clear();
             if (vocab.add_space_prefix && after_special) escaped += "\xE2\x96\x81";
             for (const char c : text.substr(f.offset, f.length)) {
-                if (c == ' ') escaped += "\xE2\x96\x81";
-                else escaped.push_back(c);
+                if (c == ' ')
+                    escaped += "\xE2\x96\x81";
+                else
+                    escaped.push_back(c);
             }
             tok::encode_sentencepiece(vocab, escaped, out, merge_scratch);
             after_special = false;
@@ -222,16 +230,26 @@ std::string Tokenizer::decode(std::span<const int32_t> tokens, bool render_speci
     return out;
 }
 
-int32_t Tokenizer::n_vocab() const { return impl_->vocab.size(); }
-int32_t Tokenizer::bos() const { return impl_->vocab.bos; }
-int32_t Tokenizer::eos() const { return impl_->vocab.eos; }
+int32_t Tokenizer::n_vocab() const {
+    return impl_->vocab.size();
+}
+int32_t Tokenizer::bos() const {
+    return impl_->vocab.bos;
+}
+int32_t Tokenizer::eos() const {
+    return impl_->vocab.eos;
+}
 
 bool Tokenizer::is_end_of_generation(int32_t token) const {
     const auto& eog = impl_->vocab.end_of_generation;
     return std::binary_search(eog.begin(), eog.end(), token);
 }
 
-const std::string& Tokenizer::model_name() const { return impl_->vocab.model_name; }
-const std::string& Tokenizer::pre_name() const { return impl_->vocab.pre_name; }
+const std::string& Tokenizer::model_name() const {
+    return impl_->vocab.model_name;
+}
+const std::string& Tokenizer::pre_name() const {
+    return impl_->vocab.pre_name;
+}
 
 }  // namespace sparkv

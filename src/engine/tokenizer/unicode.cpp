@@ -51,11 +51,15 @@ constexpr std::array<Category, 128> make_ascii_categories() {
 
 constexpr std::array<Category, 128> kAsciiCategories = make_ascii_categories();
 
-bool is_continuation(uint8_t b) { return (b & 0xC0) == 0x80; }
+bool is_continuation(uint8_t b) {
+    return (b & 0xC0) == 0x80;
+}
 
 }  // namespace
 
-const char* tables_version() { return kUnicodeVersion; }
+const char* tables_version() {
+    return kUnicodeVersion;
+}
 
 Category category(uint32_t cp) {
     if (cp < 128) return kAsciiCategories[cp];
@@ -67,9 +71,17 @@ bool is_whitespace(uint32_t cp) {
     if (cp <= 0x20) return cp == 0x20 || (cp >= 0x09 && cp <= 0x0D);
     if (cp < 0x85) return false;
     switch (cp) {
-        case 0x85: case 0xA0: case 0x1680: case 0x2028: case 0x2029: case 0x202F: case 0x205F:
-        case 0x3000: return true;
-        default: return cp >= 0x2000 && cp <= 0x200A;
+        case 0x85:
+        case 0xA0:
+        case 0x1680:
+        case 0x2028:
+        case 0x2029:
+        case 0x202F:
+        case 0x205F:
+        case 0x3000:
+            return true;
+        default:
+            return cp >= 0x2000 && cp <= 0x200A;
     }
 }
 
@@ -129,8 +141,12 @@ void append_utf8(uint32_t cp, std::string& out) {
     }
 }
 
-uint32_t byte_to_code_point(uint8_t byte) { return kByteToCp[byte]; }
+uint32_t byte_to_code_point(uint8_t byte) {
+    return kByteToCp[byte];
+}
 
-int code_point_to_byte(uint32_t cp) { return cp < kStandInEnd ? kCpToByte[cp] : -1; }
+int code_point_to_byte(uint32_t cp) {
+    return cp < kStandInEnd ? kCpToByte[cp] : -1;
+}
 
 }  // namespace sparkv::unicode

@@ -1,8 +1,9 @@
 #include "engine/tokenizer/vocab.h"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <array>
-#include <fmt/format.h>
 
 #include "common/error.h"
 #include "engine/gguf.h"
@@ -20,22 +21,36 @@ constexpr std::string_view kKeyTokenType = "tokenizer.ggml.token_type";
 // GGUF token types (gguf-py TokenType).
 uint8_t attr_from_token_type(int64_t type) {
     switch (type) {
-        case 1: return kAttrNormal;
-        case 2: return kAttrUnknown;
-        case 3: return kAttrControl;
-        case 4: return kAttrUserDefined;
-        case 5: return kAttrUnused;
-        case 6: return kAttrByte;
-        default: return kAttrUndefined;
+        case 1:
+            return kAttrNormal;
+        case 2:
+            return kAttrUnknown;
+        case 3:
+            return kAttrControl;
+        case 4:
+            return kAttrUserDefined;
+        case 5:
+            return kAttrUnused;
+        case 6:
+            return kAttrByte;
+        default:
+            return kAttrUndefined;
     }
 }
 
 bool is_integer_type(GgufValueType t) {
     switch (t) {
-        case GgufValueType::UINT8: case GgufValueType::INT8: case GgufValueType::UINT16:
-        case GgufValueType::INT16: case GgufValueType::UINT32: case GgufValueType::INT32:
-        case GgufValueType::UINT64: case GgufValueType::INT64: return true;
-        default: return false;
+        case GgufValueType::UINT8:
+        case GgufValueType::INT8:
+        case GgufValueType::UINT16:
+        case GgufValueType::INT16:
+        case GgufValueType::UINT32:
+        case GgufValueType::INT32:
+        case GgufValueType::UINT64:
+        case GgufValueType::INT64:
+            return true;
+        default:
+            return false;
     }
 }
 
@@ -45,12 +60,14 @@ std::vector<float> read_scores(const GgufFile& file, size_t n_tokens) {
     if (!v) return scores;
     std::vector<float> values;
     if (v->type == GgufValueType::ARRAY && is_integer_type(v->elem_type)) {
-        for (const int64_t s : file.get_int_array(kKeyScores)) values.push_back(static_cast<float>(s));
+        for (const int64_t s : file.get_int_array(kKeyScores))
+            values.push_back(static_cast<float>(s));
     } else {
         values = file.get_float_array(kKeyScores);
     }
     if (values.size() < n_tokens)
-        fail("{}: {} has {} entries for {} tokens", file.source(), kKeyScores, values.size(), n_tokens);
+        fail("{}: {} has {} entries for {} tokens", file.source(), kKeyScores, values.size(),
+             n_tokens);
     std::copy_n(values.begin(), n_tokens, scores.begin());
     return scores;
 }
@@ -77,12 +94,14 @@ int32_t read_token_id(const GgufFile& file, std::string_view key, int32_t id, in
 
 // Texts llama.cpp treats as end of generation (it keys these on the text; see
 // llama_vocab::impl::load). A token with one of them becomes a control token.
+// clang-format off
 constexpr std::array<std::string_view, 22> kEndOfGenerationTexts = {
     "<|eot_id|>", "<|im_end|>", "<|end|>", "<|return|>", "<|call|>", "<|flush|>", "<|calls|>",
     "<end_of_turn>", "<|endoftext|>", "</s>", "<|eom_id|>", "<EOT>", "_<EOT>", "[EOT]", "[EOS]",
     "<|end_of_text|>", "<end_of_utterance>", "<eos>", "<turn|>", "<|tool_response>",
-    "<\xEF\xBD\x9C" "end\xE2\x96\x81" "of\xE2\x96\x81" "sentence\xEF\xBD\x9C>", "[e~[",
+    "<｜end▁of▁sentence｜>", "[e~[",
 };
+// clang-format on
 
 // Fill-in-the-middle tokens recognised by text when their ids are not in the metadata. llama.cpp
 // makes them control tokens; pad, repo and file-separator also end generation.
@@ -93,22 +112,24 @@ struct FimKind {
 };
 
 const std::vector<FimKind>& fim_kinds() {
+    // clang-format off
     static const std::vector<FimKind> kinds = {
         {"tokenizer.ggml.fim_pre_token_id", false,
-         {"<|fim_prefix|>", "<fim-prefix>", "<fim_prefix>", "<\xEF\xBD\x9C" "fim\xE2\x96\x81" "begin\xEF\xBD\x9C>",
-          "<PRE>", "\xE2\x96\x81<PRE>", "<|code_prefix|>", "<|prefix|>"}},
+         {"<|fim_prefix|>", "<fim-prefix>", "<fim_prefix>", "<｜fim▁begin｜>", "<PRE>", "▁<PRE>",
+          "<|code_prefix|>", "<|prefix|>"}},
         {"tokenizer.ggml.fim_suf_token_id", false,
-         {"<|fim_suffix|>", "<fim-suffix>", "<fim_suffix>", "<\xEF\xBD\x9C" "fim\xE2\x96\x81" "hole\xEF\xBD\x9C>",
-          "<SUF>", "\xE2\x96\x81<SUF>", "<|code_suffix|>", "<|suffix|>"}},
+         {"<|fim_suffix|>", "<fim-suffix>", "<fim_suffix>", "<｜fim▁hole｜>", "<SUF>", "▁<SUF>",
+          "<|code_suffix|>", "<|suffix|>"}},
         {"tokenizer.ggml.fim_mid_token_id", false,
-         {"<|fim_middle|>", "<fim-middle>", "<fim_middle>", "<\xEF\xBD\x9C" "fim\xE2\x96\x81" "end\xEF\xBD\x9C>",
-          "<MID>", "\xE2\x96\x81<MID>", "<|code_middle|>", "<|middle|>"}},
+         {"<|fim_middle|>", "<fim-middle>", "<fim_middle>", "<｜fim▁end｜>", "<MID>", "▁<MID>",
+          "<|code_middle|>", "<|middle|>"}},
         {"tokenizer.ggml.fim_pad_token_id", true,
          {"<|fim_pad|>", "<fim-pad>", "<fim_pad>", "<PAD>", "[PAD]"}},
         {"tokenizer.ggml.fim_rep_token_id", true,
          {"<|fim_repo|>", "<|repo_name|>", "<fim-repo>", "<REPO>", "<reponame>"}},
         {"tokenizer.ggml.fim_sep_token_id", true, {"<|file_sep|>"}},
     };
+    // clang-format on
     return kinds;
 }
 
@@ -148,9 +169,8 @@ void collect_special_tokens(Vocab& v) {
         if (v.attrs[id] & (kAttrControl | kAttrUserDefined | kAttrUnknown))
             v.special_tokens.push_back(id);
     // Longest first, so that a token is never pre-empted by one of its own substrings.
-    std::stable_sort(v.special_tokens.begin(), v.special_tokens.end(), [&](int32_t a, int32_t b) {
-        return v.texts[a].size() > v.texts[b].size();
-    });
+    std::stable_sort(v.special_tokens.begin(), v.special_tokens.end(),
+                     [&](int32_t a, int32_t b) { return v.texts[a].size() > v.texts[b].size(); });
 }
 
 }  // namespace
@@ -180,9 +200,10 @@ Vocab load_vocab(const GgufFile& file) {
         eos = 2;
         unk = 0;
     } else {
-        fail("{}: unsupported tokenizer model '{}' ({}); SparKV supports 'gpt2' (byte-level BPE) "
-             "and 'llama' (SentencePiece BPE)",
-             file.source(), v.model_name, kKeyModel);
+        fail(
+            "{}: unsupported tokenizer model '{}' ({}); SparKV supports 'gpt2' (byte-level BPE) "
+            "and 'llama' (SentencePiece BPE)",
+            file.source(), v.model_name, kKeyModel);
     }
     v.add_space_prefix = file.get_bool("tokenizer.ggml.add_space_prefix", v.add_space_prefix);
 

@@ -15,7 +15,7 @@ namespace {
 using testing::random_floats;
 
 class AttentionIsa : public ::testing::TestWithParam<Isa> {
-protected:
+  protected:
     const detail::KernelTable& table() const { return detail::kernel_table(GetParam()); }
 
     // Fills a cache of `capacity` positions with random fp16 keys and values; queries at the
@@ -23,8 +23,10 @@ protected:
     // polynomial exp, different summation order) must agree with the double reference to 2e-5
     // absolute, a few hundred fp32 ulps of the output scale.
     void check(int n_head, int n_kv_head, int head_dim, int64_t capacity,
-               const std::vector<int32_t>& positions, int threads, uint32_t seed) {
+               const std::vector<int32_t>& positions, int threads, uint32_t seed,
+               bool round_q = false) {
         AttentionShape s{n_head, n_kv_head, head_dim, capacity, 1.0f / std::sqrt(float(head_dim))};
+        s.round_q_to_fp16 = round_q;
         const int64_t n_q = static_cast<int64_t>(positions.size());
         const int64_t ld = int64_t(n_head) * head_dim + 4;
         const auto q = random_floats(n_q * ld, seed, 1.5f);
@@ -90,6 +92,11 @@ TEST_P(AttentionIsa, OtherHeadLayouts) {
     check(6, 3, 20, 100, run_of_positions(9, 50), 2, 43);     // head_dim not a multiple of 8
 }
 
+TEST_P(AttentionIsa, QueriesRoundedToFp16LikeGgml) {
+    check(9, 3, 64, 500, run_of_positions(40, 400), 2, 50, true);  // tiled kernel
+    check(9, 3, 64, 500, {123}, 1, 51, true);                      // few-query kernel
+}
+
 TEST_P(AttentionIsa, RejectsBadShapes) {
     ThreadPool pool(1);
     std::vector<float> q(64), out(64);
@@ -98,6 +105,11 @@ TEST_P(AttentionIsa, RejectsBadShapes) {
     AttentionShape s{1, 1, 64, 4, 0.125f};
     EXPECT_THROW(detail::attention_with(table(), s, q.data(), 64, 1, &pos, kv.data(), kv.data(),
                                         out.data(), 64, pool),
+                 Error);
+    std::vector<float> q2(128), out2(128);
+    const int32_t two[2] = {0, 1};
+    EXPECT_THROW(detail::attention_with(table(), s, q2.data(), 32, 2, two, kv.data(), kv.data(),
+                                        out2.data(), 64, pool),
                  Error);
     AttentionShape ungrouped{3, 2, 64, 8, 0.125f};
     const int32_t ok = 0;

@@ -14,7 +14,7 @@ namespace {
 using testing::random_floats;
 
 class ElementwiseIsa : public ::testing::TestWithParam<Isa> {
-protected:
+  protected:
     const detail::KernelTable& table() const { return detail::kernel_table(GetParam()); }
 };
 
@@ -25,7 +25,8 @@ TEST_P(ElementwiseIsa, RmsNorm) {
         std::vector<float> got(n), want(n);
         table().rms_norm(x.data(), w.data(), got.data(), n, 1e-5f);
         ref::rms_norm(x.data(), w.data(), want.data(), n, 1e-5f);
-        for (int64_t i = 0; i < n; ++i) ASSERT_NEAR(got[i], want[i], 1e-6f * (1 + std::fabs(want[i]))) << n;
+        for (int64_t i = 0; i < n; ++i)
+            ASSERT_NEAR(got[i], want[i], 1e-6f * (1 + std::fabs(want[i]))) << n;
     }
 }
 
@@ -38,7 +39,8 @@ TEST_P(ElementwiseIsa, Swiglu) {
     std::vector<float> got(1003), want(1003);
     table().swiglu(gate.data(), up.data(), got.data(), 1003);
     ref::swiglu(gate.data(), up.data(), want.data(), 1003);
-    for (int i = 0; i < 1003; ++i) ASSERT_NEAR(got[i], want[i], 2e-6f * (1 + std::fabs(want[i]))) << i;
+    for (int i = 0; i < 1003; ++i)
+        ASSERT_NEAR(got[i], want[i], 2e-6f * (1 + std::fabs(want[i]))) << i;
 }
 
 // ggml computes the angles with a float recurrence theta_i = pos * theta_scale^i; against the

@@ -16,7 +16,7 @@ using testing::make_matrix;
 using testing::random_floats;
 
 class MatmulIsa : public ::testing::TestWithParam<Isa> {
-protected:
+  protected:
     const detail::KernelTable& table() const { return detail::kernel_table(GetParam()); }
 };
 
@@ -88,6 +88,14 @@ TEST_P(MatmulIsa, SmolLmShapesManyTokens) {
     expect_matches_reference(table(), GgmlType::Q4_K, 50, 1536, tokens / 4, pool, 6);
 }
 
+TEST_P(MatmulIsa, DecodeSizedProductsOnThePool) {
+    // One token against matrices large enough to be split over the threads (GEMV path).
+    ThreadPool pool(2);
+    expect_matches_reference(table(), GgmlType::Q4_1, 576, 576, 1, pool, 11);
+    expect_matches_reference(table(), GgmlType::Q8_0, 4099, 576, 1, pool, 12);
+    expect_matches_reference(table(), GgmlType::Q4_K, 1030, 512, 2, pool, 13);
+}
+
 TEST_P(MatmulIsa, ActivationPackingMatchesReferenceEncoding) {
     ThreadPool pool(1);
     const int64_t cols = 768, tokens = 3;
@@ -116,8 +124,10 @@ TEST_P(MatmulIsa, ActivationPackingMatchesReferenceEncoding) {
                 const uint8_t* raw = enc.data() + blk * ggml_traits(act).block_bytes;
                 uint16_t d;
                 std::memcpy(&d, raw, 2);
-                const auto* qs = reinterpret_cast<const int8_t*>(raw + (act == GgmlType::Q8_1 ? 4 : 2));
-                ASSERT_EQ(std::memcmp(qs, p.qs + t * cols + 32 * blk, 32), 0) << ggml_traits(act).name;
+                const auto* qs =
+                    reinterpret_cast<const int8_t*>(raw + (act == GgmlType::Q8_1 ? 4 : 2));
+                ASSERT_EQ(std::memcmp(qs, p.qs + t * cols + 32 * blk, 32), 0)
+                    << ggml_traits(act).name;
                 ASSERT_EQ(fp16_to_fp32(d), p.d[t * p.d_stride + blk]);
                 if (act == GgmlType::Q8_1) {
                     uint16_t s;
@@ -142,6 +152,9 @@ TEST_P(MatmulIsa, RejectsBadMatrices) {
     bad = w.m;
     bad.row_bytes = 10;
     EXPECT_THROW(detail::matmul_with(table(), bad, x.data(), 64, 1, y.data(), 4, pool), Error);
+    std::vector<float> x2(128), y2(8);  // two tokens with overlapping rows
+    EXPECT_THROW(detail::matmul_with(table(), w.m, x2.data(), 32, 2, y2.data(), 4, pool), Error);
+    EXPECT_THROW(detail::matmul_with(table(), w.m, x2.data(), 64, 2, y2.data(), 3, pool), Error);
 }
 
 INSTANTIATE_TEST_SUITE_P(Isa, MatmulIsa, ::testing::ValuesIn(testing::runnable_isas()),

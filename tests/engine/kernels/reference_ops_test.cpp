@@ -99,6 +99,24 @@ TEST(RefAttention, SoftmaxWeightsByScore) {
     EXPECT_EQ(out[0], 4.0f);
 }
 
+TEST(RefAttention, RoundsQueriesToFp16OnRequest) {
+    // head_dim 1, keys 1 and 0 with values 1 and 0: out = e^q / (e^q + 1). q = 1.0001 is not a
+    // half; rounded it becomes 1.
+    AttentionShape s{1, 1, 1, 2, 1.0f};
+    const uint16_t k[2] = {fp32_to_fp16(1.0f), fp32_to_fp16(0.0f)};
+    const uint16_t v[2] = {fp32_to_fp16(1.0f), fp32_to_fp16(0.0f)};
+    const int32_t pos = 1;
+    const float q = 1.0001f, one = 1.0f;
+    float exact, rounded, at_one;
+    ref::attention(s, &q, 1, 1, &pos, k, v, &exact, 1);
+    ref::attention(s, &one, 1, 1, &pos, k, v, &at_one, 1);
+    s.round_q_to_fp16 = true;
+    ref::attention(s, &q, 1, 1, &pos, k, v, &rounded, 1);
+    EXPECT_EQ(rounded, at_one);
+    EXPECT_NE(exact, at_one);
+    EXPECT_NEAR(exact, std::exp(1.0001) / (std::exp(1.0001) + 1), 1e-6);
+}
+
 TEST(RefFp16Rows, EveryHalf) {
     std::vector<uint16_t> h(65536);
     for (uint32_t i = 0; i < 65536; ++i) h[i] = static_cast<uint16_t>(i);
@@ -123,7 +141,8 @@ double activation_step(GgmlType act, const float* x, int64_t c, int64_t cols) {
     const int64_t block = ggml_traits(act).block_elements;
     const int64_t b0 = c / block * block;
     double amax = 0;
-    for (int64_t i = b0; i < std::min(cols, b0 + block); ++i) amax = std::max(amax, double(std::fabs(x[i])));
+    for (int64_t i = b0; i < std::min(cols, b0 + block); ++i)
+        amax = std::max(amax, double(std::fabs(x[i])));
     return amax / 254.0 * 1.0001;
 }
 
@@ -141,7 +160,8 @@ TEST(RefMatmul, QuantisedProductWithinActivationErrorBound) {
             for (int64_t t = 0; t < tokens; ++t) {
                 double bound = 0, mag = 0;
                 for (int64_t c = 0; c < cols; ++c) {
-                    bound += std::fabs(wrow[c]) * activation_step(act, x.data() + t * cols, c, cols);
+                    bound +=
+                        std::fabs(wrow[c]) * activation_step(act, x.data() + t * cols, c, cols);
                     mag += std::fabs(wrow[c] * x[t * cols + c]);
                 }
                 // Q8_1's fp16 block sum adds up to 2^-11 of |m| * |block sum|.

@@ -79,8 +79,8 @@ TEST(RefDequantize, Q5_KKnownBlock) {
     b.dmin = fp32_to_fp16(1.0f);
     b.scales[2] = 2;  // sub-block 2 (elements 64..95, low nibbles of qs[32..63]): scale 2, min 1
     b.scales[6] = 1;
-    b.qs[32 + 10] = 0x07;   // element 74: low bits 7
-    b.qh[10] = 1 << 2;      // element 74: high bit (bit 2 = sub-block 2)
+    b.qs[32 + 10] = 0x07;  // element 74: low bits 7
+    b.qh[10] = 1 << 2;     // element 74: high bit (bit 2 = sub-block 2)
     const auto y = decode(GgmlType::Q5_K, &b, 256);
     EXPECT_EQ(y[74], 2.0f * (7 + 16) - 1.0f);
     EXPECT_EQ(y[75], -1.0f);
@@ -92,11 +92,11 @@ TEST(RefDequantize, Q6_KKnownBlock) {
     for (int j = 0; j < 16; ++j) b.scales[j] = static_cast<int8_t>(j - 8);
     // Element 200 = second half (128..255), r = 72: quarter 2 (high nibble of ql[64 + 8]),
     // high bits at qh[32 + 8] bits 4..5; sub-block 200 / 16 = 12 -> scale 4.
-    b.ql[64 + 8] = 0xa0;          // low 4 bits: 10
-    b.qh[32 + 8] = 0x2 << 4;      // high 2 bits: 2 -> q = 10 + 32 - 32 = 10
+    b.ql[64 + 8] = 0xa0;      // low 4 bits: 10
+    b.qh[32 + 8] = 0x2 << 4;  // high 2 bits: 2 -> q = 10 + 32 - 32 = 10
     // Element 40: quarter 1 (low nibble of ql[32 + 8]), high bits at qh[8] bits 2..3; scale -6.
     b.ql[32 + 8] = 0x03;
-    b.qh[8] = 0x1 << 2;           // q = 3 + 16 - 32 = -13
+    b.qh[8] = 0x1 << 2;  // q = 3 + 16 - 32 = -13
     const auto y = decode(GgmlType::Q6_K, &b, 256);
     EXPECT_EQ(y[200], 0.5f * 4 * 10);
     EXPECT_EQ(y[40], 0.5f * -6 * -13);

@@ -77,8 +77,9 @@ std::string describe_difference(const Tokenizer& tok, const std::vector<int32_t>
                                 const std::vector<int32_t>& actual) {
     size_t i = 0;
     while (i < expected.size() && i < actual.size() && expected[i] == actual[i]) ++i;
-    std::string out = fmt::format("first difference at index {} of {} (llama.cpp) / {} (SparKV):",
-                                  i, expected.size(), actual.size());
+    std::string out =
+        fmt::format("first difference at index {} of {} (llama.cpp) / {} (SparKV):", i,
+                    expected.size(), actual.size());
     for (size_t k = i; k < i + 6; ++k) {
         auto show = [&](const std::vector<int32_t>& v) {
             return k < v.size() ? fmt::format("{} '{}'", v[k], tok.token_to_piece(v[k], true))
@@ -144,7 +145,8 @@ TEST(TokenizerLlamaCpp, ReferenceModelMatchesOnTheDemoText) {
     const std::string text = read_file(demo_text_path());
     if (text.empty()) {
         const char* require = std::getenv("SPARKV_REQUIRE_MODEL");
-        if (require && std::string(require) == "1") FAIL() << "demo text missing at " << demo_text_path();
+        if (require && std::string(require) == "1")
+            FAIL() << "demo text missing at " << demo_text_path();
         GTEST_SKIP() << "demo text not fetched (sparkv model --fetch)";
     }
     ASSERT_EQ(fnv1a64_hex(text), demo["fnv1a64"].get<std::string>())

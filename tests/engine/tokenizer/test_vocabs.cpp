@@ -1,13 +1,13 @@
 #include "test_vocabs.h"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <cctype>
 #include <cstdint>
 #include <map>
 #include <string_view>
 #include <unordered_map>
-
-#include <fmt/format.h>
 
 #include "engine/tokenizer/bpe.h"
 #include "engine/tokenizer/unicode.h"

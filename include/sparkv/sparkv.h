@@ -1,0 +1,84 @@
+// SparKV's public API: plain structs and a few calls over the engine, the cloud side and the
+// device's streaming client. Everything else under src/ is internal and may change.
+//
+//   sparkv::GenerationRequest req;
+//   req.prompt = "The capital of France is";
+//   auto out = sparkv::generate_text(req);          // local prefill + decode
+//
+//   sparkv::IngestRequest ing;
+//   ing.store_dir = "/srv/kv"; ing.document_text = text;
+//   auto id = sparkv::ingest_document(ing).context_id;  // cloud: encode every KV unit once
+//
+// Errors are thrown as sparkv::Error (a std::runtime_error) with a message a user can act on.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "sparkv/error.h"
+
+namespace sparkv {
+
+// Where `sparkv model --fetch` puts the reference model (SmolLM2-135M-Instruct, Q4_1).
+std::string reference_model_path();
+
+struct GenerationRequest {
+    std::string model_path;  // empty: the reference model
+    std::string prompt;
+    bool chat = false;       // wrap the prompt in the model's chat template as a user turn
+    int n_predict = 32;
+    int threads = 0;         // 0: all cores
+    float temperature = 0;   // 0: greedy
+    float top_p = 1;
+    int top_k = 0;
+    uint64_t seed = 0;
+    bool stop_at_end_of_generation = true;
+};
+
+struct GenerationResult {
+    std::vector<int32_t> tokens;  // generated token ids
+    std::string text;
+    int64_t prompt_tokens = 0;
+    double prefill_tok_s = 0;
+    double decode_tok_s = 0;
+    int threads = 0;
+};
+
+// Loads the model, prefills the prompt and generates; on_piece sees each token's text as it comes.
+GenerationResult generate_text(const GenerationRequest& request,
+                               const std::function<void(std::string_view piece)>& on_piece = {});
+
+struct IngestRequest {
+    std::string model_path;  // empty: the reference model
+    std::string store_dir;
+    std::string document_text;
+    std::string format;      // "chat" or "raw"; empty: chat when the model has a template
+    int32_t chunk_tokens = 1024;
+    std::vector<std::string> levels = {"fp16", "int8", "q5h", "q3h"};
+    int64_t max_tokens = 0;  // keep only the first N tokens (0: all)
+    int threads = 0;
+    std::function<void(int32_t chunks_done, int32_t chunks_total, double seconds)> on_progress;
+};
+
+struct IngestSummary {
+    std::string context_id;
+    int64_t tokens = 0;
+    int32_t chunks = 0;
+    int32_t layers = 0;
+    std::string format;
+    std::vector<std::pair<std::string, uint64_t>> bytes_per_level;
+    bool already_present = false;  // the store already held the context; nothing was done
+    double prefill_seconds = 0;
+    double encode_seconds = 0;
+    double seconds = 0;
+};
+
+// Cloud side: prefills the document once, encodes every KV unit at each level and commits it to
+// the store; re-ingesting the same context is a no-op.
+IngestSummary ingest_document(const IngestRequest& request);
+
+}  // namespace sparkv

@@ -1,0 +1,76 @@
+// The public facade: thin wiring from include/sparkv/sparkv.h to the internal components.
+#include "sparkv/sparkv.h"
+
+#include "cloud/ingest.h"
+#include "common/error.h"
+#include "common/paths.h"
+#include "engine/engine.h"
+#include "engine/generate.h"
+#include "engine/model.h"
+#include "engine/prompt.h"
+#include "store/fs_backend.h"
+
+namespace sparkv {
+
+GenerationResult generate_text(const GenerationRequest& request,
+                               const std::function<void(std::string_view piece)>& on_piece) {
+    if (request.n_predict < 1) fail("n_predict must be at least 1");
+    const auto model = Model::load(request.model_path.empty() ? require_reference_model() : request.model_path);
+    const auto& tok = model->tokenizer();
+    const std::string text =
+        request.chat ? apply_chat_template(model->file(), {{"user", request.prompt}}, true) : request.prompt;
+    const auto prompt = tok.encode(text, /*add_special=*/true, /*parse_special=*/request.chat);
+    if (prompt.empty()) fail("the prompt encodes to no tokens");
+
+    Engine engine(*model, {.n_ctx = static_cast<int64_t>(prompt.size()) + request.n_predict,
+                           .n_threads = request.threads});
+    GenerateOptions go;
+    go.n_predict = request.n_predict;
+    go.sampling = {request.temperature, request.top_p, request.top_k, request.seed};
+    go.stop_at_end_of_generation = request.stop_at_end_of_generation;
+    if (on_piece) go.on_token = [&](int32_t t) { on_piece(tok.token_to_piece(t)); };
+    const auto r = generate(engine, prompt, go);
+
+    GenerationResult out;
+    out.tokens = r.tokens;
+    out.text = tok.decode(r.tokens);
+    out.prompt_tokens = r.prompt_tokens;
+    out.prefill_tok_s = static_cast<double>(r.prompt_tokens) / r.prefill_seconds;
+    out.decode_tok_s = r.decode_steps > 0 ? static_cast<double>(r.decode_steps) / r.decode_seconds : 0.0;
+    out.threads = engine.pool().size();
+    return out;
+}
+
+IngestSummary ingest_document(const IngestRequest& request) {
+    if (request.store_dir.empty()) fail("ingest: no store directory given");
+    const auto model = Model::load(request.model_path.empty() ? require_reference_model() : request.model_path);
+    const PromptFormat format =
+        request.format.empty() ? default_prompt_format(*model) : prompt_format_from_name(request.format);
+    auto tokens = context_tokens(*model, request.document_text, format);
+    if (request.max_tokens > 0 && static_cast<int64_t>(tokens.size()) > request.max_tokens)
+        tokens.resize(static_cast<size_t>(request.max_tokens));
+
+    ContextStore store(std::make_shared<FilesystemBackend>(request.store_dir));
+    IngestOptions io;
+    io.chunk_tokens = request.chunk_tokens;
+    io.levels = request.levels;
+    io.threads = request.threads;
+    if (request.on_progress)
+        io.on_progress = [&](const IngestProgress& p) { request.on_progress(p.chunks_done, p.chunks_total, p.seconds); };
+    const IngestResult r = ingest_context(*model, store, tokens, io);
+
+    IngestSummary out;
+    out.context_id = r.context_id;
+    out.tokens = r.tokens;
+    out.chunks = r.chunks;
+    out.layers = r.layers;
+    out.format = std::string(prompt_format_name(format));
+    out.bytes_per_level = r.bytes_per_level;
+    out.already_present = r.already_present;
+    out.prefill_seconds = r.prefill_seconds;
+    out.encode_seconds = r.encode_seconds;
+    out.seconds = r.seconds;
+    return out;
+}
+
+}  // namespace sparkv

@@ -1,0 +1,164 @@
+// `sparkv codec-bench`: size, speed and fidelity of every codec level on a real model and text.
+//
+// Fidelity is measured twice. "deployed" runs the model as given (Q4_1 weights, Q8 activations,
+// like llama.cpp): what a user gets, but any change to the KV, even one ulp, flips activation
+// rounding, so it carries the engine's own noise floor (reported). "precise" runs an F32 copy of
+// the same weights with fp32 activations: the codec's own effect on the model.
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "cli/commands.h"
+#include "cloud/codec_eval.h"
+#include "codec/codec.h"
+#include "common/error.h"
+#include "common/paths.h"
+#include "engine/convert.h"
+#include "engine/prompt.h"
+
+namespace sparkv::cli {
+
+namespace {
+
+struct CodecBenchOptions {
+    std::string model;
+    std::string doc;
+    CodecEvalOptions eval;
+    std::string levels = "fp16,int8,q6h,q5h,q4h,q3h";
+    bool no_precise = false;
+    bool json = false;
+};
+
+nlohmann::json fidelity_json(const LevelEval& l) {
+    return {{"kl_mean", l.kl_mean}, {"kl_max", l.kl_max}, {"top1_agree", l.top1_agree},
+            {"greedy_agree_32", l.greedy_agree_32}, {"ppl", l.ppl}, {"ppl_change_rel", l.ppl_change_rel}};
+}
+
+// Runs the evaluation on an F32 copy of the model written to a temporary directory.
+CodecEvalResult evaluate_precise(const Model& model, const std::vector<int32_t>& tokens, const CodecEvalOptions& opt) {
+    const auto dir = std::filesystem::temp_directory_path() /
+                     ("sparkv-codec-bench-" + std::to_string(::getpid()));
+    std::filesystem::create_directories(dir);
+    struct Cleanup {
+        std::filesystem::path p;
+        ~Cleanup() {
+            std::error_code ec;
+            std::filesystem::remove_all(p, ec);
+        }
+    } cleanup{dir};
+    const std::string path = (dir / "model-f32.gguf").string();
+    write_converted_model(model.file(), GgmlType::F32, path);
+    const auto precise = Model::load(path);
+    return evaluate_codec(*precise, tokens, opt);
+}
+
+void print_table(const char* title, const CodecEvalResult& r, bool sizes) {
+    std::printf("\n%s: exact-KV perplexity %.4f\n", title, r.exact_ppl);
+    if (sizes)
+        std::printf("%-11s %9s %8s %9s %9s %9s %10s %7s %7s %9s\n", "level", "B/token", "vs fp16", "enc MB/s",
+                    "dec MB/s", "dec out", "KL mean", "top-1", "greedy", "ppl chg");
+    else
+        std::printf("%-11s %10s %7s %7s %9s\n", "level", "KL mean", "top-1", "greedy", "ppl chg");
+    auto row = [&](const LevelEval& l, bool with_sizes) {
+        std::printf("%-11s ", l.name.c_str());
+        if (with_sizes)
+            std::printf("%9.1f %7.2fx %9.0f %9.0f %9.0f ", l.bytes_per_token, l.ratio_vs_fp16, l.encode_mb_s,
+                        l.decode_mb_s, l.decode_output_mb_s);
+        else if (sizes)
+            std::printf("%9s %8s %9s %9s %9s ", "-", "-", "-", "-", "-");
+        std::printf("%10.2e %6.1f%% %6.1f%% %+8.3f%%%s\n", l.kl_mean, 100 * l.top1_agree, 100 * l.greedy_agree_32,
+                    100 * l.ppl_change_rel,
+                    l.name == codec::level_name(codec::kDefaultLossyLevel) ? "  (default)" : "");
+    };
+    for (const auto& l : r.levels) row(l, sizes);
+    row(r.noise_floor, false);
+}
+
+int run(CodecBenchOptions opt) {
+    const std::string model_path = opt.model.empty() ? require_reference_model() : opt.model;
+    const std::string doc_path = opt.doc.empty() ? demo_text_path() : opt.doc;
+    std::ifstream f(doc_path, std::ios::binary);
+    if (!f) fail("cannot read {} (run `sparkv model --fetch` for the demo text, or pass --doc)", doc_path);
+    std::ostringstream text;
+    text << f.rdbuf();
+
+    const auto model = Model::load(model_path);
+    const auto tokens = context_tokens(*model, text.str(), PromptFormat::raw);
+    opt.eval.levels.clear();
+    std::stringstream list(opt.levels);
+    for (std::string item; std::getline(list, item, ',');)
+        if (!item.empty()) opt.eval.levels.push_back(item);
+    if (!opt.json) opt.eval.on_stage = [](const std::string& s) { std::fprintf(stderr, "codec-bench: %s\n", s.c_str()); };
+
+    const CodecEvalResult deployed = evaluate_codec(*model, tokens, opt.eval);
+    CodecEvalResult precise;
+    if (!opt.no_precise) {
+        if (opt.eval.on_stage) opt.eval.on_stage("precise run on an F32 copy of the model");
+        CodecEvalOptions popt = opt.eval;
+        popt.timing_repeats = 1;  // sizes and speeds come from the deployed run
+        precise = evaluate_precise(*model, tokens, popt);
+    }
+    const std::string default_level(codec::level_name(codec::kDefaultLossyLevel));
+
+    if (opt.json) {
+        nlohmann::json j;
+        j["model"] = model_path;
+        j["doc"] = doc_path;
+        j["context_tokens"] = deployed.context_tokens;
+        j["continuation_tokens"] = deployed.continuation_tokens;
+        j["exact_ppl"] = deployed.exact_ppl;
+        j["default_level"] = default_level;
+        j["noise_floor"] = fidelity_json(deployed.noise_floor);
+        if (!opt.no_precise) {
+            j["exact_ppl_precise"] = precise.exact_ppl;
+            j["noise_floor_precise"] = fidelity_json(precise.noise_floor);
+        }
+        j["levels"] = nlohmann::json::array();
+        for (size_t i = 0; i < deployed.levels.size(); ++i) {
+            const auto& l = deployed.levels[i];
+            nlohmann::json e = fidelity_json(l);
+            e.update({{"name", l.name}, {"lossless", l.lossless}, {"bytes", l.bytes},
+                      {"bytes_per_token", l.bytes_per_token}, {"ratio_vs_fp16", l.ratio_vs_fp16},
+                      {"encode_mb_s", l.encode_mb_s}, {"decode_mb_s", l.decode_mb_s},
+                      {"decode_output_mb_s", l.decode_output_mb_s}});
+            if (!opt.no_precise) e["precise"] = fidelity_json(precise.levels[i]);
+            j["levels"].push_back(e);
+        }
+        std::printf("%s\n", j.dump(2).c_str());
+        return 0;
+    }
+    std::printf("codec-bench: %s\n  %lld context tokens + %lld continuation tokens of %s\n", model_path.c_str(),
+                static_cast<long long>(deployed.context_tokens), static_cast<long long>(deployed.continuation_tokens),
+                doc_path.c_str());
+    print_table("deployed model (as given: quantised weights and activations)", deployed, true);
+    if (!opt.no_precise) print_table("precise (F32 copy of the weights, fp32 activations): the codec's own effect", precise, false);
+    std::printf("\nMB/s on 1 thread; dec MB/s counts encoded input, dec out counts fp16 output.\n"
+                "greedy = common prefix of %d greedy answer tokens; ppl chg = perplexity vs exact KV.\n",
+                opt.eval.greedy_tokens);
+    return 0;
+}
+
+}  // namespace
+
+CommandRunner add_codec_bench_command(CLI::App& app) {
+    auto opt = std::make_shared<CodecBenchOptions>();
+    auto* cmd = app.add_subcommand("codec-bench", "Size, speed and fidelity of every KV codec level on a real model and text");
+    cmd->add_option("--model", opt->model, "GGUF model (default: the reference model)");
+    cmd->add_option("--doc", opt->doc, "Text file (default: the demo text, Lincoln's 1862 State of the Union)");
+    cmd->add_option("--context-tokens", opt->eval.context_tokens, "Context length")->capture_default_str();
+    cmd->add_option("--continuation-tokens", opt->eval.continuation_tokens, "Real continuation scored for perplexity and KL")
+        ->capture_default_str();
+    cmd->add_option("--chunk-tokens", opt->eval.chunk_tokens, "Tokens per unit")->capture_default_str();
+    cmd->add_option("--levels", opt->levels, "Levels to measure, comma-separated")->capture_default_str();
+    cmd->add_option("--question", opt->eval.question, "Question whose greedy answer is compared")->capture_default_str();
+    cmd->add_option("--threads,-t", opt->eval.threads, "Model threads (codec timings use 1 thread)");
+    cmd->add_flag("--no-precise", opt->no_precise, "Skip the F32 (precise) fidelity run");
+    cmd->add_flag("--json", opt->json, "Print JSON (default_level, levels[...], noise_floor)");
+    return [opt] { return run(*opt); };
+}
+
+}  // namespace sparkv::cli

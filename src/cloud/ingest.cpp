@@ -1,0 +1,123 @@
+#include "cloud/ingest.h"
+
+#include <cstring>
+
+#include "codec/codec.h"
+#include "common/error.h"
+#include "common/timer.h"
+#include "engine/engine.h"
+#include "store/content_id.h"
+
+namespace sparkv {
+
+namespace {
+
+ModelInfo model_info(const Model& model) {
+    const auto& c = model.config();
+    ModelInfo info;
+    info.fingerprint = hex64(model.fingerprint());
+    info.name = c.name.empty() ? std::string(architecture_name(c.arch)) : c.name;
+    info.n_layers = c.n_layer;
+    info.n_kv_heads = c.n_kv_head;
+    info.head_dim = c.head_dim;
+    return info;
+}
+
+IngestResult summarize(const Manifest& manifest) {
+    IngestResult r;
+    r.context_id = manifest.context_id;
+    r.tokens = manifest.n_tokens;
+    r.chunks = manifest.n_chunks();
+    r.layers = manifest.n_layers();
+    for (const auto& level : manifest.levels) r.bytes_per_level.emplace_back(level, manifest.total_bytes(level));
+    return r;
+}
+
+std::vector<codec::Level> parse_levels(const std::vector<std::string>& names) {
+    if (names.empty()) fail("ingest: no quality levels given");
+    std::vector<codec::Level> levels;
+    for (const auto& name : names) {
+        const auto level = codec::level_from_name(name);
+        for (auto seen : levels)
+            if (seen == level) fail("ingest: level '{}' given twice", name);
+        levels.push_back(level);
+    }
+    return levels;
+}
+
+}  // namespace
+
+std::string tokens_key(std::string_view context_id) {
+    return "contexts/" + std::string(context_id) + "/tokens.i32";
+}
+
+IngestResult ingest_context(const Model& model, ContextStore& store, std::span<const int32_t> tokens,
+                            const IngestOptions& options) {
+    const double t_start = now_seconds();
+    const auto& c = model.config();
+    if (tokens.empty()) fail("ingest: the document has no tokens");
+    if (options.chunk_tokens < 1) fail("ingest: chunk size must be at least 1 token");
+    if (static_cast<int64_t>(tokens.size()) > c.n_ctx_train)
+        fail("ingest: the context has {} tokens, more than the model's {}-token context", tokens.size(),
+             c.n_ctx_train);
+    const auto levels = parse_levels(options.levels);
+
+    const std::string fingerprint = hex64(model.fingerprint());
+    const std::string id = context_id(fingerprint, tokens, options.chunk_tokens);
+    if (store.is_complete(id)) {
+        IngestResult r = summarize(store.read_manifest(id));
+        r.already_present = true;
+        r.seconds = now_seconds() - t_start;
+        return r;
+    }
+
+    ContextWriter writer(store, make_manifest(id, model_info(model), static_cast<int64_t>(tokens.size()),
+                                              options.chunk_tokens, options.levels));
+    const Manifest& skeleton = writer.manifest();
+    Engine engine(model, {.n_ctx = static_cast<int64_t>(tokens.size()), .n_threads = options.threads});
+
+    std::vector<uint8_t> token_bytes(tokens.size() * sizeof(int32_t));
+    std::memcpy(token_bytes.data(), tokens.data(), token_bytes.size());
+    store.backend().put(tokens_key(id), token_bytes);
+
+    IngestResult result;
+    std::vector<uint16_t> k, v;
+    for (const auto& chunk : skeleton.chunks) {
+        const double t0 = now_seconds();
+        HiddenState h = engine.embed(tokens.subspan(static_cast<size_t>(chunk.first_token),
+                                                    static_cast<size_t>(chunk.n_tokens)),
+                                     chunk.first_token);
+        // Every layer but the last runs in full; the last one only needs its K/V projection.
+        while (h.layer < c.n_layer - 1) engine.run_layer(h);
+        engine.project_kv(h);
+        const double t1 = now_seconds();
+        result.prefill_seconds += t1 - t0;
+
+        const codec::UnitShape shape{static_cast<uint32_t>(chunk.n_tokens),
+                                     static_cast<uint16_t>(c.n_kv_head), static_cast<uint16_t>(c.head_dim)};
+        k.resize(shape.elements());
+        v.resize(shape.elements());
+        for (int32_t l = 0; l < c.n_layer; ++l) {
+            engine.export_kv(l, chunk.first_token, chunk.n_tokens, k.data(), v.data());
+            const codec::UnitKey key{model.fingerprint(), static_cast<uint32_t>(chunk.index),
+                                     static_cast<uint32_t>(l)};
+            for (size_t i = 0; i < levels.size(); ++i) {
+                const auto bytes = codec::encode_unit(key, shape, codec::contiguous(k.data(), shape),
+                                                      codec::contiguous(v.data(), shape),
+                                                      codec::EncodeOptions(levels[i], static_cast<uint32_t>(c.n_layer)));
+                writer.put_unit(chunk.index, l, options.levels[i], bytes);
+            }
+        }
+        result.encode_seconds += now_seconds() - t1;
+        if (options.on_progress)
+            options.on_progress({chunk.index + 1, skeleton.n_chunks(), now_seconds() - t_start});
+    }
+    const Manifest& manifest = writer.commit();
+    IngestResult summary = summarize(manifest);
+    summary.prefill_seconds = result.prefill_seconds;
+    summary.encode_seconds = result.encode_seconds;
+    summary.seconds = now_seconds() - t_start;
+    return summary;
+}
+
+}  // namespace sparkv

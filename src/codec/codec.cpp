@@ -1,0 +1,172 @@
+// Unit encoding and decoding: header, checks, and the two sections.
+#include "codec/codec.h"
+
+#include <fmt/format.h>
+
+#include "codec/section_codec.h"
+#include "codec/unit_format.h"
+#include "common/error.h"
+
+namespace sparkv::codec {
+
+namespace {
+
+// Keys have outlier channels, so a key channel gets its own range over the unit's tokens; values
+// get one range per token and head (a row of head_dim). See the README of src/codec for the
+// measurements behind both choices.
+constexpr Grouping kKeyGrouping = Grouping::per_channel;
+constexpr Grouping kValueGrouping = Grouping::per_token_head;
+
+const QuantKernels& pick_kernels(Kernels choice) {
+    if (choice == Kernels::automatic) {
+        if (const QuantKernels* fast = avx2_quant_kernels()) return *fast;
+    }
+    return scalar_quant_kernels();
+}
+
+void check_shape(const UnitShape& s, Where where) {
+    if (s.n_kv_heads < 1 || s.n_kv_heads > kMaxKvHeads || s.head_dim < 1 ||
+        s.head_dim > kMaxHeadDim || s.n_tokens > kMaxTokens || s.elements() > kMaxElements) {
+        fail(
+            "{}: shape {} tokens x {} KV heads x {} is outside the codec's limits "
+            "(<= {} tokens, 1-{} heads, head_dim 1-{}, <= {} elements)",
+            where.str(), s.n_tokens, s.n_kv_heads, s.head_dim, kMaxTokens, kMaxKvHeads, kMaxHeadDim,
+            kMaxElements);
+    }
+}
+
+// Checks a caller's view. An empty unit (no tokens) touches no element, so its view may be null;
+// it is then replaced by one at a dummy address, which keeps all pointer arithmetic defined.
+template <typename View, typename Element>
+void check_view(View& view, const UnitShape& s, const char* what, Where where, Element* dummy) {
+    const uint64_t per_head = uint64_t{s.n_tokens} * s.head_dim;
+    if (per_head == 0) {
+        view = {dummy, 0};
+        return;
+    }
+    if (view.data == nullptr) fail("{}: no {} buffer given", where.str(), what);
+    if (s.n_kv_heads > 1 && view.head_stride < per_head) {
+        fail("{}: {} head stride {} is shorter than a head ({} elements)", where.str(), what,
+             view.head_stride, per_head);
+    }
+}
+
+}  // namespace
+
+std::vector<uint8_t> encode_unit(const UnitKey& key, const UnitShape& shape, ConstKvView k,
+                                 ConstKvView v, const EncodeOptions& options) {
+    const Where where{&key};
+    check_shape(shape, where);
+    const uint16_t dummy = 0;
+    check_view(k, shape, "K", where, &dummy);
+    check_view(v, shape, "V", where, &dummy);
+    const LevelInfo& info = level_info(options.level);
+
+    UnitHeader header;
+    header.key = key;
+    header.shape = shape;
+    header.level = options.level;
+    header.bits = options.bits_for(key.layer);
+    std::vector<uint8_t> out(kHeaderSize);
+    SectionScratch scratch;
+    if (info.lossless) {
+        encode_fp16_section(k, shape, scratch, out);
+        encode_fp16_section(v, shape, scratch, out);
+    } else {
+        for (uint8_t b : {header.bits.k, header.bits.v}) {
+            if (b < 2 || b > 8) fail("{}: {} bits per element is outside 2..8", where.str(), b);
+        }
+        const size_t per_head = size_t{shape.n_tokens} * shape.head_dim;
+        for (size_t h = 0; h < shape.n_kv_heads; ++h) {
+            if (!all_finite(k.data + h * k.head_stride, per_head) ||
+                !all_finite(v.data + h * v.head_stride, per_head)) {
+                fail("{}: KV head {} holds inf or NaN; only the fp16 level encodes those",
+                     where.str(), h);
+            }
+        }
+        header.k_grouping = kKeyGrouping;
+        header.v_grouping = kValueGrouping;
+        const QuantKernels& kernels = pick_kernels(options.kernels);
+        encode_quantized_section(k, shape, kKeyGrouping, header.bits.k, kernels, scratch, out);
+        encode_quantized_section(v, shape, kValueGrouping, header.bits.v, kernels, scratch, out);
+    }
+    const std::span<const uint8_t> payload(out.data() + kHeaderSize, out.size() - kHeaderSize);
+    header.payload_size = payload.size();
+    header.payload_checksum = payload_checksum(payload);
+    write_header(header, out.data());
+    return out;
+}
+
+UnitHeader read_header(std::span<const uint8_t> unit) {
+    return parse_header(unit, Where{});
+}
+
+struct Decoder::Impl {
+    const QuantKernels* kernels;
+    SectionScratch scratch;
+};
+
+Decoder::Decoder(Kernels kernels) : impl_(std::make_unique<Impl>()) {
+    impl_->kernels = &pick_kernels(kernels);
+}
+Decoder::~Decoder() = default;
+Decoder::Decoder(Decoder&&) noexcept = default;
+Decoder& Decoder::operator=(Decoder&&) noexcept = default;
+
+bool Decoder::uses_simd() const {
+    return impl_->kernels != &scalar_quant_kernels();
+}
+
+UnitHeader Decoder::decode(std::span<const uint8_t> unit, const UnitKey& expected_key,
+                           const UnitShape& expected_shape, KvView k_out, KvView v_out,
+                           std::optional<Level> expected_level) {
+    const Where where{&expected_key};
+    const UnitHeader h = parse_header(unit, where);
+    if (h.key.fingerprint != expected_key.fingerprint) {
+        fail("{}: encoded for model fingerprint {:016x}, expected {:016x}", where.str(),
+             h.key.fingerprint, expected_key.fingerprint);
+    }
+    if (h.key.chunk != expected_key.chunk || h.key.layer != expected_key.layer) {
+        fail("{}: the data is unit ({}, {})", where.str(), h.key.chunk, h.key.layer);
+    }
+    const UnitShape& s = h.shape;
+    if (s != expected_shape) {
+        fail("{}: shape {} tokens x {} KV heads x {} does not match the expected {} x {} x {}",
+             where.str(), s.n_tokens, s.n_kv_heads, s.head_dim, expected_shape.n_tokens,
+             expected_shape.n_kv_heads, expected_shape.head_dim);
+    }
+    if (expected_level && h.level != *expected_level) {
+        fail("{}: level {} where {} was expected", where.str(), level_name(h.level),
+             level_name(*expected_level));
+    }
+    uint16_t dummy = 0;
+    check_view(k_out, s, "K", where, &dummy);
+    check_view(v_out, s, "V", where, &dummy);
+    const std::span<const uint8_t> payload = unit.subspan(kHeaderSize);
+    if (payload_checksum(payload) != h.payload_checksum) fail("{}: checksum mismatch", where.str());
+
+    const uint8_t* data = payload.data();
+    const size_t size = payload.size();
+    size_t pos = 0;
+    SectionScratch& scratch = impl_->scratch;
+    if (level_info(h.level).lossless) {
+        decode_fp16_section(data, size, pos, s, scratch, k_out, {&expected_key, "K"});
+        decode_fp16_section(data, size, pos, s, scratch, v_out, {&expected_key, "V"});
+    } else {
+        decode_quantized_section(data, size, pos, s, h.k_grouping, h.bits.k, *impl_->kernels,
+                                 scratch, k_out, {&expected_key, "K"});
+        decode_quantized_section(data, size, pos, s, h.v_grouping, h.bits.v, *impl_->kernels,
+                                 scratch, v_out, {&expected_key, "V"});
+    }
+    if (pos != size) fail("{}: corrupt payload ({} bytes left over)", where.str(), size - pos);
+    return h;
+}
+
+size_t roundtrip_unit(const UnitKey& key, const UnitShape& shape, ConstKvView k, ConstKvView v,
+                      const EncodeOptions& options, Decoder& decoder, KvView k_out, KvView v_out) {
+    const std::vector<uint8_t> bytes = encode_unit(key, shape, k, v, options);
+    decoder.decode(bytes, key, shape, k_out, v_out, options.level);
+    return bytes.size();
+}
+
+}  // namespace sparkv::codec

@@ -1,0 +1,135 @@
+#include "codec/unit_format.h"
+
+#include <xxhash.h>
+
+#include <cstring>
+
+#include "common/error.h"
+
+namespace sparkv::codec {
+
+namespace {
+
+constexpr uint8_t kMagic[4] = {'S', 'K', 'V', 'U'};
+constexpr size_t kHeaderChecksumOffset = 56;
+
+template <typename T>
+void put(uint8_t* out, size_t offset, T value) {
+    std::memcpy(out + offset, &value, sizeof value);
+}
+
+template <typename T>
+T get(const uint8_t* in, size_t offset) {
+    T value;
+    std::memcpy(&value, in + offset, sizeof value);
+    return value;
+}
+
+uint64_t header_checksum(const uint8_t* header) {
+    return XXH64(header, kHeaderChecksumOffset, 0);
+}
+
+bool grouping_valid(uint8_t g, bool lossless) {
+    if (lossless) return g == static_cast<uint8_t>(Grouping::none);
+    return g == static_cast<uint8_t>(Grouping::per_channel) ||
+           g == static_cast<uint8_t>(Grouping::per_token_head);
+}
+
+}  // namespace
+
+void write_header(const UnitHeader& h, uint8_t* out) {
+    std::memset(out, 0, kHeaderSize);
+    std::memcpy(out, kMagic, sizeof kMagic);
+    put<uint16_t>(out, 4, kFormatVersion);
+    put<uint16_t>(out, 6, static_cast<uint16_t>(kHeaderSize));
+    put<uint64_t>(out, 8, h.key.fingerprint);
+    put<uint32_t>(out, 16, h.key.chunk);
+    put<uint32_t>(out, 20, h.key.layer);
+    put<uint32_t>(out, 24, h.shape.n_tokens);
+    put<uint16_t>(out, 28, h.shape.n_kv_heads);
+    put<uint16_t>(out, 30, h.shape.head_dim);
+    out[32] = static_cast<uint8_t>(h.level);
+    out[33] = h.bits.k;
+    out[34] = h.bits.v;
+    out[35] = static_cast<uint8_t>(h.k_grouping);
+    out[36] = static_cast<uint8_t>(h.v_grouping);
+    put<uint64_t>(out, 40, h.payload_size);
+    put<uint64_t>(out, 48, h.payload_checksum);
+    put<uint64_t>(out, kHeaderChecksumOffset, header_checksum(out));
+}
+
+std::string Where::str() const {
+    std::string s = key ? fmt::format("unit ({}, {})", key->chunk, key->layer) : "KV unit";
+    if (section) s += fmt::format(": {} section", section);
+    return s;
+}
+
+UnitHeader parse_header(std::span<const uint8_t> unit, Where at) {
+    const auto where = [&] { return at.str(); };
+    if (unit.size() < kHeaderSize) {
+        fail("{}: truncated: {} bytes, the header alone needs {}", where(), unit.size(),
+             kHeaderSize);
+    }
+    const uint8_t* in = unit.data();
+    if (std::memcmp(in, kMagic, sizeof kMagic) != 0)
+        fail("{}: not an encoded KV unit (bad magic)", where());
+    const auto version = get<uint16_t>(in, 4);
+    if (version != kFormatVersion) {
+        fail("{}: format version {} is not supported (this build reads version {})", where(),
+             version, kFormatVersion);
+    }
+    if (get<uint16_t>(in, 6) != kHeaderSize) fail("{}: corrupt header (header size)", where());
+    if (get<uint64_t>(in, kHeaderChecksumOffset) != header_checksum(in)) {
+        fail("{}: header checksum mismatch", where());
+    }
+
+    UnitHeader h;
+    h.format_version = version;
+    h.key = {get<uint64_t>(in, 8), get<uint32_t>(in, 16), get<uint32_t>(in, 20)};
+    h.shape = {get<uint32_t>(in, 24), get<uint16_t>(in, 28), get<uint16_t>(in, 30)};
+    if (in[32] > static_cast<uint8_t>(Level::q3h)) fail("{}: unknown level {}", where(), in[32]);
+    h.level = static_cast<Level>(in[32]);
+    h.bits = {in[33], in[34]};
+    const bool lossless = level_info(h.level).lossless;
+    const auto bits_ok = [&](uint8_t b) { return lossless ? b == 16 : (b >= 2 && b <= 8); };
+    if (!bits_ok(h.bits.k) || !bits_ok(h.bits.v)) {
+        fail("{}: corrupt header: bit widths K {} / V {} are invalid for level {}", where(),
+             h.bits.k, h.bits.v, level_name(h.level));
+    }
+    if (!grouping_valid(in[35], lossless) || !grouping_valid(in[36], lossless)) {
+        fail("{}: corrupt header: invalid quantisation grouping", where());
+    }
+    h.k_grouping = static_cast<Grouping>(in[35]);
+    h.v_grouping = static_cast<Grouping>(in[36]);
+    if (in[37] || in[38] || in[39])
+        fail("{}: corrupt header: reserved bytes are not zero", where());
+    const UnitShape& s = h.shape;
+    if (s.n_kv_heads < 1 || s.n_kv_heads > kMaxKvHeads || s.head_dim < 1 ||
+        s.head_dim > kMaxHeadDim || s.n_tokens > kMaxTokens || s.elements() > kMaxElements) {
+        fail("{}: corrupt header: shape {} tokens x {} KV heads x {} is out of range", where(),
+             s.n_tokens, s.n_kv_heads, s.head_dim);
+    }
+    h.payload_size = get<uint64_t>(in, 40);
+    h.payload_checksum = get<uint64_t>(in, 48);
+    const uint64_t have = unit.size() - kHeaderSize;
+    if (have < h.payload_size) {
+        fail("{}: truncated: payload has {} of {} bytes", where(), have, h.payload_size);
+    }
+    if (have > h.payload_size) {
+        fail("{}: {} unexpected bytes after the payload", where(), have - h.payload_size);
+    }
+    return h;
+}
+
+uint64_t payload_checksum(std::span<const uint8_t> payload) {
+    return XXH64(payload.data(), payload.size(), 0);
+}
+
+void reseal_unit(std::span<uint8_t> unit) {
+    if (unit.size() < kHeaderSize) return;
+    uint8_t* h = unit.data();
+    put<uint64_t>(h, 48, payload_checksum(unit.subspan(kHeaderSize)));
+    put<uint64_t>(h, kHeaderChecksumOffset, header_checksum(h));
+}
+
+}  // namespace sparkv::codec

@@ -1,0 +1,59 @@
+// The byte layout of an encoded unit's header (all fields little-endian, 64 bytes):
+//
+//   off size field
+//    0   4  magic "SKVU"
+//    4   2  format version (kFormatVersion)
+//    6   2  header size (64)
+//    8   8  model fingerprint
+//   16   4  chunk t
+//   20   4  layer l
+//   24   4  n_tokens
+//   28   2  n_kv_heads
+//   30   2  head_dim
+//   32   1  level
+//   33   1  K bits        (16 for fp16)
+//   34   1  V bits
+//   35   1  K grouping    (0 none, 1 per channel, 2 per token and head)
+//   36   1  V grouping
+//   37   3  reserved, zero
+//   40   8  payload size in bytes
+//   48   8  xxh64 of the payload (seed 0)
+//   56   8  xxh64 of header bytes [0, 56) (seed 0)
+//
+// The payload follows: the K section, then the V section (see section_codec.h).
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "codec/codec.h"
+
+namespace sparkv::codec {
+
+constexpr uint16_t kFormatVersion = 1;
+
+// Names a unit, and optionally a section of it, in error messages ("unit (3, 17): K section");
+// formatted only when an error is thrown, so the decode path does not allocate.
+struct Where {
+    const UnitKey* key = nullptr;  // nullptr: a unit not yet identified
+    const char* section = nullptr;
+    std::string str() const;
+};
+
+// Writes the header for `header` (whose payload fields must already describe the payload) into
+// out[0, kHeaderSize); computes the header checksum.
+void write_header(const UnitHeader& header, uint8_t* out);
+
+// Parses the header and checks what the unit itself can prove: size, magic, version, header
+// checksum, field ranges, payload size.
+UnitHeader parse_header(std::span<const uint8_t> unit, Where where);
+
+uint64_t payload_checksum(std::span<const uint8_t> payload);
+
+// Recomputes both checksums of an encoded unit in place (for fuzzing and corruption tests that
+// must reach the payload parser). Requires at least kHeaderSize bytes.
+void reseal_unit(std::span<uint8_t> unit);
+
+}  // namespace sparkv::codec

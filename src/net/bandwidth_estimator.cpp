@@ -1,0 +1,56 @@
+#include "net/bandwidth_estimator.h"
+
+#include <algorithm>
+
+#include "common/error.h"
+
+namespace sparkv {
+
+double UnitTiming::throughput_bytes_per_s() const {
+    // A body is paced from the moment its headers leave, so the transfer time starts there; the
+    // floor keeps a body that arrived in one read from dividing by zero.
+    const double seconds = std::max(last_byte_s - headers_s, 1e-6);
+    return static_cast<double>(bytes) / seconds;
+}
+
+BandwidthEstimator::BandwidthEstimator(BandwidthEstimatorConfig config) : config_(config) {
+    if (config_.window == 0) fail("bandwidth estimator: window must be at least 1");
+}
+
+void BandwidthEstimator::add(const UnitTiming& timing) {
+    std::lock_guard lock(mutex_);
+    latencies_.push_back(std::max(timing.latency_s(), 0.0));
+    if (latencies_.size() > config_.window) latencies_.pop_front();
+    if (timing.bytes < config_.min_bytes) return;
+    throughputs_.push_back(timing.throughput_bytes_per_s());
+    if (throughputs_.size() > config_.window) throughputs_.pop_front();
+}
+
+std::optional<double> BandwidthEstimator::bytes_per_second() const {
+    std::lock_guard lock(mutex_);
+    if (throughputs_.empty()) return std::nullopt;
+    double inverse_sum = 0;
+    for (double x : throughputs_) inverse_sum += 1.0 / x;
+    return static_cast<double>(throughputs_.size()) / inverse_sum;
+}
+
+std::optional<double> BandwidthEstimator::latency_seconds() const {
+    std::lock_guard lock(mutex_);
+    if (latencies_.empty()) return std::nullopt;
+    double sum = 0;
+    for (double x : latencies_) sum += x;
+    return sum / static_cast<double>(latencies_.size());
+}
+
+std::optional<double> BandwidthEstimator::predict_seconds(uint64_t bytes) const {
+    const auto bandwidth = bytes_per_second();
+    if (!bandwidth) return std::nullopt;
+    return latency_seconds().value_or(0.0) + static_cast<double>(bytes) / *bandwidth;
+}
+
+size_t BandwidthEstimator::samples() const {
+    std::lock_guard lock(mutex_);
+    return throughputs_.size();
+}
+
+}  // namespace sparkv

@@ -1,0 +1,53 @@
+// Predicts how long a unit takes to stream, from how fast recent units arrived (DESIGN.md
+// section 4): bandwidth is the harmonic mean of the last few per-unit throughputs, which a single
+// fast outlier cannot inflate; the latency to the first byte (RTT plus server time) is tracked
+// separately so that small and large units are both predicted right.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <deque>
+#include <mutex>
+#include <optional>
+
+namespace sparkv {
+
+// When one unit's bytes arrived (seconds on the steady clock, see common/timer.h).
+struct UnitTiming {
+    uint64_t bytes = 0;
+    double request_s = 0;     // request sent
+    double headers_s = 0;     // response headers received (the RTT has passed)
+    double first_byte_s = 0;  // first body byte
+    double last_byte_s = 0;   // last body byte
+
+    double latency_s() const { return headers_s - request_s; }
+    // Body bytes over the time from the headers to the last byte: the link rate the unit saw.
+    double throughput_bytes_per_s() const;
+};
+
+struct BandwidthEstimatorConfig {
+    size_t window = 8;               // recent units averaged
+    uint64_t min_bytes = 16 * 1024;  // smaller bodies say more about timing noise than bandwidth
+};
+
+class BandwidthEstimator {
+  public:
+    explicit BandwidthEstimator(BandwidthEstimatorConfig config = {});
+
+    void add(const UnitTiming& timing);  // thread-safe
+    // Harmonic mean of the recent throughputs; nullopt before the first usable sample.
+    std::optional<double> bytes_per_second() const;
+    // Mean of the recent latencies to the first byte.
+    std::optional<double> latency_seconds() const;
+    // latency + bytes / bandwidth; nullopt without a bandwidth estimate.
+    std::optional<double> predict_seconds(uint64_t bytes) const;
+    size_t samples() const;
+
+  private:
+    BandwidthEstimatorConfig config_;
+    mutable std::mutex mutex_;
+    std::deque<double> throughputs_;
+    std::deque<double> latencies_;
+};
+
+}  // namespace sparkv

@@ -1,0 +1,307 @@
+#include "net/unit_client.h"
+
+#include <httplib.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <nlohmann/json.hpp>
+
+#include "common/error.h"
+#include "common/timer.h"
+#include "store/content_id.h"
+#include "store/context_store.h"
+
+namespace sparkv {
+
+namespace {
+
+std::string unit_name(const UnitRequest& u) {
+    return fmt::format("unit ({}, {})", u.t, u.l);
+}
+
+// The "error" field of a JSON error body, else the body itself (shortened).
+std::string error_message(const std::string& body) {
+    try {
+        const auto j = nlohmann::json::parse(body);
+        if (j.is_object() && j.contains("error") && j["error"].is_string())
+            return j["error"].get<std::string>();
+    } catch (const nlohmann::json::exception&) {
+    }
+    return body.substr(0, 200);
+}
+
+void split_seconds(double seconds, time_t& sec, time_t& usec) {
+    sec = static_cast<time_t>(seconds);
+    usec = static_cast<time_t>(std::llround((seconds - static_cast<double>(sec)) * 1e6));
+}
+
+}  // namespace
+
+const char* failure_kind_name(FailureKind kind) {
+    switch (kind) {
+        case FailureKind::not_in_manifest:
+            return "not_in_manifest";
+        case FailureKind::http_status:
+            return "http_status";
+        case FailureKind::size_mismatch:
+            return "size_mismatch";
+        case FailureKind::checksum_mismatch:
+            return "checksum_mismatch";
+        case FailureKind::timeout:
+            return "timeout";
+        case FailureKind::connection_lost:
+            return "connection_lost";
+        case FailureKind::unreachable:
+            return "unreachable";
+        case FailureKind::decode:
+            return "decode";
+    }
+    return "unknown";
+}
+
+UnitClient::UnitClient(ClientConfig config)
+    : config_(std::move(config)),
+      http_(std::make_unique<httplib::Client>(config_.host, config_.port)) {
+    if (!(config_.read_timeout_s > 0) || !(config_.connect_timeout_s > 0))
+        fail("client: timeouts must be positive");
+    if (config_.max_queued_units == 0) fail("client: max_queued_units must be at least 1");
+    time_t sec, usec;
+    split_seconds(config_.connect_timeout_s, sec, usec);
+    http_->set_connection_timeout(sec, usec);
+    split_seconds(config_.read_timeout_s, sec, usec);
+    http_->set_read_timeout(sec, usec);
+    http_->set_write_timeout(sec, usec);
+    http_->set_keep_alive(true);
+    http_->set_tcp_nodelay(true);
+    http_->set_decompress(false);
+    http_->set_socket_options([this](int) { ++connections_opened_; });
+}
+
+UnitClient::~UnitClient() {
+    cancel();
+    wait();
+}
+
+const Manifest& UnitClient::fetch_manifest(std::string_view context_id) {
+    if (!is_context_id(context_id))
+        fail("\"{}\" is not a context id (32 lowercase hex digits)", context_id);
+    const std::string path = fmt::format("/{}", manifest_key(context_id));
+    auto result = http_->Get(path);
+    if (!result)
+        fail("cannot fetch the manifest of {} from {}:{}: {}", context_id, config_.host,
+             config_.port, httplib::to_string(result.error()));
+    if (result->status != 200)
+        fail("server {}:{} answered {} for context {}: {}", config_.host, config_.port,
+             result->status, context_id, error_message(result->body));
+    Manifest m;
+    try {
+        m = Manifest::parse(result->body);
+    } catch (const Error& e) {
+        fail("manifest of {} from {}:{}: {}", context_id, config_.host, config_.port, e.what());
+    }
+    if (m.context_id != context_id)
+        fail("server sent the manifest of {} when asked for {}", m.context_id, context_id);
+    manifest_ = std::move(m);
+    have_manifest_ = true;
+    return manifest_;
+}
+
+void UnitClient::start(std::shared_ptr<FetchSchedule> schedule, ClientCallbacks callbacks) {
+    if (!have_manifest_) fail("client: fetch the manifest before streaming units");
+    if (fetch_thread_.joinable()) fail("client: already started");
+    if (!schedule) fail("client: no schedule");
+    schedule_ = std::move(schedule);
+    callbacks_ = std::move(callbacks);
+    fetch_thread_ = std::thread([this] { fetch_loop(); });
+    delivery_thread_ = std::thread([this] { delivery_loop(); });
+}
+
+void UnitClient::cancel() {
+    cancelled_ = true;
+    if (schedule_) schedule_->wake();
+    { std::lock_guard lock(queue_mutex_); }
+    queue_changed_.notify_all();
+    // httplib's stop() shuts down the socket of a request in flight. A request that is just being
+    // set up can miss it, so repeat until the fetch thread has left its request (it checks the
+    // flag after announcing the request, so it either sees the flag or we see the request).
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+    while (in_request_ && std::chrono::steady_clock::now() < deadline) {
+        http_->stop();
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+}
+
+void UnitClient::wait() {
+    if (fetch_thread_.joinable()) fetch_thread_.join();
+    if (delivery_thread_.joinable()) delivery_thread_.join();
+}
+
+ClientStats UnitClient::stats() const {
+    return {units_received_, units_failed_, bytes_received_, connections_opened_};
+}
+
+void UnitClient::report(const UnitRequest& unit, FailureKind kind, std::string reason) {
+    ++units_failed_;
+    if (callbacks_.on_failure) callbacks_.on_failure({unit, kind, std::move(reason)});
+}
+
+void UnitClient::fetch_loop() {
+    while (auto unit = schedule_->take([this] { return cancelled_.load(); })) {
+        if (server_gone_) {
+            report(*unit, FailureKind::unreachable,
+                   fmt::format("{}: server {}:{} is unreachable", unit_name(*unit), config_.host,
+                               config_.port));
+            continue;
+        }
+        fetch_unit(*unit);
+    }
+    {
+        std::lock_guard lock(queue_mutex_);
+        fetch_done_ = true;
+    }
+    queue_changed_.notify_all();
+}
+
+void UnitClient::fetch_unit(const UnitRequest& unit) {
+    const int level = manifest_.level_index(unit.level);
+    if (level < 0 || unit.t < 0 || unit.t >= manifest_.n_chunks() || unit.l < 0 ||
+        unit.l >= manifest_.n_layers())
+        return report(unit, FailureKind::not_in_manifest,
+                      fmt::format("{} at level {} is not in context {}", unit_name(unit),
+                                  unit.level, manifest_.context_id));
+    const UnitObject expected = manifest_.unit(unit.t, unit.l).objects[static_cast<size_t>(level)];
+
+    ReceivedUnit received{unit, {}, {}, {}, 0};
+    received.bytes.reserve(expected.bytes);
+    UnitTiming& timing = received.timing;
+    int status = 0;
+    std::string error_body;
+    bool overflow = false;
+    const std::string path =
+        fmt::format("/{}", unit_key(manifest_.context_id, unit.level, unit.t, unit.l));
+
+    timing.request_s = now_seconds();
+    in_request_ = true;
+    if (cancelled_) {
+        in_request_ = false;
+        return;
+    }
+    auto result = http_->Get(
+        path, httplib::Headers{},
+        [&](const httplib::Response& response) {
+            timing.headers_s = now_seconds();
+            status = response.status;
+            return !cancelled_;
+        },
+        [&](const char* data, size_t n) {
+            const double now = now_seconds();
+            if (timing.first_byte_s == 0) timing.first_byte_s = now;
+            timing.last_byte_s = now;
+            if (status != 200) {
+                error_body.append(
+                    data, std::min<size_t>(n, 4096 - std::min<size_t>(4096, error_body.size())));
+                return !cancelled_.load();
+            }
+            if (received.bytes.size() + n > expected.bytes) {
+                overflow = true;  // stop reading: the object is not the one the manifest names
+                return false;
+            }
+            received.bytes.insert(received.bytes.end(), data, data + n);
+            return !cancelled_.load();
+        });
+    in_request_ = false;
+    if (cancelled_) return;
+
+    const std::string name = unit_name(unit);
+    if (overflow)
+        return report(
+            unit, FailureKind::size_mismatch,
+            fmt::format("{}: size mismatch: server sent more than the manifest's {} bytes", name,
+                        expected.bytes));
+    if (!result) {
+        const auto error = result.error();
+        if (status == 0 &&
+            (error == httplib::Error::Connection || error == httplib::Error::ConnectionTimeout)) {
+            server_gone_ = true;  // a fresh connection failed: do not wait on it for every unit
+            return report(unit, FailureKind::unreachable,
+                          fmt::format("{}: server {}:{} is unreachable ({})", name, config_.host,
+                                      config_.port, httplib::to_string(error)));
+        }
+        const double last_activity =
+            std::max({timing.request_s, timing.headers_s, timing.last_byte_s});
+        const double silent = now_seconds() - last_activity;
+        if (silent >= 0.9 * config_.read_timeout_s)
+            return report(unit, FailureKind::timeout,
+                          fmt::format("{}: timed out after {:.1f} s without data ({} of {} bytes)",
+                                      name, silent, received.bytes.size(), expected.bytes));
+        return report(
+            unit, FailureKind::connection_lost,
+            fmt::format("{}: connection lost after {} of {} bytes ({})", name,
+                        received.bytes.size(), expected.bytes, httplib::to_string(error)));
+    }
+    if (status != 200)
+        return report(
+            unit, FailureKind::http_status,
+            fmt::format("{}: server answered {}: {}", name, status, error_message(error_body)));
+    if (received.bytes.size() != expected.bytes)
+        return report(unit, FailureKind::size_mismatch,
+                      fmt::format("{}: size mismatch: received {} bytes, manifest says {}", name,
+                                  received.bytes.size(), expected.bytes));
+    if (object_checksum(received.bytes) != expected.xxh64)
+        return report(unit, FailureKind::checksum_mismatch,
+                      fmt::format("{}: checksum mismatch", name));
+
+    timing.bytes = received.bytes.size();
+    if (timing.first_byte_s == 0) timing.first_byte_s = timing.last_byte_s = timing.headers_s;
+    ++units_received_;
+    bytes_received_ += timing.bytes;
+    if (callbacks_.on_timing) callbacks_.on_timing(timing);
+    deliver(std::move(received));
+}
+
+void UnitClient::deliver(ReceivedUnit&& unit) {
+    std::unique_lock lock(queue_mutex_);
+    queue_changed_.wait(lock,
+                        [&] { return queue_.size() < config_.max_queued_units || cancelled_; });
+    if (cancelled_) return;
+    queue_.push_back(std::move(unit));
+    lock.unlock();
+    queue_changed_.notify_all();
+}
+
+void UnitClient::delivery_loop() {
+    for (;;) {
+        ReceivedUnit unit;
+        {
+            std::unique_lock lock(queue_mutex_);
+            queue_changed_.wait(lock, [&] { return !queue_.empty() || fetch_done_ || cancelled_; });
+            if (cancelled_ || queue_.empty()) return;
+            unit = std::move(queue_.front());
+            queue_.pop_front();
+        }
+        queue_changed_.notify_all();
+        if (callbacks_.decode) {
+            const double start = now_seconds();
+            try {
+                unit.decoded = callbacks_.decode(unit.unit, unit.bytes);
+            } catch (const std::exception& e) {
+                report(unit.unit, FailureKind::decode,
+                       fmt::format("{}: decode failed: {}", unit_name(unit.unit), e.what()));
+                continue;
+            }
+            unit.decode_s = now_seconds() - start;
+        }
+        if (cancelled_) return;
+        try {
+            if (callbacks_.on_unit) callbacks_.on_unit(std::move(unit));
+        } catch (const std::exception& e) {
+            std::fprintf(stderr, "sparkv client: unit callback threw: %s\n", e.what());
+        }
+    }
+}
+
+}  // namespace sparkv

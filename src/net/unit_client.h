@@ -1,0 +1,137 @@
+// The device side's network client. It fetches a context's manifest, then streams units over one
+// persistent HTTP/1.1 connection in the order of a FetchSchedule that the caller may change while
+// it runs. Every unit is checked against the manifest's size and xxhash64 before it is handed on;
+// a unit that fails (timeout, reset, bad checksum, HTTP error) is reported with a reason and the
+// stream goes on with the next one. Decoding and the caller's callback run on a delivery thread,
+// so the link never idles while a unit is being decoded.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <span>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "net/bandwidth_estimator.h"
+#include "net/fetch_schedule.h"
+#include "store/manifest.h"
+
+namespace httplib {
+class Client;
+}
+
+namespace sparkv {
+
+struct ClientConfig {
+    std::string host = "127.0.0.1";
+    int port = 8080;
+    double connect_timeout_s = 3;
+    // A unit fails as timed out when no byte arrives for this long. Real cellular traces pause
+    // for up to ~1.5 s, so the default leaves a wide margin.
+    double read_timeout_s = 10;
+    // Received units waiting for the delivery thread; the fetch loop waits when it is full.
+    size_t max_queued_units = 16;
+};
+
+struct ReceivedUnit {
+    UnitRequest unit;
+    std::vector<uint8_t> bytes;    // the verified encoded object
+    std::vector<uint8_t> decoded;  // the decode hook's output (empty without a hook)
+    UnitTiming timing;
+    double decode_s = 0;
+};
+
+enum class FailureKind {
+    not_in_manifest,  // the schedule asked for a unit or level the context does not have
+    http_status,      // the server answered with an error status
+    size_mismatch,
+    checksum_mismatch,
+    timeout,
+    connection_lost,
+    unreachable,  // the server cannot be reached any more; every later unit fails this way
+    decode,       // the decode hook rejected the bytes
+};
+
+struct UnitFailure {
+    UnitRequest unit;
+    FailureKind kind;
+    std::string reason;  // "unit (3, 17): checksum mismatch"
+};
+
+struct ClientCallbacks {
+    // Runs on the delivery thread, in arrival order.
+    std::function<void(ReceivedUnit&&)> on_unit;
+    // Runs on the fetch or the delivery thread.
+    std::function<void(const UnitFailure&)> on_failure;
+    // Optional, on the delivery thread: turns verified bytes into what on_unit receives in
+    // `decoded`; throwing sparkv::Error reports the unit as a decode failure.
+    std::function<std::vector<uint8_t>(const UnitRequest&, std::span<const uint8_t>)> decode;
+    // Optional, on the fetch thread as soon as a unit's last byte arrived.
+    std::function<void(const UnitTiming&)> on_timing;
+};
+
+struct ClientStats {
+    uint64_t units_received = 0;
+    uint64_t units_failed = 0;
+    uint64_t bytes_received = 0;
+    uint64_t connections_opened = 0;
+};
+
+class UnitClient {
+  public:
+    explicit UnitClient(ClientConfig config);
+    ~UnitClient();  // cancels and waits
+    UnitClient(const UnitClient&) = delete;
+    UnitClient& operator=(const UnitClient&) = delete;
+
+    // Fetches and validates the manifest on the client's connection; throws Error.
+    const Manifest& fetch_manifest(std::string_view context_id);
+    const Manifest& manifest() const { return manifest_; }
+
+    // Starts streaming the units of `schedule` (after fetch_manifest). Returns at once.
+    void start(std::shared_ptr<FetchSchedule> schedule, ClientCallbacks callbacks);
+    // Stops promptly, mid-unit if need be; units not yet delivered are dropped unreported.
+    void cancel();
+    // Waits until the schedule is closed and drained (or cancel()) and every delivery ran.
+    void wait();
+
+    ClientStats stats() const;
+
+  private:
+    void fetch_loop();
+    void delivery_loop();
+    void fetch_unit(const UnitRequest& unit);
+    void report(const UnitRequest& unit, FailureKind kind, std::string reason);
+    void deliver(ReceivedUnit&& unit);
+
+    ClientConfig config_;
+    std::unique_ptr<httplib::Client> http_;
+    Manifest manifest_;
+    bool have_manifest_ = false;
+    std::shared_ptr<FetchSchedule> schedule_;
+    ClientCallbacks callbacks_;
+
+    std::atomic<bool> cancelled_{false};
+    std::atomic<bool> in_request_{false};
+    std::atomic<bool> server_gone_{false};
+    std::thread fetch_thread_;
+    std::thread delivery_thread_;
+
+    std::mutex queue_mutex_;
+    std::condition_variable queue_changed_;
+    std::deque<ReceivedUnit> queue_;
+    bool fetch_done_ = false;
+
+    std::atomic<uint64_t> units_received_{0}, units_failed_{0}, bytes_received_{0},
+        connections_opened_{0};
+};
+
+const char* failure_kind_name(FailureKind kind);
+
+}  // namespace sparkv

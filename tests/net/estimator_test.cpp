@@ -1,0 +1,57 @@
+#include <gtest/gtest.h>
+
+#include "common/error.h"
+#include "net/bandwidth_estimator.h"
+
+namespace sparkv {
+namespace {
+
+UnitTiming timing(uint64_t bytes, double latency_s, double transfer_s) {
+    UnitTiming t;
+    t.bytes = bytes;
+    t.request_s = 100;
+    t.headers_s = 100 + latency_s;
+    t.first_byte_s = t.headers_s + 0.001;
+    t.last_byte_s = t.headers_s + transfer_s;
+    return t;
+}
+
+TEST(BandwidthEstimator, HarmonicMeanOfRecentThroughputs) {
+    BandwidthEstimator estimator({.window = 3, .min_bytes = 1000});
+    EXPECT_FALSE(estimator.bytes_per_second());
+    EXPECT_FALSE(estimator.predict_seconds(100));
+    estimator.add(timing(1'000'000, 0.05, 1.0));  // 1 MB/s
+    EXPECT_DOUBLE_EQ(*estimator.bytes_per_second(), 1e6);
+    estimator.add(timing(1'000'000, 0.05, 0.25));                              // 4 MB/s
+    EXPECT_DOUBLE_EQ(*estimator.bytes_per_second(), 2 / (1 / 1e6 + 1 / 4e6));  // 1.6 MB/s
+    EXPECT_NEAR(*estimator.latency_seconds(), 0.05, 1e-12);
+    // prediction = latency + bytes / bandwidth
+    EXPECT_NEAR(*estimator.predict_seconds(800'000), 0.05 + 0.5, 1e-9);
+}
+
+TEST(BandwidthEstimator, WindowForgetsOldSamples) {
+    BandwidthEstimator estimator({.window = 2, .min_bytes = 1000});
+    estimator.add(timing(1'000'000, 0.01, 10.0));  // 0.1 MB/s, soon forgotten
+    estimator.add(timing(2'000'000, 0.01, 1.0));
+    estimator.add(timing(2'000'000, 0.01, 1.0));
+    EXPECT_EQ(estimator.samples(), 2u);
+    EXPECT_DOUBLE_EQ(*estimator.bytes_per_second(), 2e6);
+}
+
+TEST(BandwidthEstimator, OutlierCannotInflateTheEstimate) {
+    BandwidthEstimator estimator({.window = 4, .min_bytes = 1000});
+    for (int i = 0; i < 3; ++i) estimator.add(timing(1'000'000, 0.01, 1.0));
+    estimator.add(timing(1'000'000, 0.01, 0.001));     // one absurdly fast unit: 1 GB/s
+    EXPECT_LT(*estimator.bytes_per_second(), 1.34e6);  // arithmetic mean would be ~250 MB/s
+}
+
+TEST(BandwidthEstimator, SmallBodiesOnlyInformLatency) {
+    BandwidthEstimator estimator({.window = 4, .min_bytes = 16 * 1024});
+    estimator.add(timing(500, 0.2, 0.00001));
+    EXPECT_FALSE(estimator.bytes_per_second());
+    EXPECT_NEAR(*estimator.latency_seconds(), 0.2, 1e-12);
+    EXPECT_THROW(BandwidthEstimator({.window = 0, .min_bytes = 1}), Error);
+}
+
+}  // namespace
+}  // namespace sparkv
