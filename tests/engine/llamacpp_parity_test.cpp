@@ -18,6 +18,7 @@
 #include <fstream>
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <ostream>
 #include <string>
 #include <vector>
 
@@ -74,6 +75,9 @@ struct ParityCase {
     Reference primary;  // llama.cpp, attention path named by the fixture's "primary"
     Reference other;    // llama.cpp, the other attention path
 };
+
+// gtest prints test parameters in failure lines; the name is what identifies a case.
+void PrintTo(const ParityCase& c, std::ostream* os) { *os << c.name; }
 
 Reference parse_reference(const Json& j) {
     Reference r;
