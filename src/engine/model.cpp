@@ -93,7 +93,8 @@ void Model::load_config() {
         if (!(factor > 0)) fail("{}: rope.scaling.factor must be positive", src);
         rope.freq_scale = static_cast<float>(1.0 / factor);
     } else if (scaling != "none" && scaling != "llama3") {
-        // llama3 scaling arrives as the rope_freqs tensor; YaRN and friends are not implemented.
+        // llama3 scaling arrives as the rope_freqs tensor; other schemes (YaRN, ...) are rejected
+        // rather than approximated.
         fail("{}: RoPE scaling '{}' is not supported", src, scaling);
     }
 }
