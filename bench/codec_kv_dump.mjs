@@ -6,19 +6,15 @@
 // K [n_kv_heads][n_tokens][head_dim] followed by V in the same layout. A small JSON sidecar
 // (FILE.json) records the shapes. K is stored after RoPE, as every llama-family cache does.
 import { readFileSync, writeFileSync, rmSync } from "node:fs";
-import { homedir, tmpdir } from "node:os";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { cpuLlama } from "./peer/llamacpp.mjs";
+import { cpuLlama, demoTextPath, optionReader, referenceModelPath } from "./peer/llamacpp.mjs";
 
 const args = process.argv.slice(2);
-const opt = (name, dflt) => {
-  const i = args.indexOf(name);
-  return i >= 0 ? args[i + 1] : dflt;
-};
-const cache = join(homedir(), ".cache", "sparkv");
+const opt = optionReader(args);
 const nTokens = Number(opt("--tokens", "4096"));
-const textPath = opt("--text", join(cache, "texts", "lincoln-1862-state-of-the-union.txt"));
-const modelPath = opt("--model", join(cache, "models", "SmolLM2-135M-Instruct.Q4_1.gguf"));
+const textPath = opt("--text", demoTextPath());
+const modelPath = opt("--model", referenceModelPath());
 const outPath = opt("--out", join(tmpdir(), "sparkv-kv.f16"));
 const chunk = Number(opt("--chunk", "1024"));
 

@@ -20,19 +20,16 @@
 // The prompt ids are llama.cpp's tokenization of the text, fed to both engines.
 import { execFileSync } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { homedir, loadavg, tmpdir } from "node:os";
+import { loadavg, tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
+import { demoTextPath, optionReader, referenceModelPath } from "./peer/llamacpp.mjs";
 
 const repo = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 const args = process.argv.slice(2);
-const option = (name, fallback) => {
-  const i = args.indexOf(name);
-  return i >= 0 && i + 1 < args.length ? args[i + 1] : fallback;
-};
-const cache = process.env.SPARKV_CACHE ?? join(process.env.XDG_CACHE_HOME ?? join(homedir(), ".cache"), "sparkv");
-const modelPath = option("--model", join(cache, "models", "SmolLM2-135M-Instruct.Q4_1.gguf"));
-const textPath = option("--text", join(cache, "texts", "lincoln-1862-state-of-the-union.txt"));
+const option = optionReader(args);
+const modelPath = option("--model", referenceModelPath());
+const textPath = option("--text", demoTextPath());
 const buildDir = resolve(repo, option("--build", "build"));
 const runs = Number(option("--runs", "3"));
 const threads = option("--threads", "2");

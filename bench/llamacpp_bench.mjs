@@ -16,13 +16,10 @@
 // 4. Peak RSS (VmHWM), which includes the node runtime; --runtime-only measures that part alone.
 // Prints one JSON object.
 import { readFileSync, writeFileSync } from "node:fs";
-import { cpuLlama } from "./peer/llamacpp.mjs";
+import { cpuLlama, optionReader } from "./peer/llamacpp.mjs";
 
 const args = process.argv.slice(2);
-const option = (name, fallback) => {
-  const i = args.indexOf(name);
-  return i >= 0 && i + 1 < args.length ? args[i + 1] : fallback;
-};
+const option = optionReader(args);
 const flag = (name) => args.includes(name);
 
 function peakRssBytes() {

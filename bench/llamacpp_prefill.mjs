@@ -6,15 +6,11 @@
 //
 //   node bench/llamacpp_prefill.mjs [--threads 2] [--runs 5] [--depths 0,3072,7168] [--flash-attention]
 import { readFileSync } from "node:fs";
-import { homedir } from "node:os";
 import { join } from "node:path";
-import { cpuLlama } from "./peer/llamacpp.mjs";
+import { cpuLlama, demoTextPath, optionReader, referenceModelPath } from "./peer/llamacpp.mjs";
 
 const args = process.argv.slice(2);
-const option = (name, fallback) => {
-  const i = args.indexOf(name);
-  return i >= 0 && i + 1 < args.length ? args[i + 1] : fallback;
-};
+const option = optionReader(args);
 const threads = Number(option("--threads", "2"));
 const runs = Number(option("--runs", "5"));
 const depths = option("--depths", "0,3072,7168").split(",").map(Number);
@@ -22,9 +18,8 @@ const flashAttention = args.includes("--flash-attention");
 const chunk = 1024;
 const decodeTokens = 16;
 
-const cache = process.env.SPARKV_CACHE ?? join(process.env.XDG_CACHE_HOME ?? join(homedir(), ".cache"), "sparkv");
-const modelPath = join(cache, "models", "SmolLM2-135M-Instruct.Q4_1.gguf");
-const text = readFileSync(join(cache, "texts", "lincoln-1862-state-of-the-union.txt"), "utf8");
+const modelPath = referenceModelPath();
+const text = readFileSync(demoTextPath(), "utf8");
 
 const median = (xs) => {
   const s = [...xs].sort((a, b) => a - b);

@@ -50,23 +50,19 @@
 // Settings: 2 threads, batch size 512 (= micro-batch), context sized to the longest prompt + 32.
 import { execFileSync } from "node:child_process";
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { homedir, tmpdir } from "node:os";
+import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { cpuLlama } from "./peer/llamacpp.mjs";
+import { cpuLlama, demoTextPath, optionReader, referenceModelPath } from "./peer/llamacpp.mjs";
 
 const repo = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 const args = process.argv.slice(2);
-const option = (name, fallback) => {
-  const i = args.indexOf(name);
-  return i >= 0 && i + 1 < args.length ? args[i + 1] : fallback;
-};
+const option = optionReader(args);
 const buildDir = resolve(repo, option("--build", "build"));
 const outDir = resolve(repo, option("--out", "tests/data/llamacpp"));
 const only = option("--only", "");
-const cache = process.env.SPARKV_CACHE ?? join(process.env.XDG_CACHE_HOME ?? join(homedir(), ".cache"), "sparkv");
-const referenceModelPath = join(cache, "models", "SmolLM2-135M-Instruct.Q4_1.gguf");
-const lincolnPath = join(cache, "texts", "lincoln-1862-state-of-the-union.txt");
+const modelPath = referenceModelPath();
+const lincolnPath = demoTextPath();
 const makeTestModel = join(buildDir, "bench", "make_test_model");
 
 const THREADS = 2;
@@ -181,8 +177,8 @@ function header(extra) {
 }
 
 async function referenceFixture(llama) {
-  const fingerprint = JSON.parse(execFileSync(makeTestModel, ["--fingerprint-of", referenceModelPath], { encoding: "utf8" }));
-  const model = await llama.loadModel({ modelPath: referenceModelPath });
+  const fingerprint = JSON.parse(execFileSync(makeTestModel, ["--fingerprint-of", modelPath], { encoding: "utf8" }));
+  const model = await llama.loadModel({ modelPath });
   const lincoln = readFileSync(lincolnPath, "utf8");
   const cases = REFERENCE_PROMPTS.map((p) => {
     const text = p.text ?? longPassage(model, lincoln, LONG_MIN_TOKENS);
@@ -191,7 +187,7 @@ async function referenceFixture(llama) {
     return c;
   });
   await model.dispose();
-  await recordCases(llama, referenceModelPath, cases);
+  await recordCases(llama, modelPath, cases);
   return header({ model: { file: "SmolLM2-135M-Instruct.Q4_1.gguf", fingerprint: fingerprint.fingerprint }, cases });
 }
 

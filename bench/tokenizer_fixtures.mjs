@@ -21,22 +21,18 @@
 // load that follows is what tokenizes.
 import { execFileSync } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir, homedir } from "node:os";
+import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { cpuLlama } from "./peer/llamacpp.mjs";
+import { cpuLlama, demoTextPath, optionReader, referenceModelPath } from "./peer/llamacpp.mjs";
 
 const repo = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 const args = process.argv.slice(2);
-const option = (name, fallback) => {
-  const i = args.indexOf(name);
-  return i >= 0 && i + 1 < args.length ? args[i + 1] : fallback;
-};
+const option = optionReader(args);
 const buildDir = resolve(repo, option("--build", "build"));
 const outDir = resolve(repo, option("--out", "tests/data/tokenizer"));
-const cache = process.env.SPARKV_CACHE ?? join(process.env.XDG_CACHE_HOME ?? join(homedir(), ".cache"), "sparkv");
-const modelPath = join(cache, "models", "SmolLM2-135M-Instruct.Q4_1.gguf");
-const demoPath = join(cache, "texts", "lincoln-1862-state-of-the-union.txt");
+const modelPath = referenceModelPath();
+const demoPath = demoTextPath();
 
 // Strings that probe the pre-tokenizers, merges, special tokens and byte handling.
 const CASES = [
