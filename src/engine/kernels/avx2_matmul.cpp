@@ -79,10 +79,10 @@ struct Legacy {
         for (int64_t b = nb; b < nb_pad; ++b) wd[b] = woff[b] = 0.0f;  // kernels read 8 at a time
     }
 
-    static float half_at(const uint8_t* p) {
+    static float half_at(const uint8_t* p) {  // block fields are not 2-byte aligned
         uint16_t h;
         std::memcpy(&h, p, 2);
-        return _cvtsh_ss(h);
+        return half_to_float(h);
     }
 
     template <int R, int T>
