@@ -13,13 +13,13 @@
 //    (forward pass, LM head and argmax, as in generation).
 // 4. Peak RSS (VmHWM of this process: model mapping pages, KV cache, activations).
 // Prints a JSON object (or a short table without --json).
-#include <CLI/CLI.hpp>
 #include <fmt/format.h>
-#include <nlohmann/json.hpp>
 
+#include <CLI/CLI.hpp>
 #include <algorithm>
 #include <cstdio>
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -65,7 +65,8 @@ std::vector<int32_t> load_tokens(const Options& opt, const Model& model) {
         }
     }
     const std::string path = opt.text_file.empty() ? demo_text_path() : opt.text_file;
-    return model.tokenizer().encode(read_text(path), /*add_special=*/false, /*parse_special=*/false);
+    return model.tokenizer().encode(read_text(path), /*add_special=*/false,
+                                    /*parse_special=*/false);
 }
 
 // Peak resident set size of this process in bytes (Linux VmHWM).
@@ -84,7 +85,8 @@ nlohmann::json run(const Options& opt) {
     const auto tokens = load_tokens(opt, *model);
     const int64_t n_prefill = opt.chunk * opt.chunks;
     if (static_cast<int64_t>(tokens.size()) < n_prefill)
-        fail("{} prompt tokens, need {} ({} chunks of {})", tokens.size(), n_prefill, opt.chunks, opt.chunk);
+        fail("{} prompt tokens, need {} ({} chunks of {})", tokens.size(), n_prefill, opt.chunks,
+             opt.chunk);
     for (int64_t depth : opt.decode_depths)
         if (depth < 1 || depth > n_prefill)
             fail("decode depth {} is outside 1..{} (the prefilled length)", depth, n_prefill);
@@ -104,7 +106,9 @@ nlohmann::json run(const Options& opt) {
         const double t0 = now_seconds();
         engine.prefill(all.subspan(static_cast<size_t>(pos), static_cast<size_t>(opt.chunk)), pos);
         const double seconds = now_seconds() - t0;
-        prefill.push_back({{"depth", pos}, {"tokens", opt.chunk}, {"seconds", seconds},
+        prefill.push_back({{"depth", pos},
+                           {"tokens", opt.chunk},
+                           {"seconds", seconds},
                            {"tok_s", static_cast<double>(opt.chunk) / seconds}});
     }
 
@@ -114,7 +118,8 @@ nlohmann::json run(const Options& opt) {
     for (int64_t depth : depths) {
         engine.cache().truncate(depth);
         // The logits at depth - 1 are recomputed from the cached prefix with one token, untimed.
-        std::vector<float> logits = engine.prefill(all.subspan(static_cast<size_t>(depth - 1), 1), depth - 1);
+        std::vector<float> logits =
+            engine.prefill(all.subspan(static_cast<size_t>(depth - 1), 1), depth - 1);
         const double t0 = now_seconds();
         int64_t pos = depth;
         for (int i = 0; i < opt.decode; ++i) {
@@ -122,7 +127,9 @@ nlohmann::json run(const Options& opt) {
             logits = engine.prefill(next, pos++);
         }
         const double seconds = now_seconds() - t0;
-        decode.push_back({{"depth", depth}, {"tokens", opt.decode}, {"seconds", seconds},
+        decode.push_back({{"depth", depth},
+                          {"tokens", opt.decode},
+                          {"seconds", seconds},
                           {"tok_s", opt.decode / seconds}});
     }
 
@@ -137,14 +144,17 @@ nlohmann::json run(const Options& opt) {
 }
 
 void print_table(const nlohmann::json& r) {
-    std::printf("sparkv engine_bench: %s, %d threads, isa %s\n", r["model"].get<std::string>().c_str(),
-                r["threads"].get<int>(), r["isa"].get<std::string>().c_str());
+    std::printf("sparkv engine_bench: %s, %d threads, isa %s\n",
+                r["model"].get<std::string>().c_str(), r["threads"].get<int>(),
+                r["isa"].get<std::string>().c_str());
     for (const auto& p : r["prefill"])
-        std::printf("  prefill %5lld tokens at depth %5lld: %8.1f tok/s\n", p["tokens"].get<long long>(),
-                    p["depth"].get<long long>(), p["tok_s"].get<double>());
+        std::printf("  prefill %5lld tokens at depth %5lld: %8.1f tok/s\n",
+                    p["tokens"].get<long long>(), p["depth"].get<long long>(),
+                    p["tok_s"].get<double>());
     for (const auto& d : r["decode"])
-        std::printf("  decode  %5lld tokens at depth %5lld: %8.1f tok/s\n", d["tokens"].get<long long>(),
-                    d["depth"].get<long long>(), d["tok_s"].get<double>());
+        std::printf("  decode  %5lld tokens at depth %5lld: %8.1f tok/s\n",
+                    d["tokens"].get<long long>(), d["depth"].get<long long>(),
+                    d["tok_s"].get<double>());
     std::printf("  peak RSS %.1f MiB\n", r["peak_rss_bytes"].get<double>() / (1024.0 * 1024.0));
 }
 
@@ -154,14 +164,22 @@ int main(int argc, char** argv) {
     CLI::App app{"Time SparKV's chunked prefill at several depths and its decode (one run)"};
     Options opt;
     app.add_option("--model", opt.model, "GGUF model (default: the reference model)");
-    app.add_option("--tokens", opt.tokens_file, "JSON array of prompt token ids")->check(CLI::ExistingFile);
+    app.add_option("--tokens", opt.tokens_file, "JSON array of prompt token ids")
+        ->check(CLI::ExistingFile);
     app.add_option("--text", opt.text_file, "Prompt text to tokenize (default: the demo text)")
         ->check(CLI::ExistingFile);
     app.add_option("--threads,-t", opt.threads, "Threads")->capture_default_str();
-    app.add_option("--chunk", opt.chunk, "Tokens per prefill chunk")->capture_default_str()->check(CLI::PositiveNumber);
-    app.add_option("--chunks", opt.chunks, "Chunks to prefill")->capture_default_str()->check(CLI::PositiveNumber);
-    app.add_option("--decode", opt.decode, "Tokens to decode at each depth")->capture_default_str()->check(CLI::PositiveNumber);
-    app.add_option("--decode-depths", opt.decode_depths, "Context depths to decode at")->delimiter(',')
+    app.add_option("--chunk", opt.chunk, "Tokens per prefill chunk")
+        ->capture_default_str()
+        ->check(CLI::PositiveNumber);
+    app.add_option("--chunks", opt.chunks, "Chunks to prefill")
+        ->capture_default_str()
+        ->check(CLI::PositiveNumber);
+    app.add_option("--decode", opt.decode, "Tokens to decode at each depth")
+        ->capture_default_str()
+        ->check(CLI::PositiveNumber);
+    app.add_option("--decode-depths", opt.decode_depths, "Context depths to decode at")
+        ->delimiter(',')
         ->capture_default_str();
     app.add_flag("--json", opt.json, "Print JSON");
     CLI11_PARSE(app, argc, argv);

@@ -8,9 +8,8 @@
 // Prints one JSON object: {"path", "fingerprint" (16 hex digits), "spec" (every field)}; with
 // --fingerprint-of, only path and fingerprint of an existing GGUF file.
 #include <CLI/CLI.hpp>
-#include <nlohmann/json.hpp>
-
 #include <cstdio>
+#include <nlohmann/json.hpp>
 #include <string>
 
 #include "common/error.h"
@@ -37,18 +36,21 @@ int run(const Options& opt) {
     nlohmann::json result;
     if (!opt.fingerprint_of.empty()) {
         const auto model = Model::load(opt.fingerprint_of);
-        result = {{"path", opt.fingerprint_of}, {"fingerprint", fingerprint_hex(model->fingerprint())}};
+        result = {{"path", opt.fingerprint_of},
+                  {"fingerprint", fingerprint_hex(model->fingerprint())}};
     } else {
         if (opt.out.empty()) fail("give --out FILE (or --fingerprint-of FILE)");
         RandomModelSpec spec;
         spec.arch = opt.arch;
         spec.weight_type = ggml_type_from_name(opt.type);
-        if (!opt.embedding_type.empty()) spec.embedding_type = ggml_type_from_name(opt.embedding_type);
+        if (!opt.embedding_type.empty())
+            spec.embedding_type = ggml_type_from_name(opt.embedding_type);
         spec.tied_output = !opt.untied;
         spec.output_scale = opt.output_scale;
         spec.seed = opt.seed;
         write_random_model(spec, opt.out);
-        // Load it back: proves the engine accepts the file and gives the fingerprint the test checks.
+        // Load it back: proves the engine accepts the file and gives the fingerprint the test
+        // checks.
         const auto model = Model::load(opt.out);
         result = {{"path", opt.out},
                   {"fingerprint", fingerprint_hex(model->fingerprint())},
@@ -61,18 +63,24 @@ int run(const Options& opt) {
 }  // namespace
 
 int main(int argc, char** argv) {
-    CLI::App app{"Write a small random-weight GGUF model (SparKV's writer) and print its fingerprint"};
+    CLI::App app{
+        "Write a small random-weight GGUF model (SparKV's writer) and print its fingerprint"};
     Options opt;
     app.add_option("--arch", opt.arch, "llama, qwen2 or qwen3")->capture_default_str();
-    app.add_option("--type", opt.type, "Type of the weight matrices (F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q4_K, Q5_K, Q6_K)")
+    app.add_option(
+           "--type", opt.type,
+           "Type of the weight matrices (F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q4_K, Q5_K, Q6_K)")
         ->capture_default_str();
     app.add_option("--embedding-type", opt.embedding_type, "Type of token_embd (default Q8_0)");
-    app.add_flag("--untied", opt.untied, "Write a separate output.weight of --type instead of tying it to the embedding");
-    app.add_option("--output-scale", opt.output_scale, "Scale of the untied LM head (logit standard deviation)")
+    app.add_flag("--untied", opt.untied,
+                 "Write a separate output.weight of --type instead of tying it to the embedding");
+    app.add_option("--output-scale", opt.output_scale,
+                   "Scale of the untied LM head (logit standard deviation)")
         ->capture_default_str();
     app.add_option("--seed", opt.seed, "Weight seed")->capture_default_str();
     app.add_option("--out", opt.out, "GGUF file to write");
-    app.add_option("--fingerprint-of", opt.fingerprint_of, "Only print the fingerprint of this GGUF file")
+    app.add_option("--fingerprint-of", opt.fingerprint_of,
+                   "Only print the fingerprint of this GGUF file")
         ->check(CLI::ExistingFile);
     CLI11_PARSE(app, argc, argv);
     try {

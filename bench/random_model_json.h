@@ -3,11 +3,11 @@
 // written, so a fixture pins the whole spec even if the defaults change later.
 #pragma once
 
-#include <cstdint>
-#include <string>
-
 #include <fmt/format.h>
+
+#include <cstdint>
 #include <nlohmann/json.hpp>
+#include <string>
 
 #include "common/error.h"
 #include "engine/ggml_types.h"
@@ -58,6 +58,8 @@ inline RandomModelSpec random_model_spec_from_json(const nlohmann::json& j) {
 }
 
 // Fingerprints are 64-bit; JSON numbers lose bits in JavaScript, so they travel as hex strings.
-inline std::string fingerprint_hex(uint64_t fingerprint) { return fmt::format("{:016x}", fingerprint); }
+inline std::string fingerprint_hex(uint64_t fingerprint) {
+    return fmt::format("{:016x}", fingerprint);
+}
 
 }  // namespace sparkv

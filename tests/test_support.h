@@ -23,13 +23,13 @@ inline std::string reference_model_or_skip() {
     return {};
 }
 
-#define SPARKV_REQUIRE_REFERENCE_MODEL(var)                                            \
-    const std::string var = ::sparkv::testing::reference_model_or_skip();              \
+#define SPARKV_REQUIRE_REFERENCE_MODEL(var)                               \
+    const std::string var = ::sparkv::testing::reference_model_or_skip(); \
     if (var.empty()) GTEST_SKIP() << "reference model not fetched (sparkv model --fetch)"
 
 // A fresh directory under the system temp dir, removed when the object goes away.
 class TempDir {
-public:
+  public:
     TempDir() {
         auto base = std::filesystem::temp_directory_path() / "sparkv-test-XXXXXX";
         std::string tmpl = base.string();
@@ -45,7 +45,7 @@ public:
     const std::filesystem::path& path() const { return path_; }
     std::string file(const std::string& name) const { return (path_ / name).string(); }
 
-private:
+  private:
     std::filesystem::path path_;
 };
 

@@ -29,10 +29,10 @@ std::string reference_model_path();
 struct GenerationRequest {
     std::string model_path;  // empty: the reference model
     std::string prompt;
-    bool chat = false;       // wrap the prompt in the model's chat template as a user turn
+    bool chat = false;  // wrap the prompt in the model's chat template as a user turn
     int n_predict = 32;
-    int threads = 0;         // 0: all cores
-    float temperature = 0;   // 0: greedy
+    int threads = 0;        // 0: all cores
+    float temperature = 0;  // 0: greedy
     float top_p = 1;
     int top_k = 0;
     uint64_t seed = 0;
@@ -56,7 +56,7 @@ struct IngestRequest {
     std::string model_path;  // empty: the reference model
     std::string store_dir;
     std::string document_text;
-    std::string format;      // "chat" or "raw"; empty: chat when the model has a template
+    std::string format;  // "chat" or "raw"; empty: chat when the model has a template
     int32_t chunk_tokens = 1024;
     std::vector<std::string> levels = {"fp16", "int8", "q5h", "q3h"};
     int64_t max_tokens = 0;  // keep only the first N tokens (0: all)

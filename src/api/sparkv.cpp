@@ -15,10 +15,12 @@ namespace sparkv {
 GenerationResult generate_text(const GenerationRequest& request,
                                const std::function<void(std::string_view piece)>& on_piece) {
     if (request.n_predict < 1) fail("n_predict must be at least 1");
-    const auto model = Model::load(request.model_path.empty() ? require_reference_model() : request.model_path);
+    const auto model =
+        Model::load(request.model_path.empty() ? require_reference_model() : request.model_path);
     const auto& tok = model->tokenizer();
     const std::string text =
-        request.chat ? apply_chat_template(model->file(), {{"user", request.prompt}}, true) : request.prompt;
+        request.chat ? apply_chat_template(model->file(), {{"user", request.prompt}}, true)
+                     : request.prompt;
     const auto prompt = tok.encode(text, /*add_special=*/true, /*parse_special=*/request.chat);
     if (prompt.empty()) fail("the prompt encodes to no tokens");
 
@@ -36,16 +38,18 @@ GenerationResult generate_text(const GenerationRequest& request,
     out.text = tok.decode(r.tokens);
     out.prompt_tokens = r.prompt_tokens;
     out.prefill_tok_s = static_cast<double>(r.prompt_tokens) / r.prefill_seconds;
-    out.decode_tok_s = r.decode_steps > 0 ? static_cast<double>(r.decode_steps) / r.decode_seconds : 0.0;
+    out.decode_tok_s =
+        r.decode_steps > 0 ? static_cast<double>(r.decode_steps) / r.decode_seconds : 0.0;
     out.threads = engine.pool().size();
     return out;
 }
 
 IngestSummary ingest_document(const IngestRequest& request) {
     if (request.store_dir.empty()) fail("ingest: no store directory given");
-    const auto model = Model::load(request.model_path.empty() ? require_reference_model() : request.model_path);
-    const PromptFormat format =
-        request.format.empty() ? default_prompt_format(*model) : prompt_format_from_name(request.format);
+    const auto model =
+        Model::load(request.model_path.empty() ? require_reference_model() : request.model_path);
+    const PromptFormat format = request.format.empty() ? default_prompt_format(*model)
+                                                       : prompt_format_from_name(request.format);
     auto tokens = context_tokens(*model, request.document_text, format);
     if (request.max_tokens > 0 && static_cast<int64_t>(tokens.size()) > request.max_tokens)
         tokens.resize(static_cast<size_t>(request.max_tokens));
@@ -56,7 +60,9 @@ IngestSummary ingest_document(const IngestRequest& request) {
     io.levels = request.levels;
     io.threads = request.threads;
     if (request.on_progress)
-        io.on_progress = [&](const IngestProgress& p) { request.on_progress(p.chunks_done, p.chunks_total, p.seconds); };
+        io.on_progress = [&](const IngestProgress& p) {
+            request.on_progress(p.chunks_done, p.chunks_total, p.seconds);
+        };
     const IngestResult r = ingest_context(*model, store, tokens, io);
 
     IngestSummary out;

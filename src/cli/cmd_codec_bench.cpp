@@ -7,10 +7,9 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <sstream>
 #include <string>
-
-#include <nlohmann/json.hpp>
 
 #include "cli/commands.h"
 #include "cloud/codec_eval.h"
@@ -34,12 +33,17 @@ struct CodecBenchOptions {
 };
 
 nlohmann::json fidelity_json(const LevelEval& l) {
-    return {{"kl_mean", l.kl_mean}, {"kl_max", l.kl_max}, {"top1_agree", l.top1_agree},
-            {"greedy_agree_32", l.greedy_agree_32}, {"ppl", l.ppl}, {"ppl_change_rel", l.ppl_change_rel}};
+    return {{"kl_mean", l.kl_mean},
+            {"kl_max", l.kl_max},
+            {"top1_agree", l.top1_agree},
+            {"greedy_agree_32", l.greedy_agree_32},
+            {"ppl", l.ppl},
+            {"ppl_change_rel", l.ppl_change_rel}};
 }
 
 // Runs the evaluation on an F32 copy of the model written to a temporary directory.
-CodecEvalResult evaluate_precise(const Model& model, const std::vector<int32_t>& tokens, const CodecEvalOptions& opt) {
+CodecEvalResult evaluate_precise(const Model& model, const std::vector<int32_t>& tokens,
+                                 const CodecEvalOptions& opt) {
     const auto dir = std::filesystem::temp_directory_path() /
                      ("sparkv-codec-bench-" + std::to_string(::getpid()));
     std::filesystem::create_directories(dir);
@@ -59,19 +63,19 @@ CodecEvalResult evaluate_precise(const Model& model, const std::vector<int32_t>&
 void print_table(const char* title, const CodecEvalResult& r, bool sizes) {
     std::printf("\n%s: exact-KV perplexity %.4f\n", title, r.exact_ppl);
     if (sizes)
-        std::printf("%-11s %9s %8s %9s %9s %9s %10s %7s %7s %9s\n", "level", "B/token", "vs fp16", "enc MB/s",
-                    "dec MB/s", "dec out", "KL mean", "top-1", "greedy", "ppl chg");
+        std::printf("%-11s %9s %8s %9s %9s %9s %10s %7s %7s %9s\n", "level", "B/token", "vs fp16",
+                    "enc MB/s", "dec MB/s", "dec out", "KL mean", "top-1", "greedy", "ppl chg");
     else
         std::printf("%-11s %10s %7s %7s %9s\n", "level", "KL mean", "top-1", "greedy", "ppl chg");
     auto row = [&](const LevelEval& l, bool with_sizes) {
         std::printf("%-11s ", l.name.c_str());
         if (with_sizes)
-            std::printf("%9.1f %7.2fx %9.0f %9.0f %9.0f ", l.bytes_per_token, l.ratio_vs_fp16, l.encode_mb_s,
-                        l.decode_mb_s, l.decode_output_mb_s);
+            std::printf("%9.1f %7.2fx %9.0f %9.0f %9.0f ", l.bytes_per_token, l.ratio_vs_fp16,
+                        l.encode_mb_s, l.decode_mb_s, l.decode_output_mb_s);
         else if (sizes)
             std::printf("%9s %8s %9s %9s %9s ", "-", "-", "-", "-", "-");
-        std::printf("%10.2e %6.1f%% %6.1f%% %+8.3f%%%s\n", l.kl_mean, 100 * l.top1_agree, 100 * l.greedy_agree_32,
-                    100 * l.ppl_change_rel,
+        std::printf("%10.2e %6.1f%% %6.1f%% %+8.3f%%%s\n", l.kl_mean, 100 * l.top1_agree,
+                    100 * l.greedy_agree_32, 100 * l.ppl_change_rel,
                     l.name == codec::level_name(codec::kDefaultLossyLevel) ? "  (default)" : "");
     };
     for (const auto& l : r.levels) row(l, sizes);
@@ -82,7 +86,9 @@ int run(CodecBenchOptions opt) {
     const std::string model_path = opt.model.empty() ? require_reference_model() : opt.model;
     const std::string doc_path = opt.doc.empty() ? demo_text_path() : opt.doc;
     std::ifstream f(doc_path, std::ios::binary);
-    if (!f) fail("cannot read {} (run `sparkv model --fetch` for the demo text, or pass --doc)", doc_path);
+    if (!f)
+        fail("cannot read {} (run `sparkv model --fetch` for the demo text, or pass --doc)",
+             doc_path);
     std::ostringstream text;
     text << f.rdbuf();
 
@@ -92,7 +98,10 @@ int run(CodecBenchOptions opt) {
     std::stringstream list(opt.levels);
     for (std::string item; std::getline(list, item, ',');)
         if (!item.empty()) opt.eval.levels.push_back(item);
-    if (!opt.json) opt.eval.on_stage = [](const std::string& s) { std::fprintf(stderr, "codec-bench: %s\n", s.c_str()); };
+    if (!opt.json)
+        opt.eval.on_stage = [](const std::string& s) {
+            std::fprintf(stderr, "codec-bench: %s\n", s.c_str());
+        };
 
     const CodecEvalResult deployed = evaluate_codec(*model, tokens, opt.eval);
     CodecEvalResult precise;
@@ -121,9 +130,13 @@ int run(CodecBenchOptions opt) {
         for (size_t i = 0; i < deployed.levels.size(); ++i) {
             const auto& l = deployed.levels[i];
             nlohmann::json e = fidelity_json(l);
-            e.update({{"name", l.name}, {"lossless", l.lossless}, {"bytes", l.bytes},
-                      {"bytes_per_token", l.bytes_per_token}, {"ratio_vs_fp16", l.ratio_vs_fp16},
-                      {"encode_mb_s", l.encode_mb_s}, {"decode_mb_s", l.decode_mb_s},
+            e.update({{"name", l.name},
+                      {"lossless", l.lossless},
+                      {"bytes", l.bytes},
+                      {"bytes_per_token", l.bytes_per_token},
+                      {"ratio_vs_fp16", l.ratio_vs_fp16},
+                      {"encode_mb_s", l.encode_mb_s},
+                      {"decode_mb_s", l.decode_mb_s},
                       {"decode_output_mb_s", l.decode_output_mb_s}});
             if (!opt.no_precise) e["precise"] = fidelity_json(precise.levels[i]);
             j["levels"].push_back(e);
@@ -131,14 +144,17 @@ int run(CodecBenchOptions opt) {
         std::printf("%s\n", j.dump(2).c_str());
         return 0;
     }
-    std::printf("codec-bench: %s\n  %lld context tokens + %lld continuation tokens of %s\n", model_path.c_str(),
-                static_cast<long long>(deployed.context_tokens), static_cast<long long>(deployed.continuation_tokens),
-                doc_path.c_str());
+    std::printf("codec-bench: %s\n  %lld context tokens + %lld continuation tokens of %s\n",
+                model_path.c_str(), static_cast<long long>(deployed.context_tokens),
+                static_cast<long long>(deployed.continuation_tokens), doc_path.c_str());
     print_table("deployed model (as given: quantised weights and activations)", deployed, true);
-    if (!opt.no_precise) print_table("precise (F32 copy of the weights, fp32 activations): the codec's own effect", precise, false);
-    std::printf("\nMB/s on 1 thread; dec MB/s counts encoded input, dec out counts fp16 output.\n"
-                "greedy = common prefix of %d greedy answer tokens; ppl chg = perplexity vs exact KV.\n",
-                opt.eval.greedy_tokens);
+    if (!opt.no_precise)
+        print_table("precise (F32 copy of the weights, fp32 activations): the codec's own effect",
+                    precise, false);
+    std::printf(
+        "\nMB/s on 1 thread; dec MB/s counts encoded input, dec out counts fp16 output.\n"
+        "greedy = common prefix of %d greedy answer tokens; ppl chg = perplexity vs exact KV.\n",
+        opt.eval.greedy_tokens);
     return 0;
 }
 
@@ -146,16 +162,24 @@ int run(CodecBenchOptions opt) {
 
 CommandRunner add_codec_bench_command(CLI::App& app) {
     auto opt = std::make_shared<CodecBenchOptions>();
-    auto* cmd = app.add_subcommand("codec-bench", "Size, speed and fidelity of every KV codec level on a real model and text");
+    auto* cmd = app.add_subcommand(
+        "codec-bench", "Size, speed and fidelity of every KV codec level on a real model and text");
     cmd->add_option("--model", opt->model, "GGUF model (default: the reference model)");
-    cmd->add_option("--doc", opt->doc, "Text file (default: the demo text, Lincoln's 1862 State of the Union)");
-    cmd->add_option("--context-tokens", opt->eval.context_tokens, "Context length")->capture_default_str();
-    cmd->add_option("--continuation-tokens", opt->eval.continuation_tokens, "Real continuation scored for perplexity and KL")
+    cmd->add_option("--doc", opt->doc,
+                    "Text file (default: the demo text, Lincoln's 1862 State of the Union)");
+    cmd->add_option("--context-tokens", opt->eval.context_tokens, "Context length")
         ->capture_default_str();
-    cmd->add_option("--chunk-tokens", opt->eval.chunk_tokens, "Tokens per unit")->capture_default_str();
-    cmd->add_option("--levels", opt->levels, "Levels to measure, comma-separated")->capture_default_str();
-    cmd->add_option("--question", opt->eval.question, "Question whose greedy answer is compared")->capture_default_str();
-    cmd->add_option("--threads,-t", opt->eval.threads, "Model threads (codec timings use 1 thread)");
+    cmd->add_option("--continuation-tokens", opt->eval.continuation_tokens,
+                    "Real continuation scored for perplexity and KL")
+        ->capture_default_str();
+    cmd->add_option("--chunk-tokens", opt->eval.chunk_tokens, "Tokens per unit")
+        ->capture_default_str();
+    cmd->add_option("--levels", opt->levels, "Levels to measure, comma-separated")
+        ->capture_default_str();
+    cmd->add_option("--question", opt->eval.question, "Question whose greedy answer is compared")
+        ->capture_default_str();
+    cmd->add_option("--threads,-t", opt->eval.threads,
+                    "Model threads (codec timings use 1 thread)");
     cmd->add_flag("--no-precise", opt->no_precise, "Skip the F32 (precise) fidelity run");
     cmd->add_flag("--json", opt->json, "Print JSON (default_level, levels[...], noise_floor)");
     return [opt] { return run(*opt); };

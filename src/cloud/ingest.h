@@ -44,7 +44,7 @@ struct IngestResult {
 // device holding only the context id can still compute any unit locally.
 std::string tokens_key(std::string_view context_id);
 
-IngestResult ingest_context(const Model& model, ContextStore& store, std::span<const int32_t> tokens,
-                            const IngestOptions& options);
+IngestResult ingest_context(const Model& model, ContextStore& store,
+                            std::span<const int32_t> tokens, const IngestOptions& options);
 
 }  // namespace sparkv

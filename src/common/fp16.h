@@ -41,7 +41,7 @@ inline uint16_t fp32_to_fp16(float f) {
     const uint32_t bits = fp32_to_bits(f);
     const uint32_t sign = (bits >> 16) & 0x8000u;
     const uint32_t abs = bits & 0x7fffffffu;
-    if (abs > 0x7f800000u) return static_cast<uint16_t>(sign | 0x7e00u);  // NaN
+    if (abs > 0x7f800000u) return static_cast<uint16_t>(sign | 0x7e00u);   // NaN
     if (abs >= 0x477ff000u) return static_cast<uint16_t>(sign | 0x7c00u);  // inf or rounds to inf
     if (abs < 0x38800000u) {  // result is subnormal or zero
         // Add 0.5 (as float) to move the half subnormal bits into the low mantissa bits.
@@ -53,7 +53,9 @@ inline uint16_t fp32_to_fp16(float f) {
     return static_cast<uint16_t>(sign | (rounded >> 13));
 }
 
-inline float bf16_to_fp32(uint16_t h) { return fp32_from_bits(static_cast<uint32_t>(h) << 16); }
+inline float bf16_to_fp32(uint16_t h) {
+    return fp32_from_bits(static_cast<uint32_t>(h) << 16);
+}
 
 inline uint16_t fp32_to_bf16(float f) {
     const uint32_t bits = fp32_to_bits(f);

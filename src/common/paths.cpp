@@ -20,9 +20,13 @@ std::string reference_model_path() {
     return cache_dir() + "/models/SmolLM2-135M-Instruct.Q4_1.gguf";
 }
 
-std::string demo_text_path() { return cache_dir() + "/texts/lincoln-1862-state-of-the-union.txt"; }
+std::string demo_text_path() {
+    return cache_dir() + "/texts/lincoln-1862-state-of-the-union.txt";
+}
 
-std::string fetch_script_path() { return std::string(SPARKV_SOURCE_DIR) + "/scripts/fetch_assets.py"; }
+std::string fetch_script_path() {
+    return std::string(SPARKV_SOURCE_DIR) + "/scripts/fetch_assets.py";
+}
 
 std::string require_reference_model() {
     std::string path = reference_model_path();

@@ -16,7 +16,7 @@
 namespace sparkv {
 
 class ThreadPool {
-public:
+  public:
     // n_threads counts the calling thread: ThreadPool(1) runs everything inline.
     explicit ThreadPool(int n_threads);
     ~ThreadPool();
@@ -37,7 +37,7 @@ public:
     // Default thread count: the machine's hardware threads.
     static int default_threads();
 
-private:
+  private:
     void worker_loop(int thread);
     // Takes and runs tasks of job `generation` until none is left or a newer job replaced it.
     void run_tasks(uint32_t generation, int thread);

@@ -23,15 +23,17 @@ void write_converted_model(const GgufFile& file, GgmlType type, const std::strin
             continue;
         }
         if (t.ne[0] % ggml_traits(type).block_elements != 0)
-            fail("{}: tensor '{}' rows of {} elements do not fit {} blocks", file.source(), t.name, t.ne[0],
-                 ggml_traits(type).name);
+            fail("{}: tensor '{}' rows of {} elements do not fit {} blocks", file.source(), t.name,
+                 t.ne[0], ggml_traits(type).name);
         const size_t src_row = ggml_row_bytes(t.type, t.ne[0]);
         const size_t dst_row = ggml_row_bytes(type, t.ne[0]);
         std::vector<uint8_t> out(static_cast<size_t>(t.rows()) * dst_row);
         row.resize(static_cast<size_t>(t.ne[0]));
         for (int64_t r = 0; r < t.rows(); ++r) {
-            kernels::dequantize_row(t.type, t.data + static_cast<size_t>(r) * src_row, row.data(), t.ne[0]);
-            kernels::quantize_row(type, row.data(), out.data() + static_cast<size_t>(r) * dst_row, t.ne[0]);
+            kernels::dequantize_row(t.type, t.data + static_cast<size_t>(r) * src_row, row.data(),
+                                    t.ne[0]);
+            kernels::quantize_row(type, row.data(), out.data() + static_cast<size_t>(r) * dst_row,
+                                  t.ne[0]);
         }
         w.add_tensor(t.name, type, shape, std::move(out));
     }

@@ -51,7 +51,8 @@ HiddenState Engine::embed(std::span<const int32_t> tokens, int64_t pos0) {
     const auto& table = model_.token_embedding();
     for (int64_t i = 0; i < h.n_tokens; ++i) {
         const int32_t tok = tokens[static_cast<size_t>(i)];
-        if (tok < 0 || tok >= c.n_vocab) fail("token id {} is outside the vocabulary (0..{})", tok, c.n_vocab - 1);
+        if (tok < 0 || tok >= c.n_vocab)
+            fail("token id {} is outside the vocabulary (0..{})", tok, c.n_vocab - 1);
         k::dequantize_row(table.type, table.data + static_cast<size_t>(tok) * table.row_bytes,
                           h.data.data() + i * c.n_embd, c.n_embd);
     }
@@ -86,11 +87,12 @@ void Engine::prepare(const HiddenState& h, int layer) {
     ws_.gate.resize(n * c.n_ff);
     ws_.up.resize(n * c.n_ff);
     ws_.positions.resize(n);
-    for (size_t i = 0; i < n; ++i) ws_.positions[i] = static_cast<int32_t>(h.pos0 + static_cast<int64_t>(i));
+    for (size_t i = 0; i < n; ++i)
+        ws_.positions[i] = static_cast<int32_t>(h.pos0 + static_cast<int64_t>(i));
     const auto& w = model_.layer(layer);
     for (size_t i = 0; i < n; ++i)
-        k::rms_norm(h.data.data() + i * c.n_embd, w.attn_norm.data(), ws_.norm.data() + i * c.n_embd,
-                    c.n_embd, c.rms_eps);
+        k::rms_norm(h.data.data() + i * c.n_embd, w.attn_norm.data(),
+                    ws_.norm.data() + i * c.n_embd, c.n_embd, c.rms_eps);
 }
 
 void Engine::compute_kv(const HiddenState& h, int layer) {
@@ -110,7 +112,8 @@ void Engine::compute_kv(const HiddenState& h, int layer) {
     for (int hd = 0; hd < c.n_kv_head; ++hd) {
         const size_t base = cache_.head_offset(hd) + static_cast<size_t>(h.pos0) * c.head_dim;
         for (int64_t i = 0; i < n; ++i) {
-            const size_t src = static_cast<size_t>(i) * c.kv_dim() + static_cast<size_t>(hd) * c.head_dim;
+            const size_t src =
+                static_cast<size_t>(i) * c.kv_dim() + static_cast<size_t>(hd) * c.head_dim;
             const size_t dst = base + static_cast<size_t>(i) * c.head_dim;
             k::fp32_to_fp16_row(ws_.k.data() + src, keys + dst, c.head_dim);
             k::fp32_to_fp16_row(ws_.v.data() + src, values + dst, c.head_dim);
@@ -180,7 +183,8 @@ void Engine::import_kv(int layer, int64_t pos0, int64_t n, const uint16_t* k, co
 void Engine::export_kv(int layer, int64_t pos0, int64_t n, uint16_t* k, uint16_t* v) const {
     check_range(layer, pos0, n, "export_kv");
     if (!cache_.is_filled(layer, pos0, n))
-        fail("export_kv: layer {} positions [{}, {}) are not all in the cache", layer, pos0, pos0 + n);
+        fail("export_kv: layer {} positions [{}, {}) are not all in the cache", layer, pos0,
+             pos0 + n);
     const auto& c = config();
     const size_t row = static_cast<size_t>(n) * c.head_dim;
     for (int hd = 0; hd < c.n_kv_head; ++hd) {
@@ -204,9 +208,13 @@ std::vector<float> Engine::logits_rows(const HiddenState& h, int64_t first_row) 
     return logits;
 }
 
-std::vector<float> Engine::last_logits(const HiddenState& h) { return logits_rows(h, h.n_tokens - 1); }
+std::vector<float> Engine::last_logits(const HiddenState& h) {
+    return logits_rows(h, h.n_tokens - 1);
+}
 
-std::vector<float> Engine::all_logits(const HiddenState& h) { return logits_rows(h, 0); }
+std::vector<float> Engine::all_logits(const HiddenState& h) {
+    return logits_rows(h, 0);
+}
 
 std::vector<float> Engine::prefill(std::span<const int32_t> tokens, int64_t pos0) {
     HiddenState h = embed(tokens, pos0);

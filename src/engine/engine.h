@@ -32,7 +32,7 @@ struct HiddenState {
 };
 
 class Engine {
-public:
+  public:
     Engine(const Model& model, EngineOptions options = {});
 
     const Model& model() const { return model_; }
@@ -65,7 +65,7 @@ public:
     // token's logits.
     std::vector<float> prefill(std::span<const int32_t> tokens, int64_t pos0);
 
-private:
+  private:
     struct Workspace {
         std::vector<float> norm, q, k, v, attn, gate, up;
         std::vector<int32_t> positions;

@@ -7,7 +7,8 @@
 
 namespace sparkv {
 
-GenerateResult generate(Engine& engine, std::span<const int32_t> prompt, const GenerateOptions& options) {
+GenerateResult generate(Engine& engine, std::span<const int32_t> prompt,
+                        const GenerateOptions& options) {
     if (prompt.empty()) fail("generate: the prompt has no tokens");
     const int64_t n_prompt = static_cast<int64_t>(prompt.size());
     if (n_prompt + options.n_predict > engine.cache().capacity())
@@ -19,7 +20,8 @@ GenerateResult generate(Engine& engine, std::span<const int32_t> prompt, const G
     const int64_t step = std::max<int64_t>(1, options.prefill_chunk);
     for (int64_t pos = 0; pos < n_prompt; pos += step) {
         const int64_t n = std::min(step, n_prompt - pos);
-        logits = engine.prefill(prompt.subspan(static_cast<size_t>(pos), static_cast<size_t>(n)), pos);
+        logits =
+            engine.prefill(prompt.subspan(static_cast<size_t>(pos), static_cast<size_t>(n)), pos);
     }
     const double prefill_seconds = now_seconds() - t0;
     GenerateResult result = generate_from(engine, std::move(logits), n_prompt, options);

@@ -21,7 +21,7 @@ struct GenerateOptions {
 };
 
 struct GenerateResult {
-    std::vector<int32_t> tokens;  // generated ids
+    std::vector<int32_t> tokens;      // generated ids
     std::vector<float> first_logits;  // logits that chose the first generated token
     double prefill_seconds = 0;
     double decode_seconds = 0;
@@ -30,7 +30,8 @@ struct GenerateResult {
 };
 
 // Generates after `prompt`, starting with an empty cache at position 0.
-GenerateResult generate(Engine& engine, std::span<const int32_t> prompt, const GenerateOptions& options);
+GenerateResult generate(Engine& engine, std::span<const int32_t> prompt,
+                        const GenerateOptions& options);
 
 // Continues from logits that were produced for position `next_pos - 1` (e.g. after a SparKV
 // context load and query prefill).

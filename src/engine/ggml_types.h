@@ -47,8 +47,8 @@ inline size_t ggml_row_bytes(GgmlType type, int64_t n) {
     return static_cast<size_t>(n / t.block_elements) * t.block_bytes;
 }
 
-constexpr int kQK = 32;   // elements per block of the legacy quant types
-constexpr int kQKK = 256; // elements per super-block of the K quants
+constexpr int kQK = 32;    // elements per block of the legacy quant types
+constexpr int kQKK = 256;  // elements per super-block of the K quants
 constexpr int kKScaleBytes = 12;
 
 // Legacy blocks: 32 weights, scale d (and min m) as fp16.

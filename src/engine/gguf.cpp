@@ -24,26 +24,33 @@ size_t gguf_scalar_size(GgufValueType type) {
     switch (type) {
         case GgufValueType::UINT8:
         case GgufValueType::INT8:
-        case GgufValueType::BOOL: return 1;
+        case GgufValueType::BOOL:
+            return 1;
         case GgufValueType::UINT16:
-        case GgufValueType::INT16: return 2;
+        case GgufValueType::INT16:
+            return 2;
         case GgufValueType::UINT32:
         case GgufValueType::INT32:
-        case GgufValueType::FLOAT32: return 4;
+        case GgufValueType::FLOAT32:
+            return 4;
         case GgufValueType::UINT64:
         case GgufValueType::INT64:
-        case GgufValueType::FLOAT64: return 8;
-        default: return 0;
+        case GgufValueType::FLOAT64:
+            return 8;
+        default:
+            return 0;
     }
 }
 
 namespace {
 
-size_t scalar_size(GgufValueType type) { return gguf_scalar_size(type); }
+size_t scalar_size(GgufValueType type) {
+    return gguf_scalar_size(type);
+}
 
 // Bounds-checked little-endian cursor over the file.
 class Cursor {
-public:
+  public:
     Cursor(const uint8_t* data, size_t size, const std::string& source)
         : data_(data), size_(size), source_(source) {}
 
@@ -52,8 +59,8 @@ public:
 
     const uint8_t* take(size_t n, const char* what) {
         if (n > remaining())
-            fail("{}: truncated file: {} needs {} bytes at offset {}, only {} left", source_, what, n,
-                 pos_, remaining());
+            fail("{}: truncated file: {} needs {} bytes at offset {}, only {} left", source_, what,
+                 n, pos_, remaining());
         const uint8_t* p = data_ + pos_;
         pos_ += n;
         return p;
@@ -69,8 +76,8 @@ public:
     std::string_view read_string(const char* what) {
         const auto length = read<uint64_t>(what);
         if (length > remaining())
-            fail("{}: corrupt file: {} has length {} at offset {} but only {} bytes remain", source_,
-                 what, length, pos_ - 8, remaining());
+            fail("{}: corrupt file: {} has length {} at offset {} but only {} bytes remain",
+                 source_, what, length, pos_ - 8, remaining());
         const auto* p = take(length, what);
         return {reinterpret_cast<const char*>(p), length};
     }
@@ -79,7 +86,7 @@ public:
         fail("{}: corrupt file at offset {}: {}", source_, pos_, message);
     }
 
-private:
+  private:
     const uint8_t* data_;
     size_t size_;
     size_t pos_ = 0;
@@ -94,16 +101,40 @@ GgufValueType checked_value_type(Cursor& cur, uint32_t raw) {
 
 void read_scalar(Cursor& cur, GgufValueType type, GgufValue& v) {
     switch (type) {
-        case GgufValueType::UINT8: v.u = cur.read<uint8_t>("u8"); v.i = static_cast<int64_t>(v.u); break;
-        case GgufValueType::INT8: v.i = cur.read<int8_t>("i8"); break;
-        case GgufValueType::UINT16: v.u = cur.read<uint16_t>("u16"); v.i = static_cast<int64_t>(v.u); break;
-        case GgufValueType::INT16: v.i = cur.read<int16_t>("i16"); break;
-        case GgufValueType::UINT32: v.u = cur.read<uint32_t>("u32"); v.i = static_cast<int64_t>(v.u); break;
-        case GgufValueType::INT32: v.i = cur.read<int32_t>("i32"); break;
-        case GgufValueType::UINT64: v.u = cur.read<uint64_t>("u64"); v.i = static_cast<int64_t>(v.u); break;
-        case GgufValueType::INT64: v.i = cur.read<int64_t>("i64"); break;
-        case GgufValueType::FLOAT32: v.f = cur.read<float>("f32"); break;
-        case GgufValueType::FLOAT64: v.f = cur.read<double>("f64"); break;
+        case GgufValueType::UINT8:
+            v.u = cur.read<uint8_t>("u8");
+            v.i = static_cast<int64_t>(v.u);
+            break;
+        case GgufValueType::INT8:
+            v.i = cur.read<int8_t>("i8");
+            break;
+        case GgufValueType::UINT16:
+            v.u = cur.read<uint16_t>("u16");
+            v.i = static_cast<int64_t>(v.u);
+            break;
+        case GgufValueType::INT16:
+            v.i = cur.read<int16_t>("i16");
+            break;
+        case GgufValueType::UINT32:
+            v.u = cur.read<uint32_t>("u32");
+            v.i = static_cast<int64_t>(v.u);
+            break;
+        case GgufValueType::INT32:
+            v.i = cur.read<int32_t>("i32");
+            break;
+        case GgufValueType::UINT64:
+            v.u = cur.read<uint64_t>("u64");
+            v.i = static_cast<int64_t>(v.u);
+            break;
+        case GgufValueType::INT64:
+            v.i = cur.read<int64_t>("i64");
+            break;
+        case GgufValueType::FLOAT32:
+            v.f = cur.read<float>("f32");
+            break;
+        case GgufValueType::FLOAT64:
+            v.f = cur.read<double>("f64");
+            break;
         case GgufValueType::BOOL: {
             const auto b = cur.read<uint8_t>("bool");
             if (b > 1) cur.corrupt(fmt::format("bool value {}", b));
@@ -111,7 +142,8 @@ void read_scalar(Cursor& cur, GgufValueType type, GgufValue& v) {
             v.i = b;
             break;
         }
-        default: cur.corrupt("not a scalar type");
+        default:
+            cur.corrupt("not a scalar type");
     }
     // Signed values that are non-negative are also readable as unsigned.
     if (v.i >= 0 && v.u == 0) v.u = static_cast<uint64_t>(v.i);
@@ -130,7 +162,8 @@ GgufValue read_value(Cursor& cur, GgufValueType type) {
             if (v.count > cur.remaining() / 8)
                 cur.corrupt(fmt::format("string array of {} elements exceeds the file", v.count));
             v.strings.reserve(v.count);
-            for (uint64_t k = 0; k < v.count; ++k) v.strings.push_back(cur.read_string("array string"));
+            for (uint64_t k = 0; k < v.count; ++k)
+                v.strings.push_back(cur.read_string("array string"));
         } else {
             const size_t elem = scalar_size(v.elem_type);
             if (v.count > cur.remaining() / elem)
@@ -148,10 +181,17 @@ GgufValue read_value(Cursor& cur, GgufValueType type) {
 
 bool is_integer(GgufValueType t) {
     switch (t) {
-        case GgufValueType::UINT8: case GgufValueType::INT8: case GgufValueType::UINT16:
-        case GgufValueType::INT16: case GgufValueType::UINT32: case GgufValueType::INT32:
-        case GgufValueType::UINT64: case GgufValueType::INT64: return true;
-        default: return false;
+        case GgufValueType::UINT8:
+        case GgufValueType::INT8:
+        case GgufValueType::UINT16:
+        case GgufValueType::INT16:
+        case GgufValueType::UINT32:
+        case GgufValueType::INT32:
+        case GgufValueType::UINT64:
+        case GgufValueType::INT64:
+            return true;
+        default:
+            return false;
     }
 }
 
@@ -170,9 +210,9 @@ T load_le(const uint8_t* p) {
 }  // namespace
 
 std::string_view gguf_value_type_name(GgufValueType type) {
-    static constexpr std::string_view names[] = {"u8",  "i8",   "u16",   "i16", "u32",
-                                                 "i32", "f32",  "bool",  "string", "array",
-                                                 "u64", "i64",  "f64"};
+    static constexpr std::string_view names[] = {"u8",  "i8",  "u16",  "i16",    "u32",
+                                                 "i32", "f32", "bool", "string", "array",
+                                                 "u64", "i64", "f64"};
     const auto idx = static_cast<uint32_t>(type);
     return idx < std::size(names) ? names[idx] : "unknown";
 }
@@ -183,7 +223,9 @@ std::string GgufTensorInfo::shape_string() const {
     return s + "]";
 }
 
-GgufFile::GgufFile(GgufFile&& other) noexcept { *this = std::move(other); }
+GgufFile::GgufFile(GgufFile&& other) noexcept {
+    *this = std::move(other);
+}
 
 GgufFile& GgufFile::operator=(GgufFile&& other) noexcept {
     if (this == &other) return *this;
@@ -259,7 +301,8 @@ void GgufFile::parse_all() {
     const auto n_tensors = cur.read<uint64_t>("tensor count");
     const auto n_kv = cur.read<uint64_t>("metadata count");
     // Each metadata entry takes at least 12 bytes, each tensor entry at least 32.
-    if (n_kv > cur.remaining() / 12) cur.corrupt(fmt::format("metadata count {} exceeds the file", n_kv));
+    if (n_kv > cur.remaining() / 12)
+        cur.corrupt(fmt::format("metadata count {} exceeds the file", n_kv));
     if (n_tensors > cur.remaining() / 32)
         cur.corrupt(fmt::format("tensor count {} exceeds the file", n_tensors));
 
@@ -283,7 +326,8 @@ void GgufFile::parse_all() {
         t.name = std::string(cur.read_string("tensor name"));
         const auto n_dims = cur.read<uint32_t>("tensor dims");
         if (n_dims == 0 || n_dims > kMaxDims)
-            cur.corrupt(fmt::format("tensor '{}' has {} dimensions (1 to 4 allowed)", t.name, n_dims));
+            cur.corrupt(
+                fmt::format("tensor '{}' has {} dimensions (1 to 4 allowed)", t.name, n_dims));
         t.n_dims = static_cast<int>(n_dims);
         uint64_t elements = 1;
         for (uint32_t d = 0; d < n_dims; ++d) {
@@ -295,12 +339,11 @@ void GgufFile::parse_all() {
         }
         const auto raw_type = cur.read<uint32_t>("tensor type");
         const auto traits = ggml_type_traits(raw_type);
-        if (!traits)
-            fail("{}: tensor '{}' has unknown type {}", source_, t.name, raw_type);
+        if (!traits) fail("{}: tensor '{}' has unknown type {}", source_, t.name, raw_type);
         t.type = static_cast<GgmlType>(raw_type);
         if (t.ne[0] % traits->block_elements != 0)
-            fail("{}: tensor '{}' of type {} has a row of {} elements, not a multiple of {}", source_,
-                 t.name, traits->name, t.ne[0], traits->block_elements);
+            fail("{}: tensor '{}' of type {} has a row of {} elements, not a multiple of {}",
+                 source_, t.name, traits->name, t.ne[0], traits->block_elements);
         t.bytes = static_cast<size_t>(t.rows()) *
                   (static_cast<size_t>(t.ne[0] / traits->block_elements) * traits->block_bytes);
         t.offset = cur.read<uint64_t>("tensor offset");
@@ -319,9 +362,10 @@ void GgufFile::parse_all() {
     const size_t data_size = data_start <= size_ ? size_ - data_start : 0;
     for (auto& t : tensors_) {
         if (t.offset > data_size || t.bytes > data_size - t.offset)
-            fail("{}: truncated or corrupt file: tensor '{}' ({} bytes at data offset {}) extends "
-                 "past the end of the file ({} data bytes)",
-                 source_, t.name, t.bytes, t.offset, data_size);
+            fail(
+                "{}: truncated or corrupt file: tensor '{}' ({} bytes at data offset {}) extends "
+                "past the end of the file ({} data bytes)",
+                source_, t.name, t.bytes, t.offset, data_size);
         t.data = base_ + data_start + t.offset;
     }
     // Tensors must not overlap: a writer bug or a crafted file could alias weights.
@@ -349,7 +393,8 @@ std::string GgufFile::get_string(std::string_view key) const {
     const GgufValue* v = find(key);
     if (!v) fail("{}: missing metadata key '{}'", source_, key);
     if (v->type != GgufValueType::STRING)
-        fail("{}: metadata '{}' is {}, expected a string", source_, key, gguf_value_type_name(v->type));
+        fail("{}: metadata '{}' is {}, expected a string", source_, key,
+             gguf_value_type_name(v->type));
     return std::string(v->str);
 }
 
@@ -374,7 +419,8 @@ int64_t GgufFile::get_int(std::string_view key, int64_t fallback) const {
     const GgufValue* v = find(key);
     if (!v) return fallback;
     if (!is_integer(v->type))
-        fail("{}: metadata '{}' is {}, expected an integer", source_, key, gguf_value_type_name(v->type));
+        fail("{}: metadata '{}' is {}, expected an integer", source_, key,
+             gguf_value_type_name(v->type));
     return v->i;
 }
 
@@ -382,7 +428,8 @@ double GgufFile::get_float(std::string_view key) const {
     const GgufValue* v = find(key);
     if (!v) fail("{}: missing metadata key '{}'", source_, key);
     if (v->type == GgufValueType::FLOAT32 || v->type == GgufValueType::FLOAT64) return v->f;
-    if (is_integer(v->type)) return is_signed(v->type) ? static_cast<double>(v->i) : static_cast<double>(v->u);
+    if (is_integer(v->type))
+        return is_signed(v->type) ? static_cast<double>(v->i) : static_cast<double>(v->u);
     fail("{}: metadata '{}' is {}, expected a number", source_, key, gguf_value_type_name(v->type));
 }
 
@@ -394,7 +441,8 @@ bool GgufFile::get_bool(std::string_view key, bool fallback) const {
     const GgufValue* v = find(key);
     if (!v) return fallback;
     if (v->type != GgufValueType::BOOL)
-        fail("{}: metadata '{}' is {}, expected a bool", source_, key, gguf_value_type_name(v->type));
+        fail("{}: metadata '{}' is {}, expected a bool", source_, key,
+             gguf_value_type_name(v->type));
     return v->u != 0;
 }
 
@@ -413,10 +461,15 @@ std::vector<float> GgufFile::get_float_array(std::string_view key) const {
     std::vector<float> out(v->count);
     for (uint64_t k = 0; k < v->count; ++k) {
         switch (v->elem_type) {
-            case GgufValueType::FLOAT32: out[k] = load_le<float>(v->data + 4 * k); break;
-            case GgufValueType::FLOAT64: out[k] = static_cast<float>(load_le<double>(v->data + 8 * k)); break;
-            default: fail("{}: metadata '{}' is an array of {}, expected floats", source_, key,
-                          gguf_value_type_name(v->elem_type));
+            case GgufValueType::FLOAT32:
+                out[k] = load_le<float>(v->data + 4 * k);
+                break;
+            case GgufValueType::FLOAT64:
+                out[k] = static_cast<float>(load_le<double>(v->data + 8 * k));
+                break;
+            default:
+                fail("{}: metadata '{}' is an array of {}, expected floats", source_, key,
+                     gguf_value_type_name(v->elem_type));
         }
     }
     return out;
@@ -430,16 +483,34 @@ std::vector<int64_t> GgufFile::get_int_array(std::string_view key) const {
     for (uint64_t k = 0; k < v->count; ++k) {
         const uint8_t* p = v->data + k * scalar_size(v->elem_type);
         switch (v->elem_type) {
-            case GgufValueType::UINT8: case GgufValueType::BOOL: out[k] = *p; break;
-            case GgufValueType::INT8: out[k] = static_cast<int8_t>(*p); break;
-            case GgufValueType::UINT16: out[k] = load_le<uint16_t>(p); break;
-            case GgufValueType::INT16: out[k] = load_le<int16_t>(p); break;
-            case GgufValueType::UINT32: out[k] = load_le<uint32_t>(p); break;
-            case GgufValueType::INT32: out[k] = load_le<int32_t>(p); break;
-            case GgufValueType::UINT64: out[k] = static_cast<int64_t>(load_le<uint64_t>(p)); break;
-            case GgufValueType::INT64: out[k] = load_le<int64_t>(p); break;
-            default: fail("{}: metadata '{}' is an array of {}, expected integers", source_, key,
-                          gguf_value_type_name(v->elem_type));
+            case GgufValueType::UINT8:
+            case GgufValueType::BOOL:
+                out[k] = *p;
+                break;
+            case GgufValueType::INT8:
+                out[k] = static_cast<int8_t>(*p);
+                break;
+            case GgufValueType::UINT16:
+                out[k] = load_le<uint16_t>(p);
+                break;
+            case GgufValueType::INT16:
+                out[k] = load_le<int16_t>(p);
+                break;
+            case GgufValueType::UINT32:
+                out[k] = load_le<uint32_t>(p);
+                break;
+            case GgufValueType::INT32:
+                out[k] = load_le<int32_t>(p);
+                break;
+            case GgufValueType::UINT64:
+                out[k] = static_cast<int64_t>(load_le<uint64_t>(p));
+                break;
+            case GgufValueType::INT64:
+                out[k] = load_le<int64_t>(p);
+                break;
+            default:
+                fail("{}: metadata '{}' is an array of {}, expected integers", source_, key,
+                     gguf_value_type_name(v->elem_type));
         }
     }
     return out;

@@ -65,7 +65,7 @@ struct GgufTensorInfo {
 };
 
 class GgufFile {
-public:
+  public:
     // Memory-maps and parses a file. Throws Error naming the file and the problem.
     static GgufFile open(const std::string& path);
     // Parses a buffer the caller keeps alive (tests, fuzzing).
@@ -103,7 +103,7 @@ public:
     const std::vector<GgufTensorInfo>& tensors() const { return tensors_; }
     const GgufTensorInfo* find_tensor(std::string_view name) const;
 
-private:
+  private:
     GgufFile() = default;
     void parse_all();
 

@@ -105,7 +105,9 @@ void GgufWriter::copy_value(std::string key, const GgufValue& value) {
         if (n) std::memcpy(p.data() + at, data, n);
     };
     switch (value.type) {
-        case GgufValueType::STRING: append_string(p, value.str); break;
+        case GgufValueType::STRING:
+            append_string(p, value.str);
+            break;
         case GgufValueType::ARRAY:
             append<uint32_t>(p, static_cast<uint32_t>(value.elem_type));
             append<uint64_t>(p, value.count);
@@ -115,9 +117,15 @@ void GgufWriter::copy_value(std::string key, const GgufValue& value) {
                 append_bytes(value.data, value.count * gguf_scalar_size(value.elem_type));
             }
             break;
-        case GgufValueType::FLOAT32: append(p, static_cast<float>(value.f)); break;
-        case GgufValueType::FLOAT64: append(p, value.f); break;
-        case GgufValueType::BOOL: append<uint8_t>(p, value.u ? 1 : 0); break;
+        case GgufValueType::FLOAT32:
+            append(p, static_cast<float>(value.f));
+            break;
+        case GgufValueType::FLOAT64:
+            append(p, value.f);
+            break;
+        case GgufValueType::BOOL:
+            append<uint8_t>(p, value.u ? 1 : 0);
+            break;
         default: {
             // Integers: the low bytes of the two's-complement value, in the original width.
             const uint64_t bits = static_cast<uint64_t>(value.i);
@@ -140,7 +148,8 @@ void GgufWriter::add_tensor(std::string name, GgmlType type, std::vector<int64_t
              traits.name, traits.block_elements);
     const size_t expected = static_cast<size_t>(rows) * ggml_row_bytes(type, shape[0]);
     if (data.size() != expected)
-        fail("tensor '{}': {} data bytes given, shape and type need {}", name, data.size(), expected);
+        fail("tensor '{}': {} data bytes given, shape and type need {}", name, data.size(),
+             expected);
     tensors_.push_back(Tensor{std::move(name), type, std::move(shape), std::move(data)});
 }
 
@@ -178,7 +187,8 @@ void GgufWriter::write(const std::string& path) const {
     {
         std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
         if (!f) fail("cannot create {}", tmp);
-        f.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
+        f.write(reinterpret_cast<const char*>(bytes.data()),
+                static_cast<std::streamsize>(bytes.size()));
         if (!f) fail("cannot write {}", tmp);
     }
     if (std::rename(tmp.c_str(), path.c_str()) != 0) fail("cannot rename {} to {}", tmp, path);

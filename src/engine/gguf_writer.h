@@ -13,7 +13,7 @@
 namespace sparkv {
 
 class GgufWriter {
-public:
+  public:
     void set_u32(std::string key, uint32_t value);
     void set_i32(std::string key, int32_t value);
     void set_u64(std::string key, uint64_t value);
@@ -35,7 +35,7 @@ public:
     // Writes atomically (temp file + rename).
     void write(const std::string& path) const;
 
-private:
+  private:
     struct Entry {
         std::string key;
         GgufValueType type;

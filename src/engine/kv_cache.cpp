@@ -14,7 +14,8 @@ KvCache::KvCache(int n_layer, int n_kv_head, int head_dim, int64_t capacity)
     const size_t elements = static_cast<size_t>(n_layer) * n_kv_head * capacity * head_dim;
     keys_.assign(elements, 0);
     values_.assign(elements, 0);
-    filled_.assign(static_cast<size_t>(n_layer), std::vector<uint8_t>(static_cast<size_t>(capacity), 0));
+    filled_.assign(static_cast<size_t>(n_layer),
+                   std::vector<uint8_t>(static_cast<size_t>(capacity), 0));
 }
 
 void KvCache::mark_filled(int layer, int64_t pos0, int64_t n) {

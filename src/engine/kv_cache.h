@@ -12,7 +12,7 @@
 namespace sparkv {
 
 class KvCache {
-public:
+  public:
     KvCache(int n_layer, int n_kv_head, int head_dim, int64_t capacity);
 
     int n_layer() const { return n_layer_; }
@@ -37,7 +37,7 @@ public:
     void truncate(int64_t n);
     void clear() { truncate(0); }
 
-private:
+  private:
     size_t layer_offset(int layer) const {
         return static_cast<size_t>(layer) * n_kv_head_ * capacity_ * head_dim_;
     }

@@ -26,9 +26,12 @@ int positive_int(uint64_t value, const char* what, const std::string& source) {
 
 std::string_view architecture_name(Architecture arch) {
     switch (arch) {
-        case Architecture::Llama: return "llama";
-        case Architecture::Qwen2: return "qwen2";
-        case Architecture::Qwen3: return "qwen3";
+        case Architecture::Llama:
+            return "llama";
+        case Architecture::Qwen2:
+            return "qwen2";
+        case Architecture::Qwen3:
+            return "qwen3";
     }
     return "unknown";
 }
@@ -61,7 +64,8 @@ void Model::load_config() {
     config_.n_kv_head = positive_int(
         file_.get_uint(a + "attention.head_count_kv", static_cast<uint64_t>(config_.n_head)),
         "head_count_kv", src);
-    config_.n_ff = positive_int(file_.get_uint(a + "feed_forward_length"), "feed_forward_length", src);
+    config_.n_ff =
+        positive_int(file_.get_uint(a + "feed_forward_length"), "feed_forward_length", src);
     config_.n_ctx_train =
         positive_int(file_.get_uint(a + "context_length", 4096), "context_length", src);
     config_.rms_eps =
@@ -70,8 +74,8 @@ void Model::load_config() {
         fail("{}: head_count {} is not a multiple of head_count_kv {}", src, config_.n_head,
              config_.n_kv_head);
     const uint64_t default_head_dim = static_cast<uint64_t>(config_.n_embd / config_.n_head);
-    config_.head_dim =
-        positive_int(file_.get_uint(a + "attention.key_length", default_head_dim), "key_length", src);
+    config_.head_dim = positive_int(file_.get_uint(a + "attention.key_length", default_head_dim),
+                                    "key_length", src);
     if (file_.get_uint(a + "attention.value_length", static_cast<uint64_t>(config_.head_dim)) !=
         static_cast<uint64_t>(config_.head_dim))
         fail("{}: key and value head sizes differ; SparKV needs them equal", src);
@@ -106,7 +110,7 @@ namespace sparkv {
 namespace {
 
 class WeightBinder {
-public:
+  public:
     explicit WeightBinder(const GgufFile& file) : file_(file) {}
 
     const GgufTensorInfo* find(const std::string& name) const { return file_.find_tensor(name); }
@@ -152,7 +156,7 @@ public:
         return out;
     }
 
-private:
+  private:
     const GgufFile& file_;
 };
 
@@ -167,7 +171,8 @@ void Model::load_weights() {
     config_.n_vocab = static_cast<int>(token_embd_.rows);
     output_norm_ = w.vector("output_norm.weight", c.n_embd);
     // Tied embeddings: without output.weight the LM head is the embedding matrix.
-    output_ = w.find("output.weight") ? w.matrix("output.weight", c.n_embd, c.n_vocab) : token_embd_;
+    output_ =
+        w.find("output.weight") ? w.matrix("output.weight", c.n_embd, c.n_vocab) : token_embd_;
 
     if (w.find("rope_freqs.weight")) {
         rope_freq_factors_ = w.vector("rope_freqs.weight", c.rope.n_rot / 2);

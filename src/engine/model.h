@@ -39,14 +39,14 @@ struct ModelConfig {
 struct LayerWeights {
     std::vector<float> attn_norm;
     kernels::Matrix wq, wk, wv, wo;
-    std::vector<float> bq, bk, bv;          // Qwen2 only (empty otherwise)
-    std::vector<float> q_norm, k_norm;      // Qwen3 only: per-head RMSNorm before RoPE
+    std::vector<float> bq, bk, bv;      // Qwen2 only (empty otherwise)
+    std::vector<float> q_norm, k_norm;  // Qwen3 only: per-head RMSNorm before RoPE
     std::vector<float> ffn_norm;
     kernels::Matrix gate, up, down;
 };
 
 class Model {
-public:
+  public:
     // Loads and validates a GGUF model; throws Error naming the file and the problem.
     static std::unique_ptr<Model> load(const std::string& path);
 
@@ -64,7 +64,7 @@ public:
 
     size_t weight_bytes() const;
 
-private:
+  private:
     explicit Model(GgufFile file);
     void load_config();
     void load_weights();

@@ -41,7 +41,8 @@ PromptParts split_prompt(const Model& model, std::string_view document, std::str
     return {full.substr(0, split), full.substr(split)};
 }
 
-std::vector<int32_t> context_tokens(const Model& model, std::string_view document, PromptFormat format) {
+std::vector<int32_t> context_tokens(const Model& model, std::string_view document,
+                                    PromptFormat format) {
     const auto parts = split_prompt(model, document, "", format);
     // Special tokens are parsed only in text the template wrote, never in the document itself:
     // the template's prefix holds them; a document containing "<|im_start|>" stays plain text.
@@ -54,7 +55,8 @@ std::vector<int32_t> context_tokens(const Model& model, std::string_view documen
     return out;
 }
 
-std::vector<int32_t> question_tokens(const Model& model, std::string_view question, PromptFormat format) {
+std::vector<int32_t> question_tokens(const Model& model, std::string_view question,
+                                     PromptFormat format) {
     const auto parts = split_prompt(model, "", question, format);
     const auto& tok = model.tokenizer();
     // As for the document: the user's words are plain text, the template's suffix may hold

@@ -32,7 +32,9 @@ PromptParts split_prompt(const Model& model, std::string_view document, std::str
                          PromptFormat format);
 
 // Token ids of the context part (with BOS when the model wants one) and of the question part.
-std::vector<int32_t> context_tokens(const Model& model, std::string_view document, PromptFormat format);
-std::vector<int32_t> question_tokens(const Model& model, std::string_view question, PromptFormat format);
+std::vector<int32_t> context_tokens(const Model& model, std::string_view document,
+                                    PromptFormat format);
+std::vector<int32_t> question_tokens(const Model& model, std::string_view question,
+                                     PromptFormat format);
 
 }  // namespace sparkv

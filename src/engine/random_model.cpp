@@ -70,7 +70,7 @@ Vocab make_vocab() {
 // Deterministic on every platform (std::normal_distribution is implementation-defined), so a
 // model rebuilt from the same spec is byte-identical and stored peer outputs stay valid.
 class WeightFactory {
-public:
+  public:
     explicit WeightFactory(uint64_t seed) : state_(seed) {}
 
     std::vector<float> gaussian(size_t n, float stddev, float mean = 0.0f) {
@@ -81,12 +81,14 @@ public:
             const double u2 = static_cast<double>(next() >> 11) * 0x1.0p-53;
             const double r = std::sqrt(-2.0 * std::log(u1));
             out[i] = mean + stddev * static_cast<float>(r * std::cos(2.0 * M_PI * u2));
-            if (i + 1 < n) out[i + 1] = mean + stddev * static_cast<float>(r * std::sin(2.0 * M_PI * u2));
+            if (i + 1 < n)
+                out[i + 1] = mean + stddev * static_cast<float>(r * std::sin(2.0 * M_PI * u2));
         }
         return out;
     }
 
-    static std::vector<uint8_t> encode(GgmlType type, const std::vector<float>& values, int64_t cols) {
+    static std::vector<uint8_t> encode(GgmlType type, const std::vector<float>& values,
+                                       int64_t cols) {
         const int64_t rows = static_cast<int64_t>(values.size()) / cols;
         const size_t row_bytes = ggml_row_bytes(type, cols);
         std::vector<uint8_t> out(static_cast<size_t>(rows) * row_bytes);
@@ -95,7 +97,7 @@ public:
         return out;
     }
 
-private:
+  private:
     uint64_t next() {  // splitmix64
         uint64_t z = (state_ += 0x9e3779b97f4a7c15ull);
         z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
@@ -157,7 +159,8 @@ void write_random_model(const RandomModelSpec& s, const std::string& path) {
     };
     auto vec = [&](const std::string& name, int n, float stddev, float mean) {
         w.add_tensor(name, GgmlType::F32, {n},
-                     WeightFactory::encode(GgmlType::F32, f.gaussian(static_cast<size_t>(n), stddev, mean), n));
+                     WeightFactory::encode(GgmlType::F32,
+                                           f.gaussian(static_cast<size_t>(n), stddev, mean), n));
     };
 
     matrix("token_embd.weight", s.embedding_type, s.n_embd, n_vocab, 1.0f);
@@ -172,7 +175,8 @@ void write_random_model(const RandomModelSpec& s, const std::string& path) {
         matrix(p + "attn_q.weight", s.weight_type, s.n_embd, q_dim, in_std);
         matrix(p + "attn_k.weight", s.weight_type, s.n_embd, kv_dim, in_std);
         matrix(p + "attn_v.weight", s.weight_type, s.n_embd, kv_dim, in_std);
-        matrix(p + "attn_output.weight", s.weight_type, q_dim, s.n_embd, 1.0f / std::sqrt(static_cast<float>(q_dim)));
+        matrix(p + "attn_output.weight", s.weight_type, q_dim, s.n_embd,
+               1.0f / std::sqrt(static_cast<float>(q_dim)));
         if (s.arch == "qwen2") {
             vec(p + "attn_q.bias", q_dim, 0.1f, 0.0f);
             vec(p + "attn_k.bias", kv_dim, 0.1f, 0.0f);
@@ -185,7 +189,8 @@ void write_random_model(const RandomModelSpec& s, const std::string& path) {
         vec(p + "ffn_norm.weight", s.n_embd, 0.1f, 1.0f);
         matrix(p + "ffn_gate.weight", s.weight_type, s.n_embd, s.n_ff, in_std);
         matrix(p + "ffn_up.weight", s.weight_type, s.n_embd, s.n_ff, in_std);
-        matrix(p + "ffn_down.weight", s.weight_type, s.n_ff, s.n_embd, 1.0f / std::sqrt(static_cast<float>(s.n_ff)));
+        matrix(p + "ffn_down.weight", s.weight_type, s.n_ff, s.n_embd,
+               1.0f / std::sqrt(static_cast<float>(s.n_ff)));
     }
     w.write(path);
 }

@@ -10,7 +10,7 @@
 namespace sparkv {
 
 struct RandomModelSpec {
-    std::string arch = "llama";           // llama, qwen2 or qwen3
+    std::string arch = "llama";             // llama, qwen2 or qwen3
     GgmlType weight_type = GgmlType::Q8_0;  // type of the 2-D weight matrices
     GgmlType embedding_type = GgmlType::Q8_0;
     bool tied_output = true;  // no output.weight: the LM head is the embedding

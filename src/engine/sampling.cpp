@@ -15,7 +15,8 @@ int32_t argmax(std::span<const float> logits) {
 
 Sampler::Sampler(SamplingParams params) : params_(params), rng_(params.seed) {
     if (!(params.temperature >= 0)) fail("temperature must be >= 0, got {}", params.temperature);
-    if (!(params.top_p > 0 && params.top_p <= 1)) fail("top-p must be in (0, 1], got {}", params.top_p);
+    if (!(params.top_p > 0 && params.top_p <= 1))
+        fail("top-p must be in (0, 1], got {}", params.top_p);
     if (params.top_k < 0) fail("top-k must be >= 0, got {}", params.top_k);
 }
 

@@ -18,11 +18,11 @@ struct SamplingParams {
 int32_t argmax(std::span<const float> logits);
 
 class Sampler {
-public:
+  public:
     explicit Sampler(SamplingParams params);
     int32_t sample(std::span<const float> logits);
 
-private:
+  private:
     SamplingParams params_;
     std::mt19937_64 rng_;
     std::vector<std::pair<float, int32_t>> candidates_;  // reused between calls

@@ -16,13 +16,14 @@ namespace sparkv {
 namespace {
 
 class IngestTest : public ::testing::Test {
-protected:
+  protected:
     void SetUp() override {
         RandomModelSpec spec;
         spec.n_layer = 3;
         write_random_model(spec, dir_.file("model.gguf"));
         model_ = Model::load(dir_.file("model.gguf"));
-        store_ = std::make_unique<ContextStore>(std::make_shared<FilesystemBackend>(dir_.file("store")));
+        store_ =
+            std::make_unique<ContextStore>(std::make_shared<FilesystemBackend>(dir_.file("store")));
         for (int i = 0; i < 70; ++i) tokens_.push_back((i * 37 + 11) % 300);
     }
 
@@ -59,13 +60,17 @@ TEST_F(IngestTest, StoresEveryUnitAtEveryLevelAndCommitsTheManifest) {
     codec::Decoder decoder;
     const Manifest m = store_->read_manifest(r.context_id);
     for (const auto& chunk : m.chunks) {
-        const codec::UnitShape shape{static_cast<uint32_t>(chunk.n_tokens), static_cast<uint16_t>(c.n_kv_head),
+        const codec::UnitShape shape{static_cast<uint32_t>(chunk.n_tokens),
+                                     static_cast<uint16_t>(c.n_kv_head),
                                      static_cast<uint16_t>(c.head_dim)};
         std::vector<uint16_t> k(shape.elements()), v(k.size()), k_ref(k.size()), v_ref(k.size());
         for (int l = 0; l < c.n_layer; ++l) {
             const auto bytes = store_->read_unit(r.context_id, "fp16", chunk.index, l);
-            decoder.decode(bytes, {model_->fingerprint(), static_cast<uint32_t>(chunk.index), static_cast<uint32_t>(l)},
-                           shape, codec::contiguous(k.data(), shape), codec::contiguous(v.data(), shape));
+            decoder.decode(bytes,
+                           {model_->fingerprint(), static_cast<uint32_t>(chunk.index),
+                            static_cast<uint32_t>(l)},
+                           shape, codec::contiguous(k.data(), shape),
+                           codec::contiguous(v.data(), shape));
             local.export_kv(l, chunk.first_token, chunk.n_tokens, k_ref.data(), v_ref.data());
             EXPECT_EQ(k, k_ref) << "unit (" << chunk.index << ", " << l << ")";
             EXPECT_EQ(v, v_ref) << "unit (" << chunk.index << ", " << l << ")";

@@ -23,8 +23,8 @@ TEST(Fp16, KnownValues) {
     EXPECT_EQ(fp32_to_fp16(1.0f), 0x3c00);
     EXPECT_EQ(fp32_to_fp16(-2.0f), 0xc000);
     EXPECT_EQ(fp32_to_fp16(65504.0f), 0x7bff);
-    EXPECT_EQ(fp32_to_fp16(1e6f), 0x7c00);                 // overflow to inf
-    EXPECT_EQ(fp32_to_fp16(5.9604645e-8f), 0x0001);        // smallest subnormal
+    EXPECT_EQ(fp32_to_fp16(1e6f), 0x7c00);                   // overflow to inf
+    EXPECT_EQ(fp32_to_fp16(5.9604645e-8f), 0x0001);          // smallest subnormal
     EXPECT_EQ(fp32_to_fp16(1.0f + 1.0f / 2048.0f), 0x3c00);  // tie rounds to even
     EXPECT_EQ(fp32_to_fp16(1.0f + 3.0f / 2048.0f), 0x3c02);
     EXPECT_FLOAT_EQ(fp16_to_fp32(0x3555), 0.33325195f);

@@ -17,7 +17,7 @@ namespace sparkv {
 namespace {
 
 class EngineTest : public ::testing::Test {
-protected:
+  protected:
     static void SetUpTestSuite() {
         dir_ = new testing::TempDir();
         RandomModelSpec spec;
@@ -54,14 +54,17 @@ double max_rel_diff(const std::vector<float>& a, const std::vector<float>& b) {
 // Largest difference between two caches over [0, n) of every layer, in fp32 units.
 double max_cache_diff(const Engine& a, const Engine& b, int64_t n) {
     const auto& c = a.config();
-    std::vector<uint16_t> ka(static_cast<size_t>(c.kv_dim() * n)), va(ka.size()), kb(ka.size()), vb(ka.size());
+    std::vector<uint16_t> ka(static_cast<size_t>(c.kv_dim() * n)), va(ka.size()), kb(ka.size()),
+        vb(ka.size());
     double diff = 0;
     for (int l = 0; l < c.n_layer; ++l) {
         a.export_kv(l, 0, n, ka.data(), va.data());
         b.export_kv(l, 0, n, kb.data(), vb.data());
         for (size_t i = 0; i < ka.size(); ++i) {
-            diff = std::max(diff, static_cast<double>(std::fabs(fp16_to_fp32(ka[i]) - fp16_to_fp32(kb[i]))));
-            diff = std::max(diff, static_cast<double>(std::fabs(fp16_to_fp32(va[i]) - fp16_to_fp32(vb[i]))));
+            diff = std::max(
+                diff, static_cast<double>(std::fabs(fp16_to_fp32(ka[i]) - fp16_to_fp32(kb[i]))));
+            diff = std::max(
+                diff, static_cast<double>(std::fabs(fp16_to_fp32(va[i]) - fp16_to_fp32(vb[i]))));
         }
     }
     return diff;
@@ -102,7 +105,8 @@ TEST_F(EngineTest, RandomValidUnitOrdersGiveTheSameLogits) {
         std::vector<HiddenState> h(n_chunks);
         std::vector<std::vector<bool>> present(n_chunks, std::vector<bool>(c.n_layer, false));
         for (int64_t t = 0; t < n_chunks; ++t)
-            h[t] = e.embed(std::span(context).subspan(static_cast<size_t>(t * chunk), chunk), t * chunk);
+            h[t] = e.embed(std::span(context).subspan(static_cast<size_t>(t * chunk), chunk),
+                           t * chunk);
 
         auto ready_to_compute = [&](int64_t t) {
             const int l = h[t].layer;

@@ -53,7 +53,8 @@ TEST(Gguf, WriterOutputParsesBack) {
     float v[8];
     std::memcpy(v, x->data, sizeof v);
     EXPECT_EQ(v[7], 8.0f);
-    EXPECT_EQ(reinterpret_cast<uintptr_t>(x->data) % 32, reinterpret_cast<uintptr_t>(bytes.data()) % 32);
+    EXPECT_EQ(reinterpret_cast<uintptr_t>(x->data) % 32,
+              reinterpret_cast<uintptr_t>(bytes.data()) % 32);
 }
 
 TEST(Gguf, MissingKeysAndWrongTypesAreErrors) {
@@ -131,7 +132,10 @@ TEST(Gguf, WriterRejectsWrongSizes) {
 TEST(Gguf, OpenReportsMissingAndEmptyFiles) {
     testing::TempDir dir;
     EXPECT_THROW(GgufFile::open(dir.file("absent.gguf")), Error);
-    { std::FILE* f = std::fopen(dir.file("empty.gguf").c_str(), "wb"); std::fclose(f); }
+    {
+        std::FILE* f = std::fopen(dir.file("empty.gguf").c_str(), "wb");
+        std::fclose(f);
+    }
     EXPECT_THROW(GgufFile::open(dir.file("empty.gguf")), Error);
     small_writer().write(dir.file("ok.gguf"));
     EXPECT_EQ(GgufFile::open(dir.file("ok.gguf")).tensors().size(), 2u);

@@ -77,21 +77,26 @@ struct ParityCase {
 };
 
 // gtest prints test parameters in failure lines; the name is what identifies a case.
-void PrintTo(const ParityCase& c, std::ostream* os) { *os << c.name; }
+void PrintTo(const ParityCase& c, std::ostream* os) {
+    *os << c.name;
+}
 
 Reference parse_reference(const Json& j) {
     Reference r;
     r.tokens = j.at("tokens").get<std::vector<int32_t>>();
     r.top = j.at("top").get<TokenLogProbs>();
     r.steps = j.at("steps").get<std::vector<TokenLogProbs>>();
-    if (r.steps.size() != r.tokens.size()) fail("{} generated tokens but {} steps", r.tokens.size(), r.steps.size());
+    if (r.steps.size() != r.tokens.size())
+        fail("{} generated tokens but {} steps", r.tokens.size(), r.steps.size());
     return r;
 }
 
 Json load_fixture(const std::string& file) {
     const std::string path = std::string(SPARKV_TEST_DATA_DIR) + "/llamacpp/" + file;
     std::ifstream in(path);
-    if (!in) throw std::runtime_error("cannot open fixture " + path + " (regenerate with bench/llamacpp_reference.mjs)");
+    if (!in)
+        throw std::runtime_error("cannot open fixture " + path +
+                                 " (regenerate with bench/llamacpp_reference.mjs)");
     return Json::parse(in);
 }
 
@@ -161,7 +166,8 @@ LogitError self_error(const Reference& primary, const Reference& other) {
     TokenLogProbs ref;
     std::vector<double> values;
     for (const auto& [id, logp] : primary.top) {
-        auto it = std::find_if(other.top.begin(), other.top.end(), [id = id](const auto& e) { return e.first == id; });
+        auto it = std::find_if(other.top.begin(), other.top.end(),
+                               [id = id](const auto& e) { return e.first == id; });
         if (it == other.top.end()) continue;
         ref.emplace_back(id, logp);
         values.push_back(it->second);
@@ -173,8 +179,8 @@ LogitError self_error(const Reference& primary, const Reference& other) {
 struct Divergence {
     int step = -1;  // -1: identical
     int32_t ours = 0, theirs = 0;
-    double our_margin = 0;    // our logit of ours minus our logit of theirs
-    double their_margin = 0;  // llama.cpp's log p of theirs minus log p of ours
+    double our_margin = 0;           // our logit of ours minus our logit of theirs
+    double their_margin = 0;         // llama.cpp's log p of theirs minus log p of ours
     bool ours_in_their_top = false;  // else their_margin is only a lower bound
 };
 
@@ -190,7 +196,8 @@ int first_divergence(const std::vector<int32_t>& a, const std::vector<int32_t>& 
 void check_case(const Model& model, const ParityCase& c, int64_t prefill_chunk) {
     ASSERT_EQ(fingerprint_hex(model.fingerprint()), c.fingerprint)
         << c.name << ": fixture stale, regenerate with bench/llamacpp_reference.mjs";
-    ASSERT_GE(c.primary.top.size(), kMinTop) << c.name << ": too few recorded tokens in the fixture";
+    ASSERT_GE(c.primary.top.size(), kMinTop)
+        << c.name << ": too few recorded tokens in the fixture";
     const int n_predict = static_cast<int>(c.primary.tokens.size());
 
     EngineOptions eo;
@@ -205,7 +212,8 @@ void check_case(const Model& model, const ParityCase& c, int64_t prefill_chunk) 
 
     const LogitError err = logit_error(c.primary.top, result.first_logits);
     const LogitError self = self_error(c.primary, c.other);
-    const double bound = std::clamp(kSelfErrorFactor * self.max_rel, kMinRelativeError, kMaxRelativeError);
+    const double bound =
+        std::clamp(kSelfErrorFactor * self.max_rel, kMinRelativeError, kMaxRelativeError);
     const int self_div = first_divergence(c.other.tokens, c.primary.tokens);
 
     Divergence div;
@@ -228,25 +236,34 @@ void check_case(const Model& model, const ParityCase& c, int64_t prefill_chunk) 
         div.our_margin = static_cast<double>(logits.at(static_cast<size_t>(div.ours))) -
                          logits.at(static_cast<size_t>(div.theirs));
         const TokenLogProbs& theirs = c.primary.steps.at(k);
-        auto it = std::find_if(theirs.begin(), theirs.end(), [&](const auto& e) { return e.first == div.ours; });
+        auto it = std::find_if(theirs.begin(), theirs.end(),
+                               [&](const auto& e) { return e.first == div.ours; });
         div.ours_in_their_top = it != theirs.end();
-        div.their_margin = theirs.front().second - (div.ours_in_their_top ? it->second : theirs.back().second);
-        greedy = fmt::format("diverges at step {} (SparKV {} by {:.4f}, llama.cpp {} by {}{:.4f})", div.step,
-                             div.ours, div.our_margin, div.theirs, div.ours_in_their_top ? "" : ">", div.their_margin);
+        div.their_margin =
+            theirs.front().second - (div.ours_in_their_top ? it->second : theirs.back().second);
+        greedy = fmt::format("diverges at step {} (SparKV {} by {:.4f}, llama.cpp {} by {}{:.4f})",
+                             div.step, div.ours, div.our_margin, div.theirs,
+                             div.ours_in_their_top ? "" : ">", div.their_margin);
     }
-    const std::string self_greedy = self_div < 0 ? "identical" : fmt::format("diverges at step {}", self_div);
-    std::printf("[parity] %-15s %5zu prompt tokens | greedy %s | logits max rel err %.5f (%.4f nats), bound %.4f | "
-                "llama.cpp fa on vs off: rel err %.5f (%.4f nats), greedy %s\n",
-                c.name.c_str(), c.prompt.size(), greedy.c_str(), err.max_rel, err.max_abs, bound, self.max_rel,
-                self.max_abs, self_greedy.c_str());
+    const std::string self_greedy =
+        self_div < 0 ? "identical" : fmt::format("diverges at step {}", self_div);
+    std::printf(
+        "[parity] %-15s %5zu prompt tokens | greedy %s | logits max rel err %.5f (%.4f nats), "
+        "bound %.4f | "
+        "llama.cpp fa on vs off: rel err %.5f (%.4f nats), greedy %s\n",
+        c.name.c_str(), c.prompt.size(), greedy.c_str(), err.max_rel, err.max_abs, bound,
+        self.max_rel, self.max_abs, self_greedy.c_str());
     std::fflush(stdout);
 
     EXPECT_LT(err.max_rel, bound) << c.name << ": last-token logits differ from llama.cpp";
     if (div.step >= 0) {
         const double noise = std::max(err.max_abs, self.max_abs);
         EXPECT_TRUE(div.ours_in_their_top && div.our_margin + div.their_margin < 2 * noise)
-            << c.name << ": greedy tokens differ from llama.cpp where the choice is not a near tie: " << greedy
-            << "; the engines disagree on that pair by more than twice the measured logit error " << noise;
+            << c.name
+            << ": greedy tokens differ from llama.cpp where the choice is not a near tie: "
+            << greedy
+            << "; the engines disagree on that pair by more than twice the measured logit error "
+            << noise;
     }
 }
 
@@ -277,8 +294,8 @@ TEST_P(ReferenceModelParity, MatchesLlamaCpp) {
     check_case(*model, GetParam(), /*prefill_chunk=*/1024);
 }
 
-INSTANTIATE_TEST_SUITE_P(Llamacpp, ReferenceModelParity, ::testing::ValuesIn(load_cases("smollm2.json")),
-                         case_name);
+INSTANTIATE_TEST_SUITE_P(Llamacpp, ReferenceModelParity,
+                         ::testing::ValuesIn(load_cases("smollm2.json")), case_name);
 
 // Random models -----------------------------------------------------------------------------
 
@@ -294,8 +311,8 @@ TEST_P(RandomModelParity, MatchesLlamaCpp) {
     check_case(*model, c, /*prefill_chunk=*/96);
 }
 
-INSTANTIATE_TEST_SUITE_P(Llamacpp, RandomModelParity, ::testing::ValuesIn(load_cases("random_models.json")),
-                         case_name);
+INSTANTIATE_TEST_SUITE_P(Llamacpp, RandomModelParity,
+                         ::testing::ValuesIn(load_cases("random_models.json")), case_name);
 
 }  // namespace
 }  // namespace sparkv

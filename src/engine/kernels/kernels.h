@@ -19,9 +19,9 @@ namespace sparkv::kernels {
 struct Matrix {
     GgmlType type = GgmlType::F32;
     const uint8_t* data = nullptr;
-    int64_t rows = 0;       // output features (GGUF ne[1])
-    int64_t cols = 0;       // input features (GGUF ne[0])
-    size_t row_bytes = 0;   // bytes per row
+    int64_t rows = 0;      // output features (GGUF ne[1])
+    int64_t cols = 0;      // input features (GGUF ne[0])
+    size_t row_bytes = 0;  // bytes per row
 };
 
 // y[t][r] = sum_c W[r][c] * x[t][c] for t < n_tokens, r < w.rows.
@@ -38,9 +38,10 @@ void rms_norm(const float* x, const float* weight, float* out, int64_t n, float 
 struct RopeParams {
     int n_rot = 0;
     float freq_base = 10000.0f;
-    float freq_scale = 1.0f;             // linear scaling: position * freq_scale
-    bool neox = false;                   // pairs (i, i + n_rot/2) instead of (2i, 2i + 1)
-    const float* freq_factors = nullptr; // optional per-pair divisors (Llama 3 rope_freqs), n_rot/2
+    float freq_scale = 1.0f;  // linear scaling: position * freq_scale
+    bool neox = false;        // pairs (i, i + n_rot/2) instead of (2i, 2i + 1)
+    const float* freq_factors =
+        nullptr;  // optional per-pair divisors (Llama 3 rope_freqs), n_rot/2
 };
 void rope(float* x, int64_t n_tokens, int n_heads, int head_dim, const int32_t* positions,
           const RopeParams& params);
@@ -64,8 +65,8 @@ struct AttentionShape {
     bool round_q_to_fp16 = false;
 };
 void attention(const AttentionShape& shape, const float* q, int64_t ldq, int64_t n_q,
-               const int32_t* q_pos, const uint16_t* k, const uint16_t* v, float* out,
-               int64_t ldo, ThreadPool& pool);
+               const int32_t* q_pos, const uint16_t* k, const uint16_t* v, float* out, int64_t ldo,
+               ThreadPool& pool);
 
 // Converts one row of n elements of any computable type to fp32 (embedding lookup, tests).
 void dequantize_row(GgmlType type, const void* src, float* dst, int64_t n);

@@ -17,7 +17,7 @@ namespace sparkv {
 class GgufFile;
 
 class Tokenizer {
-public:
+  public:
     // Throws Error if the file's tokenizer model or pre-tokenizer is not supported.
     static Tokenizer from_gguf(const GgufFile& file);
 
@@ -51,7 +51,7 @@ public:
 
     struct Impl;
 
-private:
+  private:
     explicit Tokenizer(std::unique_ptr<Impl> impl);
     std::unique_ptr<Impl> impl_;
 };
