@@ -1,7 +1,5 @@
 #include "cloud/ingest.h"
 
-#include <cstring>
-
 #include "codec/codec.h"
 #include "common/error.h"
 #include "common/timer.h"
@@ -48,10 +46,6 @@ std::vector<codec::Level> parse_levels(const std::vector<std::string>& names) {
 
 }  // namespace
 
-std::string tokens_key(std::string_view context_id) {
-    return "contexts/" + std::string(context_id) + "/tokens.i32";
-}
-
 IngestResult ingest_context(const Model& model, ContextStore& store,
                             std::span<const int32_t> tokens, const IngestOptions& options) {
     const double t_start = now_seconds();
@@ -79,9 +73,7 @@ IngestResult ingest_context(const Model& model, ContextStore& store,
     Engine engine(model,
                   {.n_ctx = static_cast<int64_t>(tokens.size()), .n_threads = options.threads});
 
-    std::vector<uint8_t> token_bytes(tokens.size() * sizeof(int32_t));
-    std::memcpy(token_bytes.data(), tokens.data(), token_bytes.size());
-    store.backend().put(tokens_key(id), token_bytes);
+    writer.put_tokens(tokens);
 
     IngestResult result;
     std::vector<uint16_t> k, v;

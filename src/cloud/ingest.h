@@ -40,10 +40,6 @@ struct IngestResult {
     double seconds = 0;
 };
 
-// The store key of a context's token ids (little-endian int32), kept beside its manifest so that a
-// device holding only the context id can still compute any unit locally.
-std::string tokens_key(std::string_view context_id);
-
 IngestResult ingest_context(const Model& model, ContextStore& store,
                             std::span<const int32_t> tokens, const IngestOptions& options);
 

@@ -30,7 +30,7 @@ class HttpServer : public httplib::Server {
 
 // What a request path names in the store layout.
 struct ObjectPath {
-    enum class Kind { manifest, unit } kind;
+    enum class Kind { manifest, tokens, unit } kind;
     std::string context_id;
     std::string level;
     int32_t t = 0;
@@ -56,6 +56,10 @@ std::optional<ObjectPath> parse_object_path(std::string_view key) {
     path.context_id = std::string(parts[1]);
     if (parts.size() == 3 && parts[2] == "manifest.json") {
         path.kind = ObjectPath::Kind::manifest;
+        return path;
+    }
+    if (parts.size() == 3 && parts[2] == "tokens.i32") {
+        path.kind = ObjectPath::Kind::tokens;
         return path;
     }
     // t<t>_l<l>.kvu
@@ -224,6 +228,9 @@ void UnitServer::Impl::handle_object(const httplib::Request& req, httplib::Respo
     if (!reader) {
         if (path->kind == ObjectPath::Kind::manifest)
             return set_error(res, 404, fmt::format("unknown context {}", path->context_id));
+        if (path->kind == ObjectPath::Kind::tokens)
+            return set_error(res, 404,
+                             fmt::format("context {} has no token ids", path->context_id));
         return set_error(res, 404,
                          fmt::format("unit ({}, {}) at level {} not found in context {}", path->t,
                                      path->l, path->level, path->context_id));
@@ -256,7 +263,8 @@ void UnitServer::Impl::handle_object(const httplib::Request& req, httplib::Respo
         res.set_header("Content-Range", fmt::format("bytes {}-{}/{}", first, last, size));
     }
     res.set_header("Accept-Ranges", "bytes");
-    if (path->kind == ObjectPath::Kind::unit)
+    // Units and token ids never change under their names; a manifest may be re-committed.
+    if (path->kind != ObjectPath::Kind::manifest)
         res.set_header("Cache-Control", "public, max-age=31536000, immutable");
 
     ServedConnection* connection = connections.current();

@@ -34,6 +34,10 @@ std::string error_message(const std::string& body) {
     return body.substr(0, 200);
 }
 
+int64_t unit_id(int32_t t, int32_t l) {
+    return (static_cast<int64_t>(t) << 32) | static_cast<uint32_t>(l);
+}
+
 void split_seconds(double seconds, time_t& sec, time_t& usec) {
     sec = static_cast<time_t>(seconds);
     usec = static_cast<time_t>(std::llround((seconds - static_cast<double>(sec)) * 1e6));
@@ -59,6 +63,8 @@ const char* failure_kind_name(FailureKind kind) {
             return "unreachable";
         case FailureKind::decode:
             return "decode";
+        case FailureKind::cancelled:
+            return "cancelled";
     }
     return "unknown";
 }
@@ -86,20 +92,27 @@ UnitClient::~UnitClient() {
     wait();
 }
 
+std::string UnitClient::get_small_object(const std::string& path, std::string_view what) {
+    if (fetch_thread_.joinable()) fail("client: cannot fetch {} while streaming", what);
+    auto result = http_->Get(path);
+    if (!result)
+        fail("cannot fetch {} from {}:{}: {}", what, config_.host, config_.port,
+             httplib::to_string(result.error()));
+    if (result->status != 200)
+        fail("server {}:{} answered {} for {}: {}", config_.host, config_.port, result->status,
+             what, error_message(result->body));
+    bytes_received_ += result->body.size();
+    return std::move(result->body);
+}
+
 const Manifest& UnitClient::fetch_manifest(std::string_view context_id) {
     if (!is_context_id(context_id))
         fail("\"{}\" is not a context id (32 lowercase hex digits)", context_id);
-    const std::string path = fmt::format("/{}", manifest_key(context_id));
-    auto result = http_->Get(path);
-    if (!result)
-        fail("cannot fetch the manifest of {} from {}:{}: {}", context_id, config_.host,
-             config_.port, httplib::to_string(result.error()));
-    if (result->status != 200)
-        fail("server {}:{} answered {} for context {}: {}", config_.host, config_.port,
-             result->status, context_id, error_message(result->body));
+    const std::string body = get_small_object(fmt::format("/{}", manifest_key(context_id)),
+                                              fmt::format("the manifest of {}", context_id));
     Manifest m;
     try {
-        m = Manifest::parse(result->body);
+        m = Manifest::parse(body);
     } catch (const Error& e) {
         fail("manifest of {} from {}:{}: {}", context_id, config_.host, config_.port, e.what());
     }
@@ -108,6 +121,33 @@ const Manifest& UnitClient::fetch_manifest(std::string_view context_id) {
     manifest_ = std::move(m);
     have_manifest_ = true;
     return manifest_;
+}
+
+std::vector<int32_t> UnitClient::fetch_tokens() {
+    if (!have_manifest_) fail("client: fetch the manifest before the token ids");
+    const std::string body =
+        get_small_object(fmt::format("/{}", tokens_key(manifest_.context_id)),
+                         fmt::format("the token ids of {}", manifest_.context_id));
+    return parse_tokens(manifest_,
+                        std::span(reinterpret_cast<const uint8_t*>(body.data()), body.size()));
+}
+
+bool UnitClient::cancel_unit(int32_t t, int32_t l) {
+    std::unique_lock lock(queue_mutex_);
+    if (current_unit_.load() == unit_id(t, l)) {
+        cancel_current_ = true;  // the fetch loop reports it when the transfer stops
+        return true;
+    }
+    for (auto it = queue_.begin(); it != queue_.end(); ++it) {
+        if (it->unit.t != t || it->unit.l != l) continue;
+        const UnitRequest unit = it->unit;
+        queue_.erase(it);
+        lock.unlock();
+        queue_changed_.notify_all();
+        report(unit, FailureKind::cancelled, fmt::format("{}: withdrawn", unit_name(unit)));
+        return true;
+    }
+    return false;
 }
 
 void UnitClient::start(std::shared_ptr<FetchSchedule> schedule, ClientCallbacks callbacks) {
@@ -145,7 +185,7 @@ ClientStats UnitClient::stats() const {
 }
 
 void UnitClient::report(const UnitRequest& unit, FailureKind kind, std::string reason) {
-    ++units_failed_;
+    if (kind != FailureKind::cancelled) ++units_failed_;
     if (callbacks_.on_failure) callbacks_.on_failure({unit, kind, std::move(reason)});
 }
 
@@ -158,6 +198,9 @@ void UnitClient::fetch_loop() {
             continue;
         }
         fetch_unit(*unit);
+        std::lock_guard lock(queue_mutex_);
+        current_unit_ = -1;
+        cancel_current_ = false;
     }
     {
         std::lock_guard lock(queue_mutex_);
@@ -185,17 +228,23 @@ void UnitClient::fetch_unit(const UnitRequest& unit) {
         fmt::format("/{}", unit_key(manifest_.context_id, unit.level, unit.t, unit.l));
 
     timing.request_s = now_seconds();
+    {
+        std::lock_guard lock(queue_mutex_);
+        current_unit_ = unit_id(unit.t, unit.l);
+        cancel_current_ = false;
+    }
     in_request_ = true;
     if (cancelled_) {
         in_request_ = false;
         return;
     }
+    const auto stop_reading = [this] { return cancelled_.load() || cancel_current_.load(); };
     auto result = http_->Get(
         path, httplib::Headers{},
         [&](const httplib::Response& response) {
             timing.headers_s = now_seconds();
             status = response.status;
-            return !cancelled_;
+            return !stop_reading();
         },
         [&](const char* data, size_t n) {
             const double now = now_seconds();
@@ -204,19 +253,24 @@ void UnitClient::fetch_unit(const UnitRequest& unit) {
             if (status != 200) {
                 error_body.append(
                     data, std::min<size_t>(n, 4096 - std::min<size_t>(4096, error_body.size())));
-                return !cancelled_.load();
+                return !stop_reading();
             }
             if (received.bytes.size() + n > expected.bytes) {
                 overflow = true;  // stop reading: the object is not the one the manifest names
                 return false;
             }
             received.bytes.insert(received.bytes.end(), data, data + n);
-            return !cancelled_.load();
+            return !stop_reading();
         });
     in_request_ = false;
     if (cancelled_) return;
 
     const std::string name = unit_name(unit);
+    if (cancel_current_) {
+        return report(unit, FailureKind::cancelled,
+                      fmt::format("{}: withdrawn after {} of {} bytes", name, received.bytes.size(),
+                                  expected.bytes));
+    }
     if (overflow)
         return report(
             unit, FailureKind::size_mismatch,
@@ -268,6 +322,12 @@ void UnitClient::deliver(ReceivedUnit&& unit) {
     queue_changed_.wait(lock,
                         [&] { return queue_.size() < config_.max_queued_units || cancelled_; });
     if (cancelled_) return;
+    if (cancel_current_) {  // withdrawn between its last byte and now
+        lock.unlock();
+        return report(unit.unit, FailureKind::cancelled,
+                      fmt::format("{}: withdrawn", unit_name(unit.unit)));
+    }
+    current_unit_ = -1;  // from here on cancel_unit finds it in the queue
     queue_.push_back(std::move(unit));
     lock.unlock();
     queue_changed_.notify_all();
@@ -296,10 +356,12 @@ void UnitClient::delivery_loop() {
             unit.decode_s = now_seconds() - start;
         }
         if (cancelled_) return;
+        const UnitRequest request = unit.unit;
         try {
             if (callbacks_.on_unit) callbacks_.on_unit(std::move(unit));
         } catch (const std::exception& e) {
-            std::fprintf(stderr, "sparkv client: unit callback threw: %s\n", e.what());
+            report(request, FailureKind::decode,
+                   fmt::format("{}: could not be used: {}", unit_name(request), e.what()));
         }
     }
 }

@@ -55,7 +55,8 @@ enum class FailureKind {
     timeout,
     connection_lost,
     unreachable,  // the server cannot be reached any more; every later unit fails this way
-    decode,       // the decode hook rejected the bytes
+    decode,       // the decode hook or the unit callback rejected the bytes
+    cancelled,    // the caller withdrew the unit while it was in flight (cancel_unit)
 };
 
 struct UnitFailure {
@@ -65,7 +66,8 @@ struct UnitFailure {
 };
 
 struct ClientCallbacks {
-    // Runs on the delivery thread, in arrival order.
+    // Runs on the delivery thread, in arrival order. Throwing reports the unit as a decode
+    // failure (on_failure), so a unit the caller could not use is never silently lost.
     std::function<void(ReceivedUnit&&)> on_unit;
     // Runs on the fetch or the delivery thread.
     std::function<void(const UnitFailure&)> on_failure;
@@ -93,17 +95,26 @@ class UnitClient {
     // Fetches and validates the manifest on the client's connection; throws Error.
     const Manifest& fetch_manifest(std::string_view context_id);
     const Manifest& manifest() const { return manifest_; }
+    // Fetches the context's token ids (after fetch_manifest), checked against the manifest and
+    // the context id (store/context_store.h parse_tokens); throws Error. Not while streaming.
+    std::vector<int32_t> fetch_tokens();
 
     // Starts streaming the units of `schedule` (after fetch_manifest). Returns at once.
     void start(std::shared_ptr<FetchSchedule> schedule, ClientCallbacks callbacks);
     // Stops promptly, mid-unit if need be; units not yet delivered are dropped unreported.
     void cancel();
+    // Withdraws one unit: if it is being downloaded, the transfer is cut (the connection is
+    // reopened for the next unit); if it waits for delivery, it is dropped. Either way it is
+    // reported once with FailureKind::cancelled. Returns whether the unit was in flight; a unit
+    // still pending in the schedule is the schedule's business (FetchSchedule::remove).
+    bool cancel_unit(int32_t t, int32_t l);
     // Waits until the schedule is closed and drained (or cancel()) and every delivery ran.
     void wait();
 
     ClientStats stats() const;
 
   private:
+    std::string get_small_object(const std::string& path, std::string_view what);
     void fetch_loop();
     void delivery_loop();
     void fetch_unit(const UnitRequest& unit);
@@ -118,6 +129,9 @@ class UnitClient {
     ClientCallbacks callbacks_;
 
     std::atomic<bool> cancelled_{false};
+    // The unit being downloaded ((t << 32) | l, or -1) and whether the caller withdrew it.
+    std::atomic<int64_t> current_unit_{-1};
+    std::atomic<bool> cancel_current_{false};
     std::atomic<bool> in_request_{false};
     std::atomic<bool> server_gone_{false};
     std::thread fetch_thread_;
@@ -126,6 +140,7 @@ class UnitClient {
     std::mutex queue_mutex_;
     std::condition_variable queue_changed_;
     std::deque<ReceivedUnit> queue_;
+    std::vector<std::pair<int32_t, int32_t>> withdrawn_;  // queued units to drop on delivery
     bool fetch_done_ = false;
 
     std::atomic<uint64_t> units_received_{0}, units_failed_{0}, bytes_received_{0},

@@ -1,5 +1,7 @@
 #include "store/context_store.h"
 
+#include <cstring>
+
 #include "common/error.h"
 #include "store/content_id.h"
 
@@ -20,6 +22,23 @@ std::string manifest_key(std::string_view context_id) {
 
 std::string unit_key(std::string_view context_id, std::string_view level, int32_t t, int32_t l) {
     return fmt::format("contexts/{}/units/{}/t{}_l{}.kvu", context_id, level, t, l);
+}
+
+std::string tokens_key(std::string_view context_id) {
+    return fmt::format("contexts/{}/tokens.i32", context_id);
+}
+
+std::vector<int32_t> parse_tokens(const Manifest& manifest, std::span<const uint8_t> bytes) {
+    if (bytes.size() != manifest.tokens.bytes)
+        fail("context {}: the token ids are {} bytes, the manifest says {}", manifest.context_id,
+             bytes.size(), manifest.tokens.bytes);
+    if (object_checksum(bytes) != manifest.tokens.xxh64)
+        fail("context {}: the token ids fail their checksum", manifest.context_id);
+    std::vector<int32_t> tokens(bytes.size() / sizeof(int32_t));
+    std::memcpy(tokens.data(), bytes.data(), tokens.size() * sizeof(int32_t));
+    if (context_id(manifest.model.fingerprint, tokens, manifest.chunk_size) != manifest.context_id)
+        fail("context {}: the token ids do not hash to the context id", manifest.context_id);
+    return tokens;
 }
 
 ContextStore::ContextStore(std::shared_ptr<StorageBackend> backend) : backend_(std::move(backend)) {
@@ -64,6 +83,7 @@ bool ContextStore::is_complete(std::string_view context_id, Check check) const {
     } catch (const Error&) {
         return false;
     }
+    if (backend_->size(tokens_key(context_id)) != m.tokens.bytes) return false;
     for (const auto& u : m.units) {
         for (size_t k = 0; k < m.levels.size(); ++k) {
             const std::string key = unit_key(context_id, m.levels[k], u.t, u.l);
@@ -85,6 +105,13 @@ std::vector<uint8_t> ContextStore::read_unit(std::string_view context_id, std::s
                                              int32_t t, int32_t l) const {
     require_context_id(context_id);
     return backend_->get(unit_key(context_id, level, t, l));
+}
+
+std::vector<int32_t> ContextStore::read_tokens(const Manifest& manifest) const {
+    const std::string key = tokens_key(manifest.context_id);
+    if (!backend_->contains(key))
+        fail("context {} has no token ids in {}", manifest.context_id, backend_->describe());
+    return parse_tokens(manifest, backend_->get(key));
 }
 
 void ContextStore::remove_context(std::string_view context_id) {
@@ -111,6 +138,19 @@ void ContextWriter::put_unit(int32_t t, int32_t l, std::string_view level,
     std::lock_guard lock(mutex_);
     if (committed_) fail("context {} is already committed", manifest_.context_id);
     manifest_.unit(t, l).objects[index] = object;
+}
+
+void ContextWriter::put_tokens(std::span<const int32_t> tokens) {
+    if (static_cast<int64_t>(tokens.size()) != manifest_.n_tokens)
+        fail("context {}: {} token ids given, the context has {}", manifest_.context_id,
+             tokens.size(), manifest_.n_tokens);
+    std::vector<uint8_t> bytes(tokens.size_bytes());
+    std::memcpy(bytes.data(), tokens.data(), bytes.size());
+    const UnitObject object{bytes.size(), object_checksum(bytes)};
+    store_.backend().put(tokens_key(manifest_.context_id), bytes);
+    std::lock_guard lock(mutex_);
+    if (committed_) fail("context {} is already committed", manifest_.context_id);
+    manifest_.tokens = object;
 }
 
 const Manifest& ContextWriter::commit() {

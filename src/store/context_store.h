@@ -1,6 +1,7 @@
 // The store's layout on top of a StorageBackend:
 //
 //   contexts/<id>/manifest.json                 written last, once every object is in place
+//   contexts/<id>/tokens.i32                    the context's token ids (little-endian int32)
 //   contexts/<id>/units/<level>/t<t>_l<l>.kvu   one immutable encoded unit object
 //
 // Units are opaque bytes here (the codec gives them their own header and checksum); the store
@@ -20,6 +21,12 @@ namespace sparkv {
 
 std::string manifest_key(std::string_view context_id);
 std::string unit_key(std::string_view context_id, std::string_view level, int32_t t, int32_t l);
+std::string tokens_key(std::string_view context_id);
+
+// The token ids stored as the tokens object of `manifest`'s context, checked against everything
+// the manifest says of them: size, checksum, and that they hash to the context id (so the tokens
+// a device computes from are the ones the id names). Throws Error naming what disagrees.
+std::vector<int32_t> parse_tokens(const Manifest& manifest, std::span<const uint8_t> bytes);
 
 class ContextStore {
   public:
@@ -40,6 +47,8 @@ class ContextStore {
 
     std::vector<uint8_t> read_unit(std::string_view context_id, std::string_view level, int32_t t,
                                    int32_t l) const;
+    // The context's token ids, verified with parse_tokens().
+    std::vector<int32_t> read_tokens(const Manifest& manifest) const;
 
     // Removes the manifest first, so the context stops being visible before its objects go.
     void remove_context(std::string_view context_id);
@@ -60,6 +69,8 @@ class ContextWriter {
 
     // Writes the object of unit (t, l) at level and records its size and checksum.
     void put_unit(int32_t t, int32_t l, std::string_view level, std::span<const uint8_t> bytes);
+    // Writes the token ids object (they must be the manifest's n_tokens ids).
+    void put_tokens(std::span<const int32_t> tokens);
     // Writes the manifest; throws Error naming the first missing object if any.
     const Manifest& commit();
 

@@ -127,6 +127,9 @@ void Manifest::validate() const {
             fail("manifest: level name \"{}\" is not [a-z0-9_-]{{1,32}}", level);
         if (!seen.insert(level).second) fail("manifest: level \"{}\" is listed twice", level);
     }
+    if (tokens.bytes != static_cast<uint64_t>(n_tokens) * sizeof(int32_t))
+        fail("manifest: the token object holds {} bytes, {} tokens need {}", tokens.bytes, n_tokens,
+             n_tokens * static_cast<int64_t>(sizeof(int32_t)));
     const int64_t expected_units = expected_chunks * model.n_layers;
     if (static_cast<int64_t>(units.size()) != expected_units)
         fail("manifest: expected {} units ({} chunks x {} layers), found {}", expected_units,
@@ -170,6 +173,7 @@ nlohmann::json Manifest::to_json() const {
             {{"index", c.index}, {"first_token", c.first_token}, {"n_tokens", c.n_tokens}});
     j["chunks"] = std::move(chunk_list);
     j["levels"] = levels;
+    j["tokens"] = {{"bytes", tokens.bytes}, {"xxh64", hex64(tokens.xxh64)}};
     json unit_list = json::array();
     for (const auto& u : units) {
         json objects = json::object();
@@ -193,8 +197,9 @@ Manifest Manifest::from_json(const nlohmann::json& j) {
         fail("manifest: format is not \"{}\"", kFormatName);
     const int64_t version = int_field(j, "version", "manifest", 0, 1 << 30);
     if (version != kFormatVersion)
-        fail("manifest: format version {} is not supported (this build reads version {})", version,
-             kFormatVersion);
+        fail("manifest: format version {} is not supported (this build reads version {}{})",
+             version, kFormatVersion,
+             version < kFormatVersion ? "; re-ingest the context with this build" : "");
 
     Manifest m;
     m.context_id = string_field(j, "context_id", "manifest");
@@ -228,6 +233,12 @@ Manifest Manifest::from_json(const nlohmann::json& j) {
         if (!level.is_string()) fail("manifest: a level name is not a string");
         m.levels.push_back(level.get<std::string>());
     }
+
+    const json& tokens = field(j, "tokens", "manifest");
+    m.tokens.bytes = static_cast<uint64_t>(int_field(tokens, "bytes", "tokens", 1, kMaxTokens * 4));
+    const auto tokens_hash = parse_hex64(string_field(tokens, "xxh64", "tokens"));
+    if (!tokens_hash) fail("manifest: tokens.xxh64 is not 16 lowercase hex digits");
+    m.tokens.xxh64 = *tokens_hash;
 
     const json& units = field(j, "units", "manifest");
     if (!units.is_array() || static_cast<int64_t>(units.size()) != n_chunks * m.model.n_layers)

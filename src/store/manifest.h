@@ -44,7 +44,8 @@ struct UnitInfo {
 };
 
 struct Manifest {
-    static constexpr int kFormatVersion = 1;
+    // Version 2 added the token ids object ("tokens"); version 1 stores must be re-ingested.
+    static constexpr int kFormatVersion = 2;
 
     std::string context_id;
     ModelInfo model;
@@ -53,6 +54,9 @@ struct Manifest {
     std::vector<ChunkInfo> chunks;
     std::vector<std::string> levels;  // quality level names, e.g. "fp16", "int8", "q5h"
     std::vector<UnitInfo> units;      // t-major: units[t * n_layers + l]
+    // The context's token ids (little-endian int32, object "tokens.i32"): with them a device
+    // that holds only the context id can compute any unit itself.
+    UnitObject tokens;
 
     int32_t n_chunks() const { return static_cast<int32_t>(chunks.size()); }
     int32_t n_layers() const { return model.n_layers; }

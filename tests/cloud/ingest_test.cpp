@@ -76,9 +76,9 @@ TEST_F(IngestTest, StoresEveryUnitAtEveryLevelAndCommitsTheManifest) {
             EXPECT_EQ(v, v_ref) << "unit (" << chunk.index << ", " << l << ")";
         }
     }
-    // The token ids are kept beside the manifest.
-    const auto ids = store_->backend().get(tokens_key(r.context_id));
-    EXPECT_EQ(ids.size(), tokens_.size() * 4);
+    // The token ids are a checksummed object of the context.
+    EXPECT_EQ(m.tokens.bytes, tokens_.size() * 4);
+    EXPECT_EQ(store_->read_tokens(m), tokens_);
 }
 
 TEST_F(IngestTest, ReingestingIsANoOp) {

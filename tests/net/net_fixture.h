@@ -34,6 +34,7 @@ class TestStore {
         const ModelInfo model{"test-fingerprint", "test-model", n_layers, 3, 64};
         ContextWriter writer(store, make_manifest(context_id(model.fingerprint, tokens, 64), model,
                                                   n_tokens, 64, levels));
+        writer.put_tokens(tokens);
         std::mt19937 rng(seed);
         for (int32_t t = 0; t < n_chunks; ++t)
             for (int32_t l = 0; l < n_layers; ++l)

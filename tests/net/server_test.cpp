@@ -60,6 +60,13 @@ TEST(Server, ServesHealthListManifestAndUnits) {
     std::ifstream file(store.backend->root() / unit_key(store.manifest.context_id, "q3h", 1, 2),
                        std::ios::binary);
     EXPECT_EQ(unit->body, std::string(std::istreambuf_iterator<char>(file), {}));
+
+    // The token ids are an immutable object of the context too.
+    auto tokens = http.Get(fmt::format("/{}", tokens_key(store.manifest.context_id)));
+    ASSERT_TRUE(tokens);
+    EXPECT_EQ(tokens->status, 200);
+    EXPECT_EQ(tokens->body.size(), store.manifest.tokens.bytes);
+    EXPECT_EQ(tokens->get_header_value("Cache-Control"), "public, max-age=31536000, immutable");
 }
 
 TEST(Server, UnknownObjectsAre404WithJsonError) {

@@ -18,6 +18,7 @@ Manifest filled_manifest(int64_t n_tokens = 2500, int32_t chunk_size = 1024) {
     uint64_t seed = 1;
     for (auto& u : m.units)
         for (auto& o : u.objects) o = {1000 + seed, seed * 0x9e3779b97f4a7c15ULL}, ++seed;
+    m.tokens = {static_cast<uint64_t>(n_tokens) * 4, 0x1234};
     return m;
 }
 
@@ -61,7 +62,11 @@ TEST(Manifest, RejectsCorruptManifests) {
     const std::vector<std::pair<std::string, std::function<void(nlohmann::json&)>>> mutations = {
         {"not an object", [](auto& j) { j = nlohmann::json::array(); }},
         {"wrong format", [](auto& j) { j["format"] = "other"; }},
-        {"future version", [](auto& j) { j["version"] = 2; }},
+        {"future version", [](auto& j) { j["version"] = Manifest::kFormatVersion + 1; }},
+        {"old version", [](auto& j) { j["version"] = 1; }},
+        {"no token ids", [](auto& j) { j.erase("tokens"); }},
+        {"token ids of the wrong size", [](auto& j) { j["tokens"]["bytes"] = 4; }},
+        {"bad token hash", [](auto& j) { j["tokens"]["xxh64"] = "0x12"; }},
         {"missing model", [](auto& j) { j.erase("model"); }},
         {"layers as string", [](auto& j) { j["model"]["n_layers"] = "3"; }},
         {"negative tokens", [](auto& j) { j["n_tokens"] = -5; }},

@@ -38,6 +38,7 @@ Manifest skeleton(int32_t n_layers = 4, int64_t n_tokens = 300, int32_t chunk = 
 
 void ingest(ContextStore& store, const Manifest& m, size_t unit_bytes, uint32_t seed = 1) {
     ContextWriter writer(store, m);
+    writer.put_tokens(std::vector<int32_t>(static_cast<size_t>(m.n_tokens), 7));
     for (const auto& u : m.units)
         for (const auto& level : m.levels)
             writer.put_unit(u.t, u.l, level,
@@ -110,6 +111,7 @@ TEST(ContextStore, UncommittedIngestLeavesNoManifest) {
     const Manifest m = skeleton();
     {
         ContextWriter writer(store, m);
+        writer.put_tokens(std::vector<int32_t>(static_cast<size_t>(m.n_tokens), 7));
         for (const auto& u : m.units) writer.put_unit(u.t, u.l, "int8", random_bytes(64, 1));
         // q3h objects never written: commit must refuse and name what is missing.
         try {
@@ -201,6 +203,47 @@ TEST(ContextStore, KilledIngestNeverLeavesADanglingManifest) {
     RecordProperty("complete", saw_complete);
     RecordProperty("absent", saw_absent);
     EXPECT_GT(saw_absent, 0);
+}
+
+TEST(ContextStore, TokenIdsAreACheckedObjectOfTheContext) {
+    TempDir dir;
+    auto backend = std::make_shared<FilesystemBackend>(dir.path());
+    ContextStore store(backend);
+    const Manifest m = skeleton();
+    ingest(store, m, 64);
+    const Manifest back = store.read_manifest(m.context_id);
+    EXPECT_EQ(back.tokens.bytes, 300u * 4);
+    EXPECT_EQ(store.read_tokens(back), std::vector<int32_t>(300, 7));
+    EXPECT_TRUE(fs::is_regular_file(dir.path() / "contexts" / m.context_id / "tokens.i32"));
+
+    // Tampered ids fail the checksum; ids that pass it but hash to another context are refused.
+    auto bytes = backend->get(tokens_key(m.context_id));
+    bytes[5] ^= 1;
+    EXPECT_THROW(parse_tokens(back, bytes), Error);
+    Manifest forged = back;
+    forged.tokens.xxh64 = object_checksum(bytes);
+    try {
+        parse_tokens(forged, bytes);
+        FAIL() << "tokens of another context were accepted";
+    } catch (const Error& e) {
+        EXPECT_NE(std::string(e.what()).find("do not hash to the context id"), std::string::npos);
+    }
+    bytes.pop_back();
+    EXPECT_THROW(parse_tokens(back, bytes), Error);  // size
+}
+
+TEST(ContextWriter, CommitNeedsTheTokenIds) {
+    TempDir dir;
+    ContextStore store(std::make_shared<FilesystemBackend>(dir.path()));
+    const Manifest m = skeleton();
+    ContextWriter writer(store, m);
+    for (const auto& u : m.units)
+        for (const auto& level : m.levels) writer.put_unit(u.t, u.l, level, random_bytes(8, 1));
+    EXPECT_THROW(writer.commit(), Error);
+    EXPECT_THROW(writer.put_tokens(std::vector<int32_t>(5, 1)), Error);  // wrong count
+    writer.put_tokens(std::vector<int32_t>(300, 7));
+    writer.commit();
+    EXPECT_TRUE(store.is_complete(m.context_id));
 }
 
 TEST(ContextWriter, RejectsBadInput) {
