@@ -59,6 +59,7 @@ IngestSummary ingest_document(const IngestRequest& request) {
     io.chunk_tokens = request.chunk_tokens;
     io.levels = request.levels;
     io.threads = request.threads;
+    io.prompt_format = std::string(prompt_format_name(format));
     if (request.on_progress)
         io.on_progress = [&](const IngestProgress& p) {
             request.on_progress(p.chunks_done, p.chunks_total, p.seconds);

@@ -69,6 +69,7 @@ IngestResult ingest_context(const Model& model, ContextStore& store,
     ContextWriter writer(store,
                          make_manifest(id, model_info(model), static_cast<int64_t>(tokens.size()),
                                        options.chunk_tokens, options.levels));
+    writer.set_prompt_format(options.prompt_format);
     const Manifest& skeleton = writer.manifest();
     Engine engine(model,
                   {.n_ctx = static_cast<int64_t>(tokens.size()), .n_threads = options.threads});

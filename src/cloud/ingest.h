@@ -25,6 +25,7 @@ struct IngestOptions {
     // Levels to encode, lossless first; the device picks among them per unit.
     std::vector<std::string> levels = {"fp16", "int8", "q5h", "q3h"};
     int threads = 0;
+    std::string prompt_format;  // recorded in the manifest for the device ("chat" / "raw")
     std::function<void(const IngestProgress&)> on_progress;
 };
 

@@ -339,6 +339,11 @@ int UnitServer::start() {
     Impl& s = *impl_;
     s.bind();
     s.listener = std::thread([&s] { s.http.listen_after_bind(); });
+    // httplib's stop() does nothing until the listener runs; a stop() right after start() would
+    // otherwise be lost and the join in stop() would wait forever.
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (!s.http.is_running() && std::chrono::steady_clock::now() < deadline)
+        std::this_thread::sleep_for(std::chrono::microseconds(200));
     return s.port;
 }
 

@@ -197,6 +197,7 @@ void UnitClient::fetch_loop() {
                                config_.port));
             continue;
         }
+        if (callbacks_.before_request && !callbacks_.before_request(*unit)) continue;
         fetch_unit(*unit);
         std::lock_guard lock(queue_mutex_);
         current_unit_ = -1;

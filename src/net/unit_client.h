@@ -76,6 +76,9 @@ struct ClientCallbacks {
     std::function<std::vector<uint8_t>(const UnitRequest&, std::span<const uint8_t>)> decode;
     // Optional, on the fetch thread as soon as a unit's last byte arrived.
     std::function<void(const UnitTiming&)> on_timing;
+    // Optional, on the fetch thread just before a unit is requested: false skips it silently
+    // (another lane has taken it since it was scheduled).
+    std::function<bool(const UnitRequest&)> before_request;
 };
 
 struct ClientStats {

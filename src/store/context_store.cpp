@@ -153,6 +153,12 @@ void ContextWriter::put_tokens(std::span<const int32_t> tokens) {
     manifest_.tokens = object;
 }
 
+void ContextWriter::set_prompt_format(std::string format) {
+    std::lock_guard lock(mutex_);
+    if (committed_) fail("context {} is already committed", manifest_.context_id);
+    manifest_.prompt_format = std::move(format);
+}
+
 const Manifest& ContextWriter::commit() {
     std::lock_guard lock(mutex_);
     if (committed_) return manifest_;

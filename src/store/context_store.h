@@ -71,6 +71,7 @@ class ContextWriter {
     void put_unit(int32_t t, int32_t l, std::string_view level, std::span<const uint8_t> bytes);
     // Writes the token ids object (they must be the manifest's n_tokens ids).
     void put_tokens(std::span<const int32_t> tokens);
+    void set_prompt_format(std::string format);
     // Writes the manifest; throws Error naming the first missing object if any.
     const Manifest& commit();
 

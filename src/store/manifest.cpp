@@ -120,6 +120,8 @@ void Manifest::validate() const {
                  c.first_token + c.n_tokens);
         next_token += want;
     }
+    if (!prompt_format.empty() && prompt_format != "chat" && prompt_format != "raw")
+        fail("manifest: prompt format \"{}\" is not chat or raw", prompt_format);
     if (levels.empty()) fail("manifest: no quality levels");
     std::set<std::string_view> seen;
     for (const auto& level : levels) {
@@ -174,6 +176,7 @@ nlohmann::json Manifest::to_json() const {
     j["chunks"] = std::move(chunk_list);
     j["levels"] = levels;
     j["tokens"] = {{"bytes", tokens.bytes}, {"xxh64", hex64(tokens.xxh64)}};
+    if (!prompt_format.empty()) j["prompt_format"] = prompt_format;
     json unit_list = json::array();
     for (const auto& u : units) {
         json objects = json::object();
@@ -239,6 +242,7 @@ Manifest Manifest::from_json(const nlohmann::json& j) {
     const auto tokens_hash = parse_hex64(string_field(tokens, "xxh64", "tokens"));
     if (!tokens_hash) fail("manifest: tokens.xxh64 is not 16 lowercase hex digits");
     m.tokens.xxh64 = *tokens_hash;
+    if (j.contains("prompt_format")) m.prompt_format = string_field(j, "prompt_format", "manifest");
 
     const json& units = field(j, "units", "manifest");
     if (!units.is_array() || static_cast<int64_t>(units.size()) != n_chunks * m.model.n_layers)

@@ -57,6 +57,9 @@ struct Manifest {
     // The context's token ids (little-endian int32, object "tokens.i32"): with them a device
     // that holds only the context id can compute any unit itself.
     UnitObject tokens;
+    // How the device must render its question after these tokens ("chat" or "raw"; empty when
+    // the ingest did not say): the context is the first half of one prompt.
+    std::string prompt_format;
 
     int32_t n_chunks() const { return static_cast<int32_t>(chunks.size()); }
     int32_t n_layers() const { return model.n_layers; }
