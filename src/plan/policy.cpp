@@ -39,17 +39,19 @@ std::span<const Policy> all_policies() {
     return kPolicies;
 }
 
-std::vector<UnitId> layer_major_stream_order(const ContextShape& shape, const Plan& plan) {
-    std::vector<UnitId> order;
-    for (int32_t l = 0; l < shape.n_layers; ++l)
+std::vector<UnitId> stream_order(const ContextShape& shape, const Plan& plan, StreamOrder order) {
+    std::vector<UnitId> out;
+    for (int32_t i = 0; i < shape.n_layers; ++i) {
+        const int32_t l = order == StreamOrder::up ? i : shape.n_layers - 1 - i;
         for (int32_t t = 0; t < shape.n_chunks(); ++t)
-            if (plan.lane[shape.index({t, l})] == Lane::stream) order.push_back({t, l});
-    return order;
+            if (plan.lane[shape.index({t, l})] == Lane::stream) out.push_back({t, l});
+    }
+    return out;
 }
 
-Plan plan_from_depths(const CostInstance& costs, const std::vector<int32_t>& k) {
+Plan plan_from_depths(const CostInstance& costs, const std::vector<int32_t>& k, StreamOrder order) {
     Plan p = Plan::from_prefixes(costs.shape, k, costs.default_level);
-    p.stream_order = layer_major_stream_order(costs.shape, p);
+    p.stream_order = stream_order(costs.shape, p, order);
     return p;
 }
 
@@ -63,7 +65,7 @@ Plan make_plan(Policy policy, const CostInstance& costs, double bandwidth,
             plan = plan_local(costs);
             break;
         case Policy::stream:
-            plan = plan_stream(costs, bandwidth);
+            plan = plan_stream(costs, bandwidth, settings.stream_adapts_level);
             break;
         case Policy::cake:
             plan = plan_cake(costs);

@@ -40,6 +40,9 @@ struct PlannerSettings {
     // oracle: exhaustive search up to this many units; larger instances are searched locally.
     int exact_max_units = 7;
     int oracle_budget = 6000;
+    // stream: may drop below the default level when a chunk does not fit its budget (CacheGen's
+    // adaptation); off when the user asked for one level, which is then a quality floor.
+    bool stream_adapts_level = true;
 };
 
 // `bandwidth` is the predicted link rate (bytes/s) a policy plans with; `realised` is the link
@@ -49,7 +52,7 @@ Plan make_plan(Policy policy, const CostInstance& costs, double bandwidth,
 
 // The individual policies (policy_*.cpp).
 Plan plan_local(const CostInstance& costs);
-Plan plan_stream(const CostInstance& costs, double bandwidth);
+Plan plan_stream(const CostInstance& costs, double bandwidth, bool adapt_level = true);
 Plan plan_cake(const CostInstance& costs);
 Plan plan_sparkv_greedy(const CostInstance& costs, double bandwidth, double stage_s);
 Plan plan_sparkv(const CostInstance& costs, double bandwidth, const PlannerSettings& settings);
@@ -61,11 +64,16 @@ Plan plan_oracle(const CostInstance& costs, const LinkModel& realised,
 // no decode cost and no precedence, then the last question layer and the finish.
 double ttft_lower_bound(const CostInstance& costs, const LinkModel& link);
 
-// Stream order that serves computed chunks' inputs first: streamed units sorted by layer, then
-// chunk (layer l of every chunk arrives before layer l + 1 of any).
-std::vector<UnitId> layer_major_stream_order(const ContextShape& shape, const Plan& plan);
+// How a plan orders its streamed units, layer by layer across the chunks:
+//   up    layer 0 of every chunk first: the question's layers can start while the rest arrives;
+//   down  the deepest layers first: what is still to come at any moment sits right above each
+//         chunk's computed layers, where the compute lane can take it over without recomputing
+//         anything -- the order that leaves the controller the most room (sparkv's default).
+enum class StreamOrder : uint8_t { up, down };
+std::vector<UnitId> stream_order(const ContextShape& shape, const Plan& plan, StreamOrder order);
 
-// A plan from per-chunk compute depths k_t: compute chunk by chunk, stream layer-major.
-Plan plan_from_depths(const CostInstance& costs, const std::vector<int32_t>& k);
+// A plan from per-chunk compute depths k_t: compute chunk by chunk, stream in `order`.
+Plan plan_from_depths(const CostInstance& costs, const std::vector<int32_t>& k,
+                      StreamOrder order = StreamOrder::down);
 
 }  // namespace sparkv::plan

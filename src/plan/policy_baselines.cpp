@@ -12,7 +12,7 @@ Plan plan_local(const CostInstance& costs) {
                                costs.default_level);
 }
 
-Plan plan_stream(const CostInstance& costs, double bandwidth) {
+Plan plan_stream(const CostInstance& costs, double bandwidth, bool adapt_level) {
     const ContextShape& s = costs.shape;
     // Candidate levels: the default one and every smaller one, best (largest) first.
     const auto bytes_of = [&](int level) {
@@ -23,7 +23,8 @@ Plan plan_stream(const CostInstance& costs, double bandwidth) {
     const uint64_t default_bytes = bytes_of(costs.default_level);
     std::vector<int> candidates;
     for (int level = 0; level < static_cast<int>(costs.levels.size()); ++level)
-        if (bytes_of(level) <= default_bytes) candidates.push_back(level);
+        if (level == costs.default_level || (adapt_level && bytes_of(level) <= default_bytes))
+            candidates.push_back(level);
     std::sort(candidates.begin(), candidates.end(),
               [&](int a, int b) { return bytes_of(a) > bytes_of(b); });
 

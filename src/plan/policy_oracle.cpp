@@ -98,7 +98,8 @@ Plan plan_oracle(const CostInstance& costs, const LinkModel& realised,
     if (static_cast<int>(costs.shape.n_units()) <= settings.exact_max_units) {
         plan = exhaustive(costs, realised);
     } else {
-        DepthSearch search(costs, realised, settings.oracle_budget);
+        DepthSearch search(costs, realised, settings.oracle_budget,
+                           {StreamOrder::down, StreamOrder::up});
         search.start_from_split_points();
         const double mean_rate =
             std::max(1.0, realised.mean_rate(0, std::max(1.0, costs.total_compute_s())));

@@ -8,8 +8,13 @@
 
 namespace sparkv::plan {
 
-DepthSearch::DepthSearch(const CostInstance& costs, const LinkModel& link, int budget)
-    : costs_(costs), link_(link), budget_(budget), best_ttft_(std::numeric_limits<double>::max()) {}
+DepthSearch::DepthSearch(const CostInstance& costs, const LinkModel& link, int budget,
+                         std::vector<StreamOrder> orders)
+    : costs_(costs),
+      link_(link),
+      budget_(budget),
+      orders_(std::move(orders)),
+      best_ttft_(std::numeric_limits<double>::max()) {}
 
 void DepthSearch::consider(const Plan& plan) {
     ++evaluations_;
@@ -24,17 +29,21 @@ void DepthSearch::consider(const Plan& plan) {
 
 double DepthSearch::evaluate(const std::vector<int32_t>& k) {
     if (auto it = seen_.find(k); it != seen_.end()) return it->second;
-    ++evaluations_;
-    Plan plan = plan_from_depths(costs_, k);
-    const double ttft = simulate(costs_, plan, link_).ttft_s;
-    seen_.emplace(k, ttft);
-    if (ttft < best_ttft_) {
-        best_ttft_ = ttft;
-        best_ = std::move(plan);
-        best_.predicted_ttft_s = ttft;
-        best_k_ = k;
+    double best_here = std::numeric_limits<double>::max();
+    for (StreamOrder order : orders_) {
+        ++evaluations_;
+        Plan plan = plan_from_depths(costs_, k, order);
+        const double ttft = simulate(costs_, plan, link_).ttft_s;
+        best_here = std::min(best_here, ttft);
+        if (ttft < best_ttft_) {
+            best_ttft_ = ttft;
+            best_ = std::move(plan);
+            best_.predicted_ttft_s = ttft;
+            best_k_ = k;
+        }
     }
-    return ttft;
+    seen_.emplace(k, best_here);
+    return best_here;
 }
 
 void DepthSearch::start_from(const std::vector<int32_t>& k) {

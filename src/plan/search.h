@@ -12,12 +12,15 @@
 #include "plan/cost_instance.h"
 #include "plan/link_model.h"
 #include "plan/plan.h"
+#include "plan/policy.h"
 
 namespace sparkv::plan {
 
 class DepthSearch {
   public:
-    DepthSearch(const CostInstance& costs, const LinkModel& link, int budget);
+    // Candidates stream in each of `orders`; a depth vector scores its best order.
+    DepthSearch(const CostInstance& costs, const LinkModel& link, int budget,
+                std::vector<StreamOrder> orders = {StreamOrder::down});
 
     // A complete plan as a candidate (e.g. the greedy's own orders).
     void consider(const Plan& plan);
@@ -42,6 +45,7 @@ class DepthSearch {
     const CostInstance& costs_;
     const LinkModel& link_;
     int budget_;
+    std::vector<StreamOrder> orders_;
     int evaluations_ = 0;
     std::map<std::vector<int32_t>, double> seen_;
     std::vector<int32_t> best_k_;

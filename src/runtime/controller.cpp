@@ -125,8 +125,11 @@ void Controller::tick(double now_s) {
     }
 
     int moves = 0;
-    const double slack = settings_.period_s;
-    if (drift_c > (1 + settings_.threshold) * drift_s && remaining_c > remaining_s + slack) {
+    // Act on evidence only: a few units through each lane first.
+    const bool warmed_up = now_s >= settings_.warmup_s;
+    const double slack =
+        std::max(settings_.period_s, settings_.threshold * std::max(remaining_c, remaining_s));
+    if (warmed_up && remaining_c > remaining_s + slack) {
         // Compute lane slower than planned and now the last to finish: stream the deepest
         // planned compute units of the costliest chunks.
         while (moves < settings_.max_migrations) {
@@ -153,7 +156,7 @@ void Controller::tick(double now_s) {
             migrate(u, true, now_s);
             ++moves;
         }
-    } else if (drift_s > (1 + settings_.threshold) * drift_c && remaining_s > remaining_c + slack) {
+    } else if (warmed_up && remaining_s > remaining_c + slack) {
         // Link slower than planned and now the last to finish: the compute lane takes the stream
         // unit right above a chunk's computed layers, cheapest first.
         while (moves < settings_.max_migrations) {

@@ -1,9 +1,9 @@
-// The run-time controller (DESIGN.md §5): every period it compares the lanes' observed speeds
-// with what the plan assumed -- the compute lane's measured/predicted time over a sliding
-// window, the link's measured bandwidth (including a unit that is taking far longer than it
-// should) against the planned bandwidth -- and when one lane has drifted by more than the
-// threshold and is now the one that finishes last, it migrates units to the other lane until
-// their predicted finish times meet, at most `max_migrations` per period:
+// The run-time controller (DESIGN.md §5): every period it re-estimates each lane's remaining
+// work at the speeds observed so far -- the compute lane's measured/predicted time over a
+// sliding window, the link's measured bandwidth (including a unit that is taking far longer than
+// it should) -- and when one lane would finish later than the other by more than the threshold,
+// it migrates units to the other lane until their predicted finish times meet, at most
+// `max_migrations` per period:
 //   compute slow (CPU contention): the deepest planned compute unit of the costliest chunks
 //     moves to the stream lane;
 //   link slow: the stream unit just above a chunk's computed layers (which the compute lane can
@@ -35,7 +35,8 @@ struct ControllerSettings {
     bool enabled = true;
     double period_s = 0.1;    // how often it looks
     double window_s = 1.5;    // compute speed: units completed in the last window_s seconds
-    double threshold = 0.2;   // drift that counts: observed more than 20% off the prediction
+    double threshold = 0.15;  // imbalance that counts: 15% of the longer lane's remaining work
+    double warmup_s = 0.5;    // no decision before this much evidence
     int max_migrations = 4;   // per period
     double stall_factor = 3;  // a unit in flight for 3x its predicted time means a slow link
 };

@@ -182,10 +182,13 @@ AskResult Device::ask(const AskOptions& opt) {
     r.level = manifest.levels[static_cast<size_t>(level)];
     plan::CostInstance costs = build_costs(manifest, profile_, r.availability, level, latency,
                                            static_cast<int64_t>(question.size()));
-    plan::Plan plan = opt.fixed_plan  ? *opt.fixed_plan
-                      : oracle_plan ? *oracle_plan
-                                    : plan::make_plan(opt.policy, costs, bandwidth, opt.planner);
-    if (opt.fixed_plan) r.policy = opt.fixed_plan->policy.empty() ? "fixed" : opt.fixed_plan->policy;
+    plan::PlannerSettings planner = opt.planner;
+    if (!opt.level.empty()) planner.stream_adapts_level = false;  // the level asked for is a floor
+    plan::Plan plan = opt.fixed_plan ? *opt.fixed_plan
+                      : oracle_plan  ? *oracle_plan
+                                     : plan::make_plan(opt.policy, costs, bandwidth, planner);
+    if (opt.fixed_plan)
+        r.policy = opt.fixed_plan->policy.empty() ? "fixed" : opt.fixed_plan->policy;
     const double t_plan1 = now_seconds();
     add_phase(timeline, "plan", t_plan0 - origin, t_plan1 - origin);
     r.planning_ms = (t_plan1 - t_plan0) * 1e3;

@@ -150,10 +150,14 @@ std::string render_timeline_svg(const Timeline& timeline, const TimelinePicture&
         x(pic.ttft_s), kTop - 6, band_bottom, kTop - 8, pic.ttft_s);
 
     // Bandwidth panel.
-    double peak = 1;
-    for (const auto& b : bandwidth) peak = std::max(peak, b.bytes_per_s * 8 / 1e6);
+    // Scale to the link's capacity and the bulk of the samples: a tiny unit whose bytes came in
+    // one burst can show an absurd rate, drawn clipped at the top instead of flattening the rest.
+    std::vector<double> rates;
+    for (const auto& b : bandwidth) rates.push_back(b.bytes_per_s * 8 / 1e6);
+    std::sort(rates.begin(), rates.end());
+    double peak = rates.empty() ? 1 : rates[rates.size() * 9 / 10];
     for (const auto& b : pic.capacity) peak = std::max(peak, b.bytes_per_s * 8 / 1e6);
-    peak *= 1.1;
+    peak = std::max(peak, 1.0) * 1.15;
     const auto y_bw = [&](double mbps) { return band_bottom - kBandH * mbps / peak; };
     s += fmt::format(
         "<rect x=\"{}\" y=\"{:.1f}\" width=\"{:.1f}\" height=\"{}\" fill=\"none\" "
@@ -176,9 +180,13 @@ std::string render_timeline_svg(const Timeline& timeline, const TimelinePicture&
         s += fmt::format("<path d=\"{}\" fill=\"none\" stroke=\"#bbb\" stroke-width=\"1.5\"/>\n",
                          path);
     }
-    for (const auto& b : bandwidth)
-        s += fmt::format("<circle cx=\"{:.1f}\" cy=\"{:.1f}\" r=\"2.2\" fill=\"#4e79a7\"/>\n",
-                         x(b.t_s), y_bw(b.bytes_per_s * 8 / 1e6));
+    for (const auto& b : bandwidth) {
+        const double mbps = b.bytes_per_s * 8 / 1e6;
+        s += fmt::format(
+            "<circle cx=\"{:.1f}\" cy=\"{:.1f}\" r=\"2.2\" fill=\"{}\"><title>{:.1f} Mbit/s</title>"
+            "</circle>\n",
+            x(b.t_s), y_bw(std::min(mbps, peak)), mbps > peak ? "#d00" : "#4e79a7", mbps);
+    }
     // Time axis.
     const double step = tick_step(t_end, 10);
     for (double t = 0; t <= t_end; t += step)

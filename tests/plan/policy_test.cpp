@@ -127,6 +127,9 @@ TEST(Policies, StreamFitsLevelsToTheBudget) {
     const Plan p = plan_stream(c, 3e6);
     EXPECT_EQ(p.count(Lane::compute), 0u);
     for (size_t i = 0; i < c.units.size(); ++i) EXPECT_EQ(p.level[i], 2);
+    // A level the user asked for is a floor: without adaptation q5h does not fit, so CacheGen
+    // computes every chunk.
+    EXPECT_EQ(plan_stream(c, 3e6, false).count(Lane::stream), 0u);
     // At 1.5 MB/s not even q3h fits: every chunk is computed, after the (empty) stream.
     EXPECT_EQ(plan_stream(c, 1.5e6).count(Lane::stream), 0u);
     EXPECT_EQ(p.dispatch, Dispatch::stream_then_compute);
