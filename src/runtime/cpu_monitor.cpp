@@ -1,14 +1,20 @@
 #include "runtime/cpu_monitor.h"
 
+#include <signal.h>
 #include <sys/resource.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <cstring>
 #include <fstream>
 #include <sstream>
 #include <string>
 #include <thread>
 
+#include "common/error.h"
 #include "common/timer.h"
 
 namespace sparkv::runtime {
@@ -46,6 +52,28 @@ double CpuMonitor::sample(double min_window_s) {
     last_value_ = std::clamp(1.0 - others / (wall * n_cpus_), 0.05, 1.0);
     last_ = now;
     return last_value_;
+}
+
+BackgroundLoad::BackgroundLoad(double duty) {
+    pid_ = fork();
+    if (pid_ < 0) fail("cannot start a background load ({})", std::strerror(errno));
+    if (pid_ == 0) {
+        const auto busy =
+            std::chrono::microseconds(static_cast<int64_t>(std::clamp(duty, 0.0, 1.0) * 10'000));
+        for (;;) {
+            const auto start = std::chrono::steady_clock::now();
+            while (std::chrono::steady_clock::now() - start < busy) {
+            }
+            std::this_thread::sleep_until(start + std::chrono::milliseconds(10));
+        }
+    }
+}
+
+BackgroundLoad::~BackgroundLoad() {
+    if (pid_ > 0) {
+        kill(pid_, SIGKILL);
+        waitpid(pid_, nullptr, 0);
+    }
 }
 
 }  // namespace sparkv::runtime

@@ -29,4 +29,17 @@ class CpuMonitor {
     double last_value_ = 1.0;
 };
 
+// Another process keeping one core busy for `duty` of every 10 ms until destroyed: the
+// contention the profiler samples under and the fault benchmarks inject.
+class BackgroundLoad {
+  public:
+    explicit BackgroundLoad(double duty = 1.0);
+    ~BackgroundLoad();
+    BackgroundLoad(const BackgroundLoad&) = delete;
+    BackgroundLoad& operator=(const BackgroundLoad&) = delete;
+
+  private:
+    int pid_ = -1;
+};
+
 }  // namespace sparkv::runtime

@@ -32,33 +32,6 @@ namespace sparkv::runtime {
 
 namespace {
 
-// A busy process on one core for the contention samples: `duty` of every 10 ms spent spinning.
-class CpuHog {
-  public:
-    explicit CpuHog(double duty) {
-        pid_ = fork();
-        if (pid_ < 0) fail("profile: cannot start the background load ({})", std::strerror(errno));
-        if (pid_ == 0) {
-            for (;;) {
-                const auto start = std::chrono::steady_clock::now();
-                const auto busy = std::chrono::microseconds(static_cast<int64_t>(duty * 10'000));
-                while (std::chrono::steady_clock::now() - start < busy) {
-                }
-                std::this_thread::sleep_until(start + std::chrono::milliseconds(10));
-            }
-        }
-    }
-    ~CpuHog() {
-        kill(pid_, SIGKILL);
-        waitpid(pid_, nullptr, 0);
-    }
-    CpuHog(const CpuHog&) = delete;
-    CpuHog& operator=(const CpuHog&) = delete;
-
-  private:
-    pid_t pid_ = -1;
-};
-
 std::string cpu_name() {
     std::ifstream info("/proc/cpuinfo");
     for (std::string line; std::getline(info, line);)
@@ -178,7 +151,7 @@ plan::DeviceProfile measure_device_profile(const Model& model, const ProfileOpti
     };
     std::uniform_real_distribution<double> unit(0.0, 1.0);
     for (size_t phase = 0; phase < duties.size(); ++phase) {
-        std::optional<CpuHog> hog;
+        std::optional<BackgroundLoad> hog;
         if (duties[phase] > 0) hog.emplace(duties[phase]);
         std::this_thread::sleep_for(std::chrono::milliseconds(30));  // let the hog start
         CpuMonitor monitor;
