@@ -1,5 +1,5 @@
 // `sparkv fetch`: the device side's streaming lane on its own. Fetches a context's manifest from a
-// `sparkv serve` endpoint, streams every unit at one level over one connection, verifies and
+// `sparkv serve` endpoint (or straight from an object store's website endpoint or a CDN), streams every unit at one level over one connection, verifies and
 // decodes each, and reports link throughput, decode speed and any failed units.
 #include <atomic>
 #include <cstdio>
@@ -26,27 +26,19 @@ struct FetchOptions {
     std::string context;
     std::string level = "q5h";
     double timeout_s = 10;
+    std::string host_header;
+    int retries = 2;
     bool json = false;
 };
-
-std::pair<std::string, int> parse_host_port(const std::string& text) {
-    const auto colon = text.rfind(':');
-    if (colon == std::string::npos || colon == 0)
-        fail("--server must be HOST:PORT, got '{}'", text);
-    try {
-        const int port = std::stoi(text.substr(colon + 1));
-        if (port < 1 || port > 65535) throw std::out_of_range("port");
-        return {text.substr(0, colon), port};
-    } catch (const std::exception&) {
-        fail("--server must be HOST:PORT with a port in 1..65535, got '{}'", text);
-    }
-}
 
 int run(const FetchOptions& opt) {
     if (!is_context_id(opt.context)) fail("'{}' is not a context id (32 hex digits)", opt.context);
     const auto level = codec::level_from_name(opt.level);
-    auto [host, port] = parse_host_port(opt.server);
-    UnitClient client({.host = host, .port = port, .read_timeout_s = opt.timeout_s});
+    ClientConfig config = client_config_for_server(opt.server);
+    config.read_timeout_s = opt.timeout_s;
+    config.host_header = opt.host_header;
+    config.server_error_retries = opt.retries;
+    UnitClient client(config);
     const Manifest& m = client.fetch_manifest(opt.context);
     m.require_level(opt.level);
     const auto fingerprint = parse_hex64(m.model.fingerprint);
@@ -127,6 +119,7 @@ int run(const FetchOptions& opt) {
         j["estimated_mbit_s"] = estimate;
         j["decode_mb_s"] = decode_mb_s;
         j["connections"] = stats.connections_opened;
+        j["retries"] = stats.retries;
         j["failures"] = nlohmann::json::array();
         for (const auto& f : failures)
             j["failures"].push_back({{"t", f.unit.t},
@@ -152,7 +145,16 @@ CommandRunner add_fetch_command(CLI::App& app) {
     auto opt = std::make_shared<FetchOptions>();
     auto* cmd = app.add_subcommand(
         "fetch", "Stream, verify and decode every unit of a served context (device side)");
-    cmd->add_option("--server", opt->server, "HOST:PORT of `sparkv serve`")->capture_default_str();
+    cmd->add_option("--server", opt->server,
+                    "HOST:PORT of `sparkv serve`, or http://HOST[:PORT][/PREFIX] of a store's "
+                    "objects (an object store's website endpoint, a CDN edge)")
+        ->capture_default_str();
+    cmd->add_option("--host-header", opt->host_header,
+                    "Host header to send (the bucket or site name of a website endpoint or CDN)");
+    cmd->add_option("--retries", opt->retries,
+                    "Times to ask again for a unit answered 500/502/503/504")
+        ->capture_default_str()
+        ->check(CLI::Range(0, 10));
     cmd->add_option("--context", opt->context, "Context id (printed by `sparkv ingest`)")
         ->required();
     cmd->add_option("--level", opt->level, "Codec level to stream")->capture_default_str();

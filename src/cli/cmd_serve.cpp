@@ -1,4 +1,5 @@
-// `sparkv serve`: serves a context store over HTTP, optionally through an emulated link.
+// `sparkv serve`: serves a context store (a directory or an S3 bucket it fronts) over HTTP,
+// optionally through an emulated link.
 #include <pthread.h>
 #include <signal.h>
 
@@ -10,7 +11,7 @@
 #include "common/error.h"
 #include "net/server.h"
 #include "store/context_store.h"
-#include "store/fs_backend.h"
+#include "store/store_location.h"
 
 namespace sparkv::cli {
 
@@ -47,8 +48,6 @@ void split_listen(const std::string& listen, std::string& host, int& port) {
 }
 
 int run(const ServeOptions& opt) {
-    if (!std::filesystem::is_directory(opt.store_dir))
-        fail("--store {}: no such directory", opt.store_dir);
     ServerConfig config;
     split_listen(opt.listen, config.host, config.port);
     config.threads = opt.threads;
@@ -62,7 +61,7 @@ int run(const ServeOptions& opt) {
     config.link.rtt_ms = opt.rtt_ms;
     config.link.validate();
 
-    auto backend = std::make_shared<FilesystemBackend>(opt.store_dir);
+    const std::shared_ptr<StorageBackend> backend = open_store(opt.store_dir, StoreAccess::existing);
     const ContextStore store(backend);
     const auto contexts = store.list_contexts();
 
@@ -109,7 +108,11 @@ int run(const ServeOptions& opt) {
 CommandRunner add_serve_command(CLI::App& app) {
     auto opt = std::make_shared<ServeOptions>();
     CLI::App* cmd = app.add_subcommand("serve", "Serve a context store over HTTP/1.1");
-    cmd->add_option("--store", opt->store_dir, "Store directory (holds contexts/)")->required();
+    cmd->add_option("--store", opt->store_dir,
+                    "Store: a directory (holds contexts/) or s3://BUCKET/PREFIX (settings from "
+                    "AWS_ENDPOINT_URL, AWS_REGION, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY or "
+                    "~/.aws)")
+        ->required();
     cmd->add_option("--listen", opt->listen, "HOST:PORT to listen on (port 0: any free port)")
         ->capture_default_str();
     cmd->add_option("--trace", opt->trace_path, "Mahimahi trace to pace every connection by");

@@ -24,6 +24,7 @@ ModelInfo model_info(const Model& model) {
 IngestResult summarize(const Manifest& manifest) {
     IngestResult r;
     r.context_id = manifest.context_id;
+    r.attempt = manifest.attempt;
     r.tokens = manifest.n_tokens;
     r.chunks = manifest.n_chunks();
     r.layers = manifest.n_layers();

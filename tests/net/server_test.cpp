@@ -21,7 +21,7 @@ using testing::start_server;
 using testing::TestStore;
 
 std::string unit_path(const Manifest& m, const std::string& level, int t, int l) {
-    return fmt::format("/{}", unit_key(m.context_id, level, t, l));
+    return fmt::format("/{}", unit_key(m, level, t, l));
 }
 
 std::string as_string(const std::vector<uint8_t>& bytes) {
@@ -57,12 +57,12 @@ TEST(Server, ServesHealthListManifestAndUnits) {
     EXPECT_EQ(unit->body, as_string(store.unit("q3h", 1, 2)));
     EXPECT_EQ(unit->get_header_value("Accept-Ranges"), "bytes");
     // The URL is the file's path relative to the store: a static server would serve the same.
-    std::ifstream file(store.backend->root() / unit_key(store.manifest.context_id, "q3h", 1, 2),
+    std::ifstream file(store.backend->root() / unit_key(store.manifest, "q3h", 1, 2),
                        std::ios::binary);
     EXPECT_EQ(unit->body, std::string(std::istreambuf_iterator<char>(file), {}));
 
     // The token ids are an immutable object of the context too.
-    auto tokens = http.Get(fmt::format("/{}", tokens_key(store.manifest.context_id)));
+    auto tokens = http.Get(fmt::format("/{}", tokens_key(store.manifest)));
     ASSERT_TRUE(tokens);
     EXPECT_EQ(tokens->status, 200);
     EXPECT_EQ(tokens->body.size(), store.manifest.tokens.bytes);

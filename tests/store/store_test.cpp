@@ -36,14 +36,14 @@ Manifest skeleton(int32_t n_layers = 4, int64_t n_tokens = 300, int32_t chunk = 
                          {"int8", "q3h"});
 }
 
-void ingest(ContextStore& store, const Manifest& m, size_t unit_bytes, uint32_t seed = 1) {
+Manifest ingest(ContextStore& store, const Manifest& m, size_t unit_bytes, uint32_t seed = 1) {
     ContextWriter writer(store, m);
     writer.put_tokens(std::vector<int32_t>(static_cast<size_t>(m.n_tokens), 7));
     for (const auto& u : m.units)
         for (const auto& level : m.levels)
             writer.put_unit(u.t, u.l, level,
                             random_bytes(unit_bytes + static_cast<size_t>(u.l), seed++));
-    writer.commit();
+    return writer.commit();
 }
 
 TEST(FilesystemBackend, PutGetListRemove) {
@@ -89,16 +89,16 @@ TEST(FilesystemBackend, RejectsKeysThatLeaveTheStore) {
 TEST(ContextStore, LayoutIsPlainFiles) {
     TempDir dir;
     ContextStore store(std::make_shared<FilesystemBackend>(dir.path()));
-    const Manifest m = skeleton();
-    ingest(store, m, 256);
+    const Manifest m = ingest(store, skeleton(), 256);
     const fs::path base = dir.path() / "contexts" / m.context_id;
     EXPECT_TRUE(fs::is_regular_file(base / "manifest.json"));
-    EXPECT_EQ(fs::file_size(base / "units" / "q3h" / "t2_l3.kvu"), 259u);
+    EXPECT_TRUE(is_attempt_name(m.attempt));
+    EXPECT_EQ(fs::file_size(base / "attempts" / m.attempt / "units" / "q3h" / "t2_l3.kvu"), 259u);
     EXPECT_EQ(store.list_contexts(), std::vector<std::string>{m.context_id});
     EXPECT_TRUE(store.is_complete(m.context_id, ContextStore::Check::checksums));
     const Manifest back = store.read_manifest(m.context_id);
     EXPECT_EQ(back.object(2, 3, "q3h").xxh64,
-              object_checksum(store.read_unit(m.context_id, "q3h", 2, 3)));
+              object_checksum(store.read_unit(back, "q3h", 2, 3)));
     store.remove_context(m.context_id);
     EXPECT_TRUE(store.list_contexts().empty());
     EXPECT_FALSE(fs::exists(base));
@@ -108,7 +108,8 @@ TEST(ContextStore, UncommittedIngestLeavesNoManifest) {
     TempDir dir;
     auto backend = std::make_shared<FilesystemBackend>(dir.path());
     ContextStore store(backend);
-    const Manifest m = skeleton();
+    Manifest m = skeleton();
+    m.attempt = "crashed-attempt";
     {
         ContextWriter writer(store, m);
         writer.put_tokens(std::vector<int32_t>(static_cast<size_t>(m.n_tokens), 7));
@@ -125,14 +126,19 @@ TEST(ContextStore, UncommittedIngestLeavesNoManifest) {
     EXPECT_FALSE(store.is_complete(m.context_id));
     EXPECT_TRUE(store.list_contexts().empty());
     // A partial temporary file from an interrupted put is invisible and can be cleaned.
-    const fs::path units = dir.path() / "contexts" / m.context_id / "units" / "q3h";
+    const fs::path units =
+        dir.path() / "contexts" / m.context_id / "attempts" / m.attempt / "units" / "q3h";
     fs::create_directories(units);
     std::ofstream(units / ".tmp-t0_l0.kvu-1-2-3") << "partial";
-    EXPECT_EQ(backend->list(fmt::format("contexts/{}/units/q3h", m.context_id)).size(), 0u);
+    EXPECT_EQ(
+        backend->list(fmt::format("contexts/{}/attempts/{}/units/q3h", m.context_id, m.attempt))
+            .size(),
+        0u);
     EXPECT_EQ(backend->remove_stale_temp_files(std::chrono::hours(1)), 0u);  // too young
     EXPECT_EQ(backend->remove_stale_temp_files(std::chrono::seconds(0)), 1u);
     EXPECT_FALSE(fs::exists(units / ".tmp-t0_l0.kvu-1-2-3"));
-    // Redoing the ingest completes it; doing it again is detectable as a no-op.
+    // Redoing the ingest (a new attempt) completes it; doing it again is detectable as a no-op.
+    m.attempt.clear();
     ingest(store, m, 64);
     EXPECT_TRUE(store.is_complete(m.context_id, ContextStore::Check::checksums));
 }
@@ -140,9 +146,9 @@ TEST(ContextStore, UncommittedIngestLeavesNoManifest) {
 TEST(ContextStore, DamagedObjectsMakeContextIncomplete) {
     TempDir dir;
     ContextStore store(std::make_shared<FilesystemBackend>(dir.path()));
-    const Manifest m = skeleton();
-    ingest(store, m, 128);
-    const fs::path object = dir.path() / "contexts" / m.context_id / "units" / "int8" / "t1_l2.kvu";
+    const Manifest m = ingest(store, skeleton(), 128);
+    const fs::path object = dir.path() / "contexts" / m.context_id / "attempts" / m.attempt /
+                            "units" / "int8" / "t1_l2.kvu";
     {
         std::fstream f(object, std::ios::in | std::ios::out | std::ios::binary);
         f.seekp(10);
@@ -209,15 +215,15 @@ TEST(ContextStore, TokenIdsAreACheckedObjectOfTheContext) {
     TempDir dir;
     auto backend = std::make_shared<FilesystemBackend>(dir.path());
     ContextStore store(backend);
-    const Manifest m = skeleton();
-    ingest(store, m, 64);
+    const Manifest m = ingest(store, skeleton(), 64);
     const Manifest back = store.read_manifest(m.context_id);
     EXPECT_EQ(back.tokens.bytes, 300u * 4);
     EXPECT_EQ(store.read_tokens(back), std::vector<int32_t>(300, 7));
-    EXPECT_TRUE(fs::is_regular_file(dir.path() / "contexts" / m.context_id / "tokens.i32"));
+    EXPECT_TRUE(fs::is_regular_file(dir.path() / "contexts" / m.context_id / "attempts" /
+                                    m.attempt / "tokens.i32"));
 
     // Tampered ids fail the checksum; ids that pass it but hash to another context are refused.
-    auto bytes = backend->get(tokens_key(m.context_id));
+    auto bytes = backend->get(tokens_key(m));
     bytes[5] ^= 1;
     EXPECT_THROW(parse_tokens(back, bytes), Error);
     Manifest forged = back;
