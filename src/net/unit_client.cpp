@@ -145,7 +145,10 @@ UnitClient::UnitClient(ClientConfig config)
     http_->set_keep_alive(true);
     http_->set_tcp_nodelay(true);
     http_->set_decompress(false);
-    http_->set_socket_options([this](int) { ++connections_opened_; });
+    http_->set_socket_options([this](int socket) {
+        ++connections_opened_;
+        socket_ = socket;
+    });
 }
 
 UnitClient::~UnitClient() {
@@ -155,6 +158,15 @@ UnitClient::~UnitClient() {
 
 std::string UnitClient::url_path(const std::string& key) const {
     return fmt::format("{}/{}", config_.path_prefix, key);
+}
+
+void UnitClient::acknowledge_now() {
+    // A server that writes headers and body as separate small segments without TCP_NODELAY
+    // (Garage's web endpoint does) waits for the headers' ACK, which Linux delays by up to 40 ms
+    // on a keep-alive connection: acknowledge at once (Garage: 44 -> 1 ms per unit on loopback).
+    const int socket = socket_.load();
+    const int one = 1;
+    if (socket >= 0) setsockopt(socket, IPPROTO_TCP, TCP_QUICKACK, &one, sizeof(one));
 }
 
 bool UnitClient::back_off(int retry) {
@@ -338,6 +350,7 @@ void UnitClient::fetch_unit(const UnitRequest& unit) {
             [&](const httplib::Response& response) {
                 timing.headers_s = now_seconds();
                 status = response.status;
+                acknowledge_now();
                 return !stop_reading();
             },
             [&](const char* data, size_t n) {

@@ -134,6 +134,7 @@ class UnitClient {
     std::string url_path(const std::string& key) const;
     // Sleeps before retry number `retry` (1, 2, ...); false if the client was cancelled meanwhile.
     bool back_off(int retry);
+    void acknowledge_now();
     void fetch_loop();
     void delivery_loop();
     void fetch_unit(const UnitRequest& unit);
@@ -153,6 +154,7 @@ class UnitClient {
     std::atomic<bool> cancel_current_{false};
     std::atomic<bool> in_request_{false};
     std::atomic<bool> server_gone_{false};
+    std::atomic<int> socket_{-1};  // of the current connection
     std::thread fetch_thread_;
     std::thread delivery_thread_;
 

@@ -1,7 +1,10 @@
 #include "store/s3_client.h"
 
 #include <curl/curl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <openssl/evp.h>
+#include <sys/socket.h>
 
 #include <algorithm>
 #include <chrono>
@@ -51,6 +54,24 @@ bool curl_error_is_transient(CURLcode code) {
         default:
             return false;
     }
+}
+
+// Some stores (Garage among them) write a response's headers and body as separate small segments
+// without TCP_NODELAY: Nagle holds the body until the headers are acknowledged, and on a reused
+// connection Linux delays that ACK by up to 40 ms. Acknowledging at once when the headers arrive
+// removes the stall (measured on Garage 2.5 over loopback: 44 ms -> 1 ms per GET). curl 7.88
+// does not tell a callback which socket a transfer uses, so the handle remembers the socket of
+// its connection when curl opens it.
+int remember_socket(void* slot, curl_socket_t socket, curlsocktype) {
+    *static_cast<int*>(slot) = socket;
+    return CURL_SOCKOPT_OK;
+}
+
+size_t on_header(char*, size_t size, size_t count, void* slot) {
+    const int one = 1;
+    const int socket = *static_cast<int*>(slot);
+    if (socket >= 0) setsockopt(socket, IPPROTO_TCP, TCP_QUICKACK, &one, sizeof(one));
+    return size * count;
 }
 
 size_t append_body(char* data, size_t size, size_t count, void* user) {
@@ -156,29 +177,34 @@ bool s3_status_is_transient(long status) {
 
 // Easy handles are reused (each keeps its connections alive); one per concurrent request.
 struct S3Client::HandlePool {
+    struct Handle {
+        CURL* curl = nullptr;
+        int socket = -1;  // of the handle's connection (remember_socket)
+    };
     std::mutex mutex;
-    std::vector<CURL*> idle;
+    std::vector<std::unique_ptr<Handle>> idle;
 
     ~HandlePool() {
-        for (CURL* h : idle) curl_easy_cleanup(h);
+        for (auto& h : idle) curl_easy_cleanup(h->curl);
     }
-    CURL* take() {
+    std::unique_ptr<Handle> take() {
         {
             std::lock_guard lock(mutex);
             if (!idle.empty()) {
-                CURL* h = idle.back();
+                auto h = std::move(idle.back());
                 idle.pop_back();
                 return h;
             }
         }
-        CURL* h = curl_easy_init();
-        if (!h) fail("cannot create a libcurl handle");
+        auto h = std::make_unique<Handle>();
+        h->curl = curl_easy_init();
+        if (!h->curl) fail("cannot create a libcurl handle");
         return h;
     }
-    void give(CURL* h) {
-        curl_easy_reset(h);  // keeps the handle's open connections
+    void give(std::unique_ptr<Handle> h) {
+        curl_easy_reset(h->curl);  // keeps the handle's open connections
         std::lock_guard lock(mutex);
-        idle.push_back(h);
+        idle.push_back(std::move(h));
     }
 };
 
@@ -214,7 +240,8 @@ S3Response S3Client::send(const S3Request& request) const {
     for (int attempt = 1;; ++attempt) {
         response = S3Response{};
         response.attempts = attempt;
-        CURL* h = handles_->take();
+        auto pooled = handles_->take();
+        CURL* h = pooled->curl;
         HeaderList headers;
         headers.add("x-amz-content-sha256: " + payload_hash);
         if (!config_.session_token.empty())
@@ -241,6 +268,10 @@ S3Response S3Client::send(const S3Request& request) const {
         curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME, static_cast<long>(config_.stall_timeout_s));
         curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, &append_body);
         curl_easy_setopt(h, CURLOPT_WRITEDATA, &response.body);
+        curl_easy_setopt(h, CURLOPT_SOCKOPTFUNCTION, &remember_socket);
+        curl_easy_setopt(h, CURLOPT_SOCKOPTDATA, &pooled->socket);
+        curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, &on_header);
+        curl_easy_setopt(h, CURLOPT_HEADERDATA, &pooled->socket);
         if (request.method == "GET") {
             curl_easy_setopt(h, CURLOPT_HTTPGET, 1L);
         } else if (request.method == "HEAD") {
@@ -257,7 +288,7 @@ S3Response S3Client::send(const S3Request& request) const {
         } else if (request.method == "DELETE") {
             curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, "DELETE");
         } else {
-            handles_->give(h);
+            handles_->give(std::move(pooled));
             fail("S3: unsupported method {}", request.method);
         }
 
@@ -270,7 +301,7 @@ S3Response S3Client::send(const S3Request& request) const {
             response.etag = header_value(h, "ETag");
             response.content_range = header_value(h, "Content-Range");
         }
-        handles_->give(h);
+        handles_->give(std::move(pooled));
         if (debug_enabled())
             std::fprintf(stderr, "s3: %s %s -> %ld%s%s (attempt %d)\n", request.method.c_str(),
                          target.c_str(), response.status, code == CURLE_OK ? "" : " curl: ",

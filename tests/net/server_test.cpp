@@ -103,18 +103,20 @@ TEST(Server, RejectsPathsThatLeaveTheStore) {
     auto server = start_server(store);
     const int port = server->port();
     const std::string id = store.manifest.context_id;
+    const std::string units = "/contexts/" + id + "/attempts/" + store.manifest.attempt + "/units";
     for (const std::string& target : std::vector<std::string>{
              "/../secret.txt", "/contexts/../../secret.txt", "/contexts/%2e%2e/%2e%2e/secret.txt",
-             "/contexts/" + id + "/units/int8/%2E%2E/%2E%2E/%2E%2E/%2E%2E/secret.txt",
-             "/contexts/" + id + "/units/..%2f..%2f..%2f..%2fsecret.txt", "//etc/passwd",
+             units + "/int8/%2E%2E/%2E%2E/%2E%2E/%2E%2E/%2E%2E/%2E%2E/secret.txt",
+             units + "/..%2f..%2f..%2f..%2f..%2f..%2fsecret.txt", "//etc/passwd",
+             "/contexts/" + id + "/attempts/..%2f..%2f..%2fsecret.txt/tokens.i32",
              "/contexts/" + id + "/./manifest.json", "/contexts/" + id + "/.tmp-x",
              "/contexts/%00/manifest.json"}) {
         const int status = raw_get_status(port, target);
         EXPECT_TRUE(status == 400 || status == 404) << target << " -> " << status;
     }
-    EXPECT_EQ(raw_get_status(port, "/contexts/" + id + "/units/int8/t0_l9.kvu"), 403);
-    const std::string reply = raw_http(port, "GET /contexts/" + id +
-                                                 "/units/int8/t0_l9.kvu HTTP/1.1\r\nHost: x\r\n"
+    EXPECT_EQ(raw_get_status(port, units + "/int8/t0_l9.kvu"), 403);
+    const std::string reply = raw_http(port, "GET " + units +
+                                                 "/int8/t0_l9.kvu HTTP/1.1\r\nHost: x\r\n"
                                                  "Connection: close\r\n\r\n");
     EXPECT_EQ(reply.find("secret\n"), std::string::npos);
     EXPECT_EQ(reply.find("\r\n\r\nsecret"), std::string::npos);
