@@ -4,6 +4,7 @@
 # streamed from what is left, compared with `sparkv serve` on a local directory:
 #
 #   bench/garage_cluster.sh [--runs 5] [--tokens 4096] [--level q5h] [--keep]
+#   (SPARKV_CPU_LOCK= to run without the shared CPU lock)
 #
 # Needs build/sparkv, build/bench/store_stream_bench, the reference model (`sparkv model
 # --fetch`) and Garage (scripts/install_garage.sh). Everything lives in a temp dir that is
@@ -35,6 +36,8 @@ done
 CACHE="${SPARKV_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/sparkv}"
 GARAGE="${SPARKV_GARAGE:-$CACHE/garage/bin/garage}"
 [ -x "$GARAGE" ] || { echo "garage not found at $GARAGE (scripts/install_garage.sh)" >&2; exit 1; }
+# CPU-heavy steps take the machine's shared lock (CONVENTIONS.md); SPARKV_CPU_LOCK= disables it.
+LOCK=${SPARKV_CPU_LOCK-flock /tmp/sparkv-cpu.lock}
 SPARKV=build/sparkv
 BENCH=build/bench/store_stream_bench
 [ -x "$SPARKV" ] && [ -x "$BENCH" ] || { echo "build sparkv and store_stream_bench first" >&2; exit 1; }
@@ -98,9 +101,9 @@ for _ in $(seq 100); do "$SPARKV" gc --store "s3://$BUCKET/kv" --dry-run >/dev/n
 DOC="$CACHE/$(cd "$CACHE" && ls | grep -i sotu | head -1)"
 [ -f "$DOC" ] || DOC=$(find "$CACHE" -name '*.txt' | head -1)
 echo "== ingest $TOKENS tokens of $DOC into s3://$BUCKET/kv (via node 1) and $WORK/fs" >&2
-ID_S3=$(flock /tmp/sparkv-cpu.lock "$SPARKV" ingest --store "s3://$BUCKET/kv" --doc "$DOC" \
+ID_S3=$($LOCK "$SPARKV" ingest --store "s3://$BUCKET/kv" --doc "$DOC" \
         --max-tokens "$TOKENS" --levels "$LEVEL,int8" --threads 2)
-ID_FS=$(flock /tmp/sparkv-cpu.lock "$SPARKV" ingest --store "$WORK/fs" --doc "$DOC" \
+ID_FS=$($LOCK "$SPARKV" ingest --store "$WORK/fs" --doc "$DOC" \
         --max-tokens "$TOKENS" --levels "$LEVEL,int8" --threads 2)
 [ "$ID_S3" = "$ID_FS" ] || { echo "context ids differ: $ID_S3 $ID_FS" >&2; exit 1; }
 
@@ -120,7 +123,7 @@ for port in 39312 39322; do
     --context "$ID_S3" --level "$LEVEL"
 done
 echo "== streaming bench ($RUNS runs each, unpaced loopback, node 3 down)" >&2
-flock /tmp/sparkv-cpu.lock "$BENCH" --context "$ID_S3" --level "$LEVEL" --runs "$RUNS" \
+$LOCK "$BENCH" --context "$ID_S3" --level "$LEVEL" --runs "$RUNS" \
   --endpoint serve-fs=127.0.0.1:39401 \
   --endpoint "garage-web=http://127.0.0.1:39312/kv@$BUCKET.web.garage.localhost" \
   --endpoint serve-s3=127.0.0.1:39402

@@ -35,7 +35,8 @@ struct Endpoint {
 
 Endpoint parse_endpoint(const std::string& text) {
     const size_t eq = text.find('=');
-    if (eq == std::string::npos || eq == 0) fail("--endpoint wants NAME=SERVER[@HOST], got {}", text);
+    if (eq == std::string::npos || eq == 0)
+        fail("--endpoint wants NAME=SERVER[@HOST], got {}", text);
     Endpoint e;
     e.name = text.substr(0, eq);
     std::string server = text.substr(eq + 1);
@@ -108,12 +109,13 @@ int main(int argc, char** argv) {
         for (const auto& t : endpoint_texts) endpoints.push_back(parse_endpoint(t));
         for (int r = 0; r < runs; ++r)
             for (size_t k = 0; k < endpoints.size(); ++k)
-                run_once(endpoints[(k + static_cast<size_t>(r)) % endpoints.size()], context, level);
+                run_once(endpoints[(k + static_cast<size_t>(r)) % endpoints.size()], context,
+                         level);
         const double base_mb = median(endpoints[0].mb_per_s);
         const double base_p99 = percentile(endpoints[0].latency_ms, 0.99);
         nlohmann::json out = nlohmann::json::array();
-        std::printf("%-14s %10s %8s %10s %10s %8s %9s\n", "endpoint", "MB/s", "x base",
-                    "p50 ms", "p99 ms", "x base", "failures");
+        std::printf("%-14s %10s %8s %10s %10s %8s %9s\n", "endpoint", "MB/s", "x base", "p50 ms",
+                    "p99 ms", "x base", "failures");
         for (const auto& e : endpoints) {
             const double mb = median(e.mb_per_s), p50 = percentile(e.latency_ms, 0.5),
                          p99 = percentile(e.latency_ms, 0.99);

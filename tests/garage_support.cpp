@@ -102,16 +102,19 @@ GarageCluster::GarageCluster(int nodes, std::string bucket)
     // Node ids, then (for a cluster) connect the nodes, then one layout for all of them.
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
     for (Node& n : nodes_) {
+        // `status` answers once the node's RPC listens (`node id` answers before: it only reads
+        // the key file).
         for (;;) {
             try {
-                std::string id = cli_on(n, "node id -q");
-                n.id = id.substr(0, id.find('@'));
+                cli_on(n, "status");
                 break;
             } catch (const Error&) {
                 if (std::chrono::steady_clock::now() > deadline) throw;
-                std::this_thread::sleep_for(std::chrono::milliseconds(100));
+                std::this_thread::sleep_for(std::chrono::milliseconds(50));
             }
         }
+        const std::string id = cli_on(n, "node id -q");
+        n.id = id.substr(0, id.find('@'));
     }
     for (size_t i = 1; i < nodes_.size(); ++i)
         cli(fmt::format("node connect {}@127.0.0.1:{}", nodes_[i].id, nodes_[i].rpc_port));

@@ -65,11 +65,11 @@ class GarageCluster {
 // under SPARKV_REQUIRE_GARAGE=1, or Garage did not start).
 std::unique_ptr<GarageCluster> start_garage_or_skip(int nodes = 1);
 
-#define SPARKV_REQUIRE_GARAGE(var, nodes)                                       \
-    auto var = ::sparkv::testing::start_garage_or_skip(nodes);                  \
-    if (!var) {                                                                 \
-        if (::testing::Test::HasFailure()) return;                              \
-        GTEST_SKIP() << "garage not built (scripts/install_garage.sh)";         \
+#define SPARKV_REQUIRE_GARAGE(var, nodes)                               \
+    auto var = ::sparkv::testing::start_garage_or_skip(nodes);          \
+    if (!var) {                                                         \
+        if (::testing::Test::HasFailure()) return;                      \
+        GTEST_SKIP() << "garage not built (scripts/install_garage.sh)"; \
     }
 
 // Access and secret key the test clusters use (Garage's formats: "GK" + 24 hex, 64 hex).

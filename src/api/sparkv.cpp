@@ -45,7 +45,8 @@ GenerationResult generate_text(const GenerationRequest& request,
 }
 
 IngestSummary ingest_document(const IngestRequest& request) {
-    if (request.store_dir.empty()) fail("ingest: no store given (a directory or s3://BUCKET/PREFIX)");
+    if (request.store_dir.empty())
+        fail("ingest: no store given (a directory or s3://BUCKET/PREFIX)");
     const auto model =
         Model::load(request.model_path.empty() ? require_reference_model() : request.model_path);
     const PromptFormat format = request.format.empty() ? default_prompt_format(*model)

@@ -1,6 +1,7 @@
 // `sparkv fetch`: the device side's streaming lane on its own. Fetches a context's manifest from a
-// `sparkv serve` endpoint (or straight from an object store's website endpoint or a CDN), streams every unit at one level over one connection, verifies and
-// decodes each, and reports link throughput, decode speed and any failed units.
+// `sparkv serve` endpoint (or straight from an object store's website endpoint or a CDN), streams
+// every unit at one level over one connection, verifies and decodes each, and reports link
+// throughput, decode speed and any failed units.
 #include <atomic>
 #include <cstdio>
 #include <memory>

@@ -55,10 +55,10 @@ int run(const GcCliOptions& opt) {
     std::printf(
         "%s: %zu contexts, %s %zu objects (%.2f MB) in %zu groups; kept %zu attempts younger than "
         "%.0f s; %zu unreadable manifests; %zu unfinished writes removed\n",
-        store.backend().describe().c_str(), report.contexts, opt.dry_run ? "would remove" : "removed",
-        report.objects_removed(), static_cast<double>(report.bytes_removed()) / 1e6,
-        report.removed.size(), report.kept_attempts, opt.min_age_s, report.unreadable,
-        report.incomplete_writes);
+        store.backend().describe().c_str(), report.contexts,
+        opt.dry_run ? "would remove" : "removed", report.objects_removed(),
+        static_cast<double>(report.bytes_removed()) / 1e6, report.removed.size(),
+        report.kept_attempts, opt.min_age_s, report.unreadable, report.incomplete_writes);
     return 0;
 }
 

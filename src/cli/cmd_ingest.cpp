@@ -88,8 +88,7 @@ int run_batch(const IngestCliOptions& opt) {
             if (item.status == BatchItem::Status::failed)
                 std::fprintf(stderr, "  %s: failed: %s\n", path.c_str(), item.error.c_str());
             else
-                std::fprintf(stderr, "  %s: %s %s (%.1fs)\n", path.c_str(),
-                             item.context_id.c_str(),
+                std::fprintf(stderr, "  %s: %s %s (%.1fs)\n", path.c_str(), item.context_id.c_str(),
                              item.status == BatchItem::Status::ingested ? "ingested"
                                                                         : "already in the store",
                              item.result.seconds);

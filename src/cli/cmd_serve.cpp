@@ -61,7 +61,8 @@ int run(const ServeOptions& opt) {
     config.link.rtt_ms = opt.rtt_ms;
     config.link.validate();
 
-    const std::shared_ptr<StorageBackend> backend = open_store(opt.store_dir, StoreAccess::existing);
+    const std::shared_ptr<StorageBackend> backend =
+        open_store(opt.store_dir, StoreAccess::existing);
     const ContextStore store(backend);
     const auto contexts = store.list_contexts();
 

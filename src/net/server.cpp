@@ -6,8 +6,8 @@
 #include <atomic>
 #include <charconv>
 #include <cstdio>
-#include <nlohmann/json.hpp>
 #include <mutex>
+#include <nlohmann/json.hpp>
 #include <thread>
 #include <unordered_map>
 
@@ -62,7 +62,8 @@ std::optional<ObjectPath> parse_object_path(std::string_view key) {
         return path;
     }
     // contexts/<id>/attempts/<attempt>/...: the objects of one ingest attempt.
-    if (parts.size() < 5 || parts[2] != "attempts" || !is_attempt_name(parts[3])) return std::nullopt;
+    if (parts.size() < 5 || parts[2] != "attempts" || !is_attempt_name(parts[3]))
+        return std::nullopt;
     path.attempt = std::string(parts[3]);
     if (parts.size() == 5 && parts[4] == "tokens.i32") {
         path.kind = ObjectPath::Kind::tokens;

@@ -66,9 +66,10 @@ ClientConfig client_config_for_server(std::string_view server) {
     std::string_view rest = server;
     const bool url = rest.starts_with("http://");
     if (rest.starts_with("https://"))
-        fail("--server {}: https is not supported by the device client yet; use http:// (a CDN "
-             "edge or `sparkv serve` on the device's side of TLS)",
-             server);
+        fail(
+            "--server {}: https is not supported by the device client yet; use http:// (a CDN "
+            "edge or `sparkv serve` on the device's side of TLS)",
+            server);
     if (url) rest.remove_prefix(7);
     const size_t slash = url ? rest.find('/') : std::string_view::npos;
     std::string_view authority = rest.substr(0, slash);
@@ -192,8 +193,8 @@ std::string UnitClient::get_small_object(const std::string& key, std::string_vie
             back_off(retry + 1))
             continue;
         if (result->status != 200)
-            fail("server {}:{} answered {} for {}: {}", config_.host, config_.port,
-                 result->status, what, error_message(result->body));
+            fail("server {}:{} answered {} for {}: {}", config_.host, config_.port, result->status,
+                 what, error_message(result->body));
         bytes_received_ += result->body.size();
         return std::move(result->body);
     }
@@ -219,9 +220,8 @@ const Manifest& UnitClient::fetch_manifest(std::string_view context_id) {
 
 std::vector<int32_t> UnitClient::fetch_tokens() {
     if (!have_manifest_) fail("client: fetch the manifest before the token ids");
-    const std::string body =
-        get_small_object(tokens_key(manifest_),
-                         fmt::format("the token ids of {}", manifest_.context_id));
+    const std::string body = get_small_object(
+        tokens_key(manifest_), fmt::format("the token ids of {}", manifest_.context_id));
     return parse_tokens(manifest_,
                         std::span(reinterpret_cast<const uint8_t*>(body.data()), body.size()));
 }
@@ -358,8 +358,9 @@ void UnitClient::fetch_unit(const UnitRequest& unit) {
                 if (timing.first_byte_s == 0) timing.first_byte_s = now;
                 timing.last_byte_s = now;
                 if (status != 200) {
-                    error_body.append(data, std::min<size_t>(n, 4096 - std::min<size_t>(
-                                                                        4096, error_body.size())));
+                    error_body.append(
+                        data,
+                        std::min<size_t>(n, 4096 - std::min<size_t>(4096, error_body.size())));
                     return !stop_reading();
                 }
                 if (received.bytes.size() + n > expected.bytes) {

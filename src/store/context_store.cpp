@@ -149,7 +149,8 @@ std::vector<AttemptInfo> ContextStore::list_attempts(std::string_view context_id
         if (!info.key.starts_with(base)) continue;
         const std::string_view rest = std::string_view(info.key).substr(base.size());
         const std::string_view name = rest.substr(0, rest.find('/'));
-        if (attempts.empty() || attempts.back().name != name) attempts.push_back({std::string(name), 0, 0, {}});
+        if (attempts.empty() || attempts.back().name != name)
+            attempts.push_back({std::string(name), 0, 0, {}});
         AttemptInfo& a = attempts.back();
         ++a.objects;
         a.bytes += info.size;
@@ -221,9 +222,10 @@ void ContextWriter::verify_objects() const {
     const auto check = [&](const std::string& key, uint64_t bytes, std::string_view what) {
         const auto it = sizes.find(key);
         if (it == sizes.end())
-            fail("context {}: {} was written but is not in {} (removed by a garbage collection "
-                 "that took this attempt for a dead one?); ingest again",
-                 manifest_.context_id, what, store_.backend().describe());
+            fail(
+                "context {}: {} was written but is not in {} (removed by a garbage collection "
+                "that took this attempt for a dead one?); ingest again",
+                manifest_.context_id, what, store_.backend().describe());
         if (it->second != bytes)
             fail("context {}: {} has {} bytes in the store, {} were written", manifest_.context_id,
                  what, it->second, bytes);

@@ -229,8 +229,8 @@ std::vector<ObjectInfo> FilesystemBackend::list_info(std::string_view prefix) co
         }
         struct stat st;
         if (::stat(it->path().c_str(), &st) != 0 || !S_ISREG(st.st_mode)) continue;
-        const auto since_epoch = std::chrono::seconds(st.st_mtim.tv_sec) +
-                                 std::chrono::nanoseconds(st.st_mtim.tv_nsec);
+        const auto since_epoch =
+            std::chrono::seconds(st.st_mtim.tv_sec) + std::chrono::nanoseconds(st.st_mtim.tv_nsec);
         objects.push_back(
             {it->path().lexically_relative(root_).string(), static_cast<uint64_t>(st.st_size),
              std::chrono::system_clock::time_point(

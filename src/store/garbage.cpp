@@ -90,7 +90,8 @@ GcReport collect_garbage(ContextStore& store, const GcOptions& options) {
                 {id, name, group.keys.size(), group.bytes, !referenced->empty()});
         }
     }
-    if (!options.dry_run) report.incomplete_writes = backend.remove_incomplete_writes(options.min_age);
+    if (!options.dry_run)
+        report.incomplete_writes = backend.remove_incomplete_writes(options.min_age);
     return report;
 }
 

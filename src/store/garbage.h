@@ -36,10 +36,10 @@ struct GcRemoval {
 };
 
 struct GcReport {
-    size_t contexts = 0;          // context directories looked at
-    size_t kept_attempts = 0;     // unreferenced but young: maybe still being written
-    size_t unreadable = 0;        // contexts skipped because their manifest cannot be read
-    size_t incomplete_writes = 0; // temporary files or multipart uploads removed
+    size_t contexts = 0;           // context directories looked at
+    size_t kept_attempts = 0;      // unreferenced but young: maybe still being written
+    size_t unreadable = 0;         // contexts skipped because their manifest cannot be read
+    size_t incomplete_writes = 0;  // temporary files or multipart uploads removed
     std::vector<GcRemoval> removed;
 
     size_t objects_removed() const;

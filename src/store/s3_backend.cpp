@@ -17,9 +17,9 @@ namespace {
 using Headers = std::vector<std::pair<std::string, std::string>>;
 
 Headers object_headers(std::string_view key) {
-    return {{"Cache-Control", std::string(cache_control_for_key(key))},
-            {"Content-Type",
-             key.ends_with(".json") ? "application/json" : "application/octet-stream"}};
+    return {
+        {"Cache-Control", std::string(cache_control_for_key(key))},
+        {"Content-Type", key.ends_with(".json") ? "application/json" : "application/octet-stream"}};
 }
 
 // "bytes 0-99/1234" -> 1234.
@@ -44,7 +44,8 @@ uint64_t parse_size(const std::string& text, std::string_view what) {
     return v;
 }
 
-XmlElement parse_response(const S3Response& response, std::string_view root, std::string_view what) {
+XmlElement parse_response(const S3Response& response, std::string_view root,
+                          std::string_view what) {
     XmlElement doc;
     try {
         doc = parse_xml(response.text());
@@ -89,8 +90,7 @@ class S3ObjectReader final : public ObjectReader {
         request.headers = {{"Range", fmt::format("bytes={}-{}", at, last)}};
         if (!etag_.empty()) request.headers.emplace_back("If-Match", etag_);
         S3Response response = client_.send(request);
-        if (response.status == 412)
-            fail("S3 object {} changed while it was being read", object_);
+        if (response.status == 412) fail("S3 object {} changed while it was being read", object_);
         if (response.status != 206 || response.body.size() != last - at + 1)
             fail("S3 GET {} bytes {}-{}: {}", object_, at, last, response.error_text());
         window_ = std::move(response.body);
@@ -265,8 +265,7 @@ std::unique_ptr<ObjectReader> S3Backend::open(std::string_view key) const {
     if (response.status == 206) {
         const auto parsed = total_from_content_range(response.content_range);
         if (!parsed)
-            fail("S3 GET {}: unreadable Content-Range \"{}\"", request.key,
-                 response.content_range);
+            fail("S3 GET {}: unreadable Content-Range \"{}\"", request.key, response.content_range);
         total = *parsed;
     } else if (response.status == 200) {
         total = response.body.size();  // a store that ignores ranges sends the whole object
@@ -302,9 +301,8 @@ void S3Backend::list_pages(const std::string& object_prefix, bool delimited,
 }
 
 std::vector<ObjectInfo> S3Backend::list_info(std::string_view prefix) const {
-    const std::string base =
-        prefix.empty() ? (prefix_.empty() ? std::string() : prefix_ + "/")
-                       : object_key(prefix) + "/";
+    const std::string base = prefix.empty() ? (prefix_.empty() ? std::string() : prefix_ + "/")
+                                            : object_key(prefix) + "/";
     std::vector<ObjectInfo> objects;
     list_pages(base, false, [&](const XmlElement& doc) {
         for (const XmlElement* entry : doc.children_named("Contents")) {
@@ -327,9 +325,8 @@ std::vector<std::string> S3Backend::list(std::string_view prefix) const {
 }
 
 std::vector<std::string> S3Backend::list_children(std::string_view prefix) const {
-    const std::string base =
-        prefix.empty() ? (prefix_.empty() ? std::string() : prefix_ + "/")
-                       : object_key(prefix) + "/";
+    const std::string base = prefix.empty() ? (prefix_.empty() ? std::string() : prefix_ + "/")
+                                            : object_key(prefix) + "/";
     std::vector<std::string> names;
     const auto add = [&](std::string_view object) {
         if (!object.starts_with(base)) return;
@@ -339,7 +336,8 @@ std::vector<std::string> S3Backend::list_children(std::string_view prefix) const
             names.emplace_back(object);
     };
     list_pages(base, true, [&](const XmlElement& doc) {
-        for (const XmlElement* p : doc.children_named("CommonPrefixes")) add(p->child_text("Prefix"));
+        for (const XmlElement* p : doc.children_named("CommonPrefixes"))
+            add(p->child_text("Prefix"));
         for (const XmlElement* c : doc.children_named("Contents")) add(c->child_text("Key"));
     });
     std::sort(names.begin(), names.end());

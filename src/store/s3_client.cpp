@@ -218,7 +218,8 @@ S3Client::S3Client(S3Config config)
 S3Client::~S3Client() = default;
 
 std::string S3Client::url(std::string_view key) const {
-    const std::string path = key.empty() ? std::string() : fmt::format("/{}", s3_uri_encode(key, true));
+    const std::string path =
+        key.empty() ? std::string() : fmt::format("/{}", s3_uri_encode(key, true));
     if (config_.endpoint.empty())
         return fmt::format("https://{}.s3.{}.amazonaws.com{}", config_.bucket, config_.region,
                            path.empty() ? "/" : path);
@@ -279,9 +280,9 @@ S3Response S3Client::send(const S3Request& request) const {
         } else if (has_body) {
             // The body is sent from memory (POSTFIELDS), which is also what lets curl sign
             // requests; CUSTOMREQUEST turns the POST into the method asked for.
-            curl_easy_setopt(h, CURLOPT_POSTFIELDS,
-                             request.body.empty() ? "" : reinterpret_cast<const char*>(
-                                                             request.body.data()));
+            curl_easy_setopt(
+                h, CURLOPT_POSTFIELDS,
+                request.body.empty() ? "" : reinterpret_cast<const char*>(request.body.data()));
             curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE,
                              static_cast<curl_off_t>(request.body.size()));
             curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, request.method.c_str());
@@ -315,12 +316,12 @@ S3Response S3Client::send(const S3Request& request) const {
                      error_buffer[0] ? error_buffer : curl_easy_strerror(code));
             return response;
         }
-        last_error = code != CURLE_OK ? std::string(error_buffer[0] ? error_buffer
-                                                                    : curl_easy_strerror(code))
-                                      : response.error_text();
+        last_error = code != CURLE_OK
+                         ? std::string(error_buffer[0] ? error_buffer : curl_easy_strerror(code))
+                         : response.error_text();
         if (attempt >= config_.max_attempts) break;
-        const double cap =
-            std::min(config_.backoff_max_s, config_.backoff_initial_s * std::ldexp(1.0, attempt - 1));
+        const double cap = std::min(config_.backoff_max_s,
+                                    config_.backoff_initial_s * std::ldexp(1.0, attempt - 1));
         const double wait = std::uniform_real_distribution<double>(0, cap)(jitter);
         std::this_thread::sleep_for(std::chrono::duration<double>(wait));
     }

@@ -116,27 +116,27 @@ S3Config s3_config_from_environment(std::string bucket) {
     const auto credentials = read_ini_section(
         first_of({env("AWS_SHARED_CREDENTIALS_FILE"), home_file(".aws/credentials")}), profile);
     const std::string config_file = first_of({env("AWS_CONFIG_FILE"), home_file(".aws/config")});
-    auto settings = read_ini_section(config_file, profile == "default" ? profile
-                                                                      : "profile " + profile);
+    auto settings =
+        read_ini_section(config_file, profile == "default" ? profile : "profile " + profile);
     const auto value = [](const std::map<std::string, std::string>& m, const char* key) {
         const auto it = m.find(key);
         return it == m.end() ? std::string() : it->second;
     };
     S3Config config;
     config.bucket = std::move(bucket);
-    config.access_key_id = first_of({env("AWS_ACCESS_KEY_ID"),
-                                     value(credentials, "aws_access_key_id"),
-                                     value(settings, "aws_access_key_id")});
-    config.secret_access_key = first_of({env("AWS_SECRET_ACCESS_KEY"),
-                                         value(credentials, "aws_secret_access_key"),
-                                         value(settings, "aws_secret_access_key")});
-    config.session_token = first_of({env("AWS_SESSION_TOKEN"),
-                                     value(credentials, "aws_session_token"),
-                                     value(settings, "aws_session_token")});
-    config.region = first_of({env("AWS_REGION"), env("AWS_DEFAULT_REGION"),
-                              value(settings, "region"), "us-east-1"});
-    config.endpoint = first_of({env("AWS_ENDPOINT_URL_S3"), env("AWS_ENDPOINT_URL"),
-                                value(settings, "endpoint_url")});
+    config.access_key_id =
+        first_of({env("AWS_ACCESS_KEY_ID"), value(credentials, "aws_access_key_id"),
+                  value(settings, "aws_access_key_id")});
+    config.secret_access_key =
+        first_of({env("AWS_SECRET_ACCESS_KEY"), value(credentials, "aws_secret_access_key"),
+                  value(settings, "aws_secret_access_key")});
+    config.session_token =
+        first_of({env("AWS_SESSION_TOKEN"), value(credentials, "aws_session_token"),
+                  value(settings, "aws_session_token")});
+    config.region = first_of(
+        {env("AWS_REGION"), env("AWS_DEFAULT_REGION"), value(settings, "region"), "us-east-1"});
+    config.endpoint = first_of(
+        {env("AWS_ENDPOINT_URL_S3"), env("AWS_ENDPOINT_URL"), value(settings, "endpoint_url")});
     return config;
 }
 

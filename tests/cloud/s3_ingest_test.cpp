@@ -10,8 +10,8 @@
 
 #include <fstream>
 #include <map>
-#include <set>
 #include <nlohmann/json.hpp>
+#include <set>
 #include <sstream>
 #include <thread>
 
@@ -92,10 +92,9 @@ class S3Ingest : public ::testing::Test {
     }
 
     // Streams every unit of the context at `level` with the device client; returns them.
-    std::map<std::pair<int, int>, std::vector<uint8_t>> stream_all(ClientConfig config,
-                                                                   const std::string& id,
-                                                                   const std::string& level,
-                                                                   std::vector<UnitFailure>& failed) {
+    std::map<std::pair<int, int>, std::vector<uint8_t>> stream_all(
+        ClientConfig config, const std::string& id, const std::string& level,
+        std::vector<UnitFailure>& failed) {
         UnitClient client(std::move(config));
         const Manifest& m = client.fetch_manifest(id);
         auto schedule = std::make_shared<FetchSchedule>();
@@ -153,7 +152,8 @@ class S3Ingest : public ::testing::Test {
     // A text the random model's byte-level tokenizer turns into a few hundred tokens.
     std::string document(int seed, int words) const {
         std::string text;
-        for (int i = 0; i < words; ++i) text += fmt::format("w{}x{} ", (i * 7919 + seed) % 997, seed);
+        for (int i = 0; i < words; ++i)
+            text += fmt::format("w{}x{} ", (i * 7919 + seed) % 997, seed);
         return text;
     }
 
@@ -181,7 +181,8 @@ TEST_F(S3Ingest, GarageHoldsBitIdenticalUnitsAndDevicesStreamThem) {
     const Manifest fm = fs_store.read_manifest(id), sm = s3_store.read_manifest(id);
     for (const auto& u : sm.units)
         for (const auto& level : sm.levels)
-            ASSERT_EQ(s3_store.read_unit(sm, level, u.t, u.l), fs_store.read_unit(fm, level, u.t, u.l));
+            ASSERT_EQ(s3_store.read_unit(sm, level, u.t, u.l),
+                      fs_store.read_unit(fm, level, u.t, u.l));
 
     // A device reads the bucket's website endpoint directly (public-read bucket, Host-selected).
     ClientConfig direct;
@@ -234,13 +235,13 @@ TEST_F(S3Ingest, ConcurrentWorkersLeaveOnlyCompleteContexts) {
     }
     std::vector<pid_t> pids;
     for (int w = 0; w < workers; ++w)
-        pids.push_back(spawn_sparkv(
-            *garage,
-            {"ingest", "--store", "s3://" + garage->bucket() + "/conc", "--model", model_path_,
-             "--docs-from", dir_.file(fmt::format("list{}.txt", w)), "--format", "raw",
-             "--chunk-tokens", "32", "--levels", "fp16,q5h", "--threads", "1", "--busy-window",
-             "0", "--json"},
-            fmt::format("worker{}", w)));
+        pids.push_back(
+            spawn_sparkv(*garage,
+                         {"ingest", "--store", "s3://" + garage->bucket() + "/conc", "--model",
+                          model_path_, "--docs-from", dir_.file(fmt::format("list{}.txt", w)),
+                          "--format", "raw", "--chunk-tokens", "32", "--levels", "fp16,q5h",
+                          "--threads", "1", "--busy-window", "0", "--json"},
+                         fmt::format("worker{}", w)));
     std::map<std::string, int> ingested;  // context id -> workers that committed it
     std::set<std::string> ids;
     for (int w = 0; w < workers; ++w) {
@@ -286,12 +287,12 @@ TEST_F(S3Ingest, KilledWorkerLeavesNoVisibleContext) {
     ASSERT_LT(ids.size(), 4096u);  // the random model's context
     const std::string id = context_id(hex64(model_->fingerprint()), ids, 32);
     ContextStore store(std::make_shared<S3Backend>(garage->s3_config(), "killed"));
-    const pid_t pid = spawn_sparkv(
-        *garage,
-        {"ingest", "--store", "s3://" + garage->bucket() + "/killed", "--model", model_path_,
-         "--doc", doc, "--format", "raw", "--chunk-tokens", "32", "--levels",
-         "fp16,int8,q5h,q3h", "--threads", "1"},
-        "killed");
+    const pid_t pid =
+        spawn_sparkv(*garage,
+                     {"ingest", "--store", "s3://" + garage->bucket() + "/killed", "--model",
+                      model_path_, "--doc", doc, "--format", "raw", "--chunk-tokens", "32",
+                      "--levels", "fp16,int8,q5h,q3h", "--threads", "1"},
+                     "killed");
     // Kill it as soon as its attempt holds objects (the token ids come first, then units).
     bool exited = false;
     ASSERT_TRUE(wait_for(

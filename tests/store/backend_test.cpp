@@ -147,8 +147,7 @@ TEST_P(Backends, ContextRoundTrip) {
     const Manifest back = store.read_manifest(m.context_id);
     EXPECT_EQ(back.attempt, m.attempt);
     EXPECT_EQ(back.object(2, 3, "q3h").bytes, 259u);
-    EXPECT_EQ(back.object(2, 3, "q3h").xxh64,
-              object_checksum(store.read_unit(back, "q3h", 2, 3)));
+    EXPECT_EQ(back.object(2, 3, "q3h").xxh64, object_checksum(store.read_unit(back, "q3h", 2, 3)));
     EXPECT_THROW(store.read_unit(back, "fp16", 0, 0), Error);
     const auto attempts = store.list_attempts(m.context_id);
     ASSERT_EQ(attempts.size(), 1u);

@@ -58,9 +58,9 @@ TEST(StoreLocation, S3SettingsFromEnvironmentThenFiles) {
                                               "aws_secret_access_key = OTHERSECRET\n";
     std::ofstream(dir.file("config")) << "# comment\n[profile other]\nregion = eu-west-3\n"
                                          "endpoint_url = http://127.0.0.1:3900\n";
-    for (const char* name : {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN",
-                             "AWS_REGION", "AWS_DEFAULT_REGION", "AWS_ENDPOINT_URL",
-                             "AWS_ENDPOINT_URL_S3", "AWS_PROFILE"})
+    for (const char* name :
+         {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_REGION",
+          "AWS_DEFAULT_REGION", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_PROFILE"})
         unsetenv(name);
     setenv("AWS_SHARED_CREDENTIALS_FILE", dir.file("credentials").c_str(), 1);
     setenv("AWS_CONFIG_FILE", dir.file("config").c_str(), 1);
@@ -116,9 +116,10 @@ TEST(S3Signing, CanonicalQueryAndEncoding) {
     EXPECT_EQ(s3_uri_encode("a/b c~d_e.f-g", true), "a/b%20c~d_e.f-g");
     EXPECT_EQ(s3_uri_encode("a/b+c=", false), "a%2Fb%2Bc%3D");
     EXPECT_EQ(s3_canonical_query({{"uploads", ""}}), "uploads=");
-    EXPECT_EQ(s3_canonical_query({{"prefix", "kv/contexts/"}, {"list-type", "2"},
-                                  {"continuation-token", "a+b/c="}}),
-              "continuation-token=a%2Bb%2Fc%3D&list-type=2&prefix=kv%2Fcontexts%2F");
+    EXPECT_EQ(
+        s3_canonical_query(
+            {{"prefix", "kv/contexts/"}, {"list-type", "2"}, {"continuation-token", "a+b/c="}}),
+        "continuation-token=a%2Bb%2Fc%3D&list-type=2&prefix=kv%2Fcontexts%2F");
     EXPECT_EQ(sha256_hex({}), "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
     EXPECT_TRUE(s3_status_is_transient(503));
     EXPECT_FALSE(s3_status_is_transient(403));
@@ -231,8 +232,7 @@ TEST(S3Client, SignsWithPayloadHashAndRetriesTransientFailures) {
               sha256_hex(std::span(reinterpret_cast<const uint8_t*>(body.data()), body.size())));
     EXPECT_EQ(r.get_header_value("Authorization").rfind("AWS4-HMAC-SHA256 Credential=AKIDTEST/", 0),
               0u);
-    EXPECT_NE(r.get_header_value("Authorization").find("/test/s3/aws4_request"),
-              std::string::npos);
+    EXPECT_NE(r.get_header_value("Authorization").find("/test/s3/aws4_request"), std::string::npos);
 }
 
 TEST(S3Client, GivesUpAfterTheLastAttemptAndNeverRetriesClientErrors) {
@@ -285,8 +285,9 @@ TEST(S3Backend, ListsEveryPageAndOnlyStoreKeys) {
                 "<LastModified>2026-01-01T00:00:00.000Z</LastModified></Contents>"
                 "<Contents><Key>kv/contexts/.hidden</Key><Size>1</Size></Contents>";
         else
-            xml += "<IsTruncated>false</IsTruncated><Contents><Key>kv/contexts/b/c</Key>"
-                   "<Size>22</Size></Contents>";
+            xml +=
+                "<IsTruncated>false</IsTruncated><Contents><Key>kv/contexts/b/c</Key>"
+                "<Size>22</Size></Contents>";
         res.set_content(xml + "</ListBucketResult>", "application/xml");
     });
     S3Backend backend(fake.config(), "kv");

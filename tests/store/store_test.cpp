@@ -53,8 +53,7 @@ TEST(FilesystemBackend, LayoutIsPlainFiles) {
     EXPECT_EQ(store.list_contexts(), std::vector<std::string>{m.context_id});
     EXPECT_TRUE(store.is_complete(m.context_id, ContextStore::Check::checksums));
     const Manifest back = store.read_manifest(m.context_id);
-    EXPECT_EQ(back.object(2, 3, "q3h").xxh64,
-              object_checksum(store.read_unit(back, "q3h", 2, 3)));
+    EXPECT_EQ(back.object(2, 3, "q3h").xxh64, object_checksum(store.read_unit(back, "q3h", 2, 3)));
     store.remove_context(m.context_id);
     EXPECT_TRUE(store.list_contexts().empty());
     EXPECT_FALSE(fs::exists(base));
