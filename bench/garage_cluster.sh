@@ -98,8 +98,8 @@ export AWS_ACCESS_KEY_ID=$KEY_ID AWS_SECRET_ACCESS_KEY=$KEY_SECRET AWS_REGION=ga
 export AWS_ENDPOINT_URL=http://127.0.0.1:39310
 for _ in $(seq 100); do "$SPARKV" gc --store "s3://$BUCKET/kv" --dry-run >/dev/null 2>&1 && break; sleep 0.2; done
 
-DOC="$CACHE/$(cd "$CACHE" && ls | grep -i sotu | head -1)"
-[ -f "$DOC" ] || DOC=$(find "$CACHE" -name '*.txt' | head -1)
+DOC="$CACHE/texts/lincoln-1862-state-of-the-union.txt"  # the demo text (`sparkv model --fetch`)
+[ -f "$DOC" ] || { echo "demo text missing: build/sparkv model --fetch" >&2; exit 1; }
 echo "== ingest $TOKENS tokens of $DOC into s3://$BUCKET/kv (via node 1) and $WORK/fs" >&2
 ID_S3=$($LOCK "$SPARKV" ingest --store "s3://$BUCKET/kv" --doc "$DOC" \
         --max-tokens "$TOKENS" --levels "$LEVEL,int8" --threads 2)
@@ -114,6 +114,15 @@ AWS_ENDPOINT_URL=http://127.0.0.1:39320 "$SPARKV" serve --store "s3://$BUCKET/kv
 PIDS+=($!)
 sleep 1
 
+bench() {
+  $LOCK "$BENCH" --context "$ID_S3" --level "$LEVEL" --runs "$RUNS" \
+    --endpoint serve-fs=127.0.0.1:39401 \
+    --endpoint "garage-web=http://127.0.0.1:39312/kv@$BUCKET.web.garage.localhost" \
+    --endpoint serve-s3=127.0.0.1:39402
+}
+echo "== streaming bench, all 3 nodes up ($RUNS runs each, unpaced loopback)" >&2
+echo "## all 3 nodes up"
+bench
 echo "== stopping node 3 (SIGKILL), leaving 2 of 3 replicas" >&2
 kill -9 "${PIDS[2]}"
 sleep 1
@@ -122,8 +131,6 @@ for port in 39312 39322; do
   "$SPARKV" fetch --server "http://127.0.0.1:$port/kv" --host-header "$BUCKET.web.garage.localhost" \
     --context "$ID_S3" --level "$LEVEL"
 done
-echo "== streaming bench ($RUNS runs each, unpaced loopback, node 3 down)" >&2
-$LOCK "$BENCH" --context "$ID_S3" --level "$LEVEL" --runs "$RUNS" \
-  --endpoint serve-fs=127.0.0.1:39401 \
-  --endpoint "garage-web=http://127.0.0.1:39312/kv@$BUCKET.web.garage.localhost" \
-  --endpoint serve-s3=127.0.0.1:39402
+echo "== streaming bench, node 3 down ($RUNS runs each, unpaced loopback)" >&2
+echo "## node 3 down"
+bench

@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -64,6 +65,15 @@ std::string garage_binary() {
 
 GarageCluster::GarageCluster(int nodes, std::string bucket)
     : binary_(garage_binary()), bucket_(std::move(bucket)) {
+    try {
+        set_up(nodes);
+    } catch (...) {
+        stop_all();  // the destructor does not run when the constructor throws
+        throw;
+    }
+}
+
+void GarageCluster::set_up(int nodes) {
     if (binary_.empty()) fail("garage binary not found");
     if (nodes != 1 && nodes != 3) fail("test clusters have 1 or 3 nodes");
     nodes_.resize(static_cast<size_t>(nodes));
@@ -128,6 +138,10 @@ GarageCluster::GarageCluster(int nodes, std::string bucket)
 }
 
 GarageCluster::~GarageCluster() {
+    stop_all();
+}
+
+void GarageCluster::stop_all() {
     for (Node& n : nodes_) {
         if (n.pid <= 0) continue;
         ::kill(n.pid, SIGTERM);
@@ -150,6 +164,7 @@ void GarageCluster::start_node(Node& node) {
     const pid_t pid = ::fork();
     if (pid < 0) fail("fork failed");
     if (pid == 0) {
+        ::prctl(PR_SET_PDEATHSIG, SIGKILL);  // never outlive the test, even a killed one
         const int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
         if (fd >= 0) {
             ::dup2(fd, 1);

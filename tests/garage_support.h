@@ -51,6 +51,8 @@ class GarageCluster {
         pid_t pid = -1;
         std::string id;
     };
+    void set_up(int nodes);
+    void stop_all();
     void start_node(Node& node);
     void wait_until_serving() const;
     std::string cli_on(const Node& node, const std::string& arguments) const;

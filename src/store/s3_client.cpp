@@ -56,12 +56,12 @@ bool curl_error_is_transient(CURLcode code) {
     }
 }
 
-// Some stores (Garage among them) write a response's headers and body as separate small segments
-// without TCP_NODELAY: Nagle holds the body until the headers are acknowledged, and on a reused
-// connection Linux delays that ACK by up to 40 ms. Acknowledging at once when the headers arrive
-// removes the stall (measured on Garage 2.5 over loopback: 44 ms -> 1 ms per GET). curl 7.88
-// does not tell a callback which socket a transfer uses, so the handle remembers the socket of
-// its connection when curl opens it.
+// Some stores (Garage among them) write responses without TCP_NODELAY: Nagle holds a small
+// segment (the body after the headers, the last piece of a body) until what precedes it is
+// acknowledged, and on a reused connection Linux delays that ACK by up to 40 ms. Acknowledging
+// at once whenever data arrives removes the stall (Garage 2.5 over loopback: 44 -> 1 ms per GET).
+// curl 7.88 does not tell a callback which socket a transfer uses, so the handle remembers the
+// socket of its connection when curl opens it.
 int remember_socket(void* slot, curl_socket_t socket, curlsocktype) {
     *static_cast<int*>(slot) = socket;
     return CURL_SOCKOPT_OK;
@@ -74,8 +74,16 @@ size_t on_header(char*, size_t size, size_t count, void* slot) {
     return size * count;
 }
 
+struct BodySink {
+    std::vector<uint8_t>* body;
+    const int* socket;
+};
+
 size_t append_body(char* data, size_t size, size_t count, void* user) {
-    auto* body = static_cast<std::vector<uint8_t>*>(user);
+    auto* sink = static_cast<BodySink*>(user);
+    // The same for the body's last, partial segment (an odd segment's ACK is delayed too).
+    on_header(nullptr, 0, 0, const_cast<int*>(sink->socket));
+    auto* body = sink->body;
     body->insert(body->end(), reinterpret_cast<uint8_t*>(data),
                  reinterpret_cast<uint8_t*>(data) + size * count);
     return size * count;
@@ -268,7 +276,8 @@ S3Response S3Client::send(const S3Request& request) const {
         curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, 1L);
         curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME, static_cast<long>(config_.stall_timeout_s));
         curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, &append_body);
-        curl_easy_setopt(h, CURLOPT_WRITEDATA, &response.body);
+        BodySink sink{&response.body, &pooled->socket};
+        curl_easy_setopt(h, CURLOPT_WRITEDATA, &sink);
         curl_easy_setopt(h, CURLOPT_SOCKOPTFUNCTION, &remember_socket);
         curl_easy_setopt(h, CURLOPT_SOCKOPTDATA, &pooled->socket);
         curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, &on_header);

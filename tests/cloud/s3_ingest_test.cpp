@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -127,6 +128,7 @@ class S3Ingest : public ::testing::Test {
         const std::string out = dir_.file(name + ".out"), err = dir_.file(name + ".err");
         const pid_t pid = fork();
         if (pid == 0) {
+            ::prctl(PR_SET_PDEATHSIG, SIGKILL);
             const int fo = ::open(out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
             const int fe = ::open(err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
             ::dup2(fo, 1);
