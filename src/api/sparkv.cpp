@@ -47,6 +47,7 @@ GenerationResult generate_text(const GenerationRequest& request,
 IngestSummary ingest_document(const IngestRequest& request) {
     if (request.store_dir.empty())
         fail("ingest: no store given (a directory or s3://BUCKET/PREFIX)");
+    ContextStore store(open_store(request.store_dir, StoreAccess::create));  // before the model
     const auto model =
         Model::load(request.model_path.empty() ? require_reference_model() : request.model_path);
     const PromptFormat format = request.format.empty() ? default_prompt_format(*model)
@@ -55,7 +56,6 @@ IngestSummary ingest_document(const IngestRequest& request) {
     if (request.max_tokens > 0 && static_cast<int64_t>(tokens.size()) > request.max_tokens)
         tokens.resize(static_cast<size_t>(request.max_tokens));
 
-    ContextStore store(open_store(request.store_dir, StoreAccess::create));
     IngestOptions io;
     io.chunk_tokens = request.chunk_tokens;
     io.levels = request.levels;

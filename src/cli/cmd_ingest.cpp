@@ -58,7 +58,7 @@ nlohmann::json bytes_json(const std::vector<std::pair<std::string, uint64_t>>& p
 
 int run_batch(const IngestCliOptions& opt) {
     const auto paths = list_documents(opt.docs_from);
-    ContextStore store(open_store(opt.store, StoreAccess::create));
+    ContextStore store(open_store(opt.store, StoreAccess::create));  // bad settings fail first
     const auto model = Model::load(opt.model.empty() ? require_reference_model() : opt.model);
     BatchOptions options;
     options.ingest.chunk_tokens = opt.chunk_tokens;

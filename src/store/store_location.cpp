@@ -86,11 +86,14 @@ StoreLocation parse_store_location(std::string_view argument) {
         location.path = std::string(rest.substr(2));
         return location;
     }
-    if (scheme != "s3")
+    if (scheme != "s3") {
+        const bool url = rest.starts_with("//");
         fail(
-            "store \"{}\": unknown scheme \"{}:\" (a store is a directory or s3://BUCKET/PREFIX; "
-            "write ./{} for a directory whose name has a colon)",
-            argument, scheme, argument);
+            "store \"{}\": unknown scheme \"{}:\" (a store is a directory or s3://BUCKET/PREFIX{})",
+            argument, scheme,
+            url ? ""
+                : fmt::format("; write ./{} for a directory whose name has a colon", argument));
+    }
     if (!rest.starts_with("//"))
         fail("store \"{}\": an S3 store is written s3://BUCKET or s3://BUCKET/PREFIX", argument);
     std::string_view path = rest.substr(2);
