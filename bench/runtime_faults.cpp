@@ -152,7 +152,7 @@ int main(int argc, char** argv) {
         if (wants("corrupt")) {
             cli::LoopbackServer server(backend, link);
             const auto clean = ask(server, plan::Policy::stream, true, "fp16");
-            const auto file = backend->root() / unit_key(id, "fp16", 1, 5);
+            const auto file = backend->root() / unit_key(store.read_manifest(id), "fp16", 1, 5);
             std::fstream f(file, std::ios::in | std::ios::out | std::ios::binary);
             f.seekg(300);
             char c = 0;

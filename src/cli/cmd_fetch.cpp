@@ -1,6 +1,7 @@
 // `sparkv fetch`: the device side's stream lane on its own -- fetch, verify, decode into a KV
-// cache -- for every unit of a served context at one level; reports link throughput, decode
-// speed and any failed units. A thin caller of runtime/stream_lane.h.
+// cache -- for every unit of a context served by `sparkv serve`, an object store's website
+// endpoint or a CDN, at one level; reports link throughput, decode speed and any failed units.
+// A thin caller of runtime/stream_lane.h.
 #include <chrono>
 #include <cstdio>
 #include <memory>
@@ -26,13 +27,17 @@ struct FetchOptions {
     std::string context;
     std::string level = "q5h";
     double timeout_s = 10;
+    std::string host_header;
+    int retries = 2;
     bool json = false;
 };
 
 int run(const FetchOptions& opt) {
-    const Endpoint endpoint = parse_endpoint(opt.server);
-    UnitClient client(
-        {.host = endpoint.host, .port = endpoint.port, .read_timeout_s = opt.timeout_s});
+    ClientConfig config = client_config_for_server(opt.server);
+    config.read_timeout_s = opt.timeout_s;
+    config.host_header = opt.host_header;
+    config.server_error_retries = opt.retries;
+    UnitClient client(config);
     const double t0 = now_seconds();
     const Manifest& m = client.fetch_manifest(opt.context);
     const int level = m.require_level(opt.level);
@@ -108,7 +113,15 @@ CommandRunner add_fetch_command(CLI::App& app) {
     auto opt = std::make_shared<FetchOptions>();
     auto* cmd = app.add_subcommand(
         "fetch", "Stream, verify and decode every unit of a served context (device side)");
-    cmd->add_option("--server", opt->server, "Server: http://HOST:PORT or HOST:PORT")
+    cmd->add_option("--server", opt->server,
+                    "HOST:PORT of `sparkv serve`, or http://HOST[:PORT][/PREFIX] of an object "
+                    "store's website endpoint or a CDN serving the store")
+        ->capture_default_str();
+    cmd->add_option("--host-header", opt->host_header,
+                    "Host header to send (an object store's website endpoint picks the bucket by "
+                    "it)");
+    cmd->add_option("--retries", opt->retries,
+                    "Times a unit answered 500/502/503/504 is asked for again")
         ->capture_default_str();
     cmd->add_option("--context", opt->context, "Context id (printed by `sparkv ingest`)")
         ->required();

@@ -31,6 +31,7 @@ struct IngestOptions {
 
 struct IngestResult {
     std::string context_id;
+    std::string attempt;  // the attempt the manifest names (store/context_store.h)
     int64_t tokens = 0;
     int32_t chunks = 0;
     int32_t layers = 0;

@@ -9,7 +9,6 @@
 #include "common/timer.h"
 #include "engine/generate.h"
 #include "engine/prompt.h"
-#include "net/endpoint.h"
 #include "runtime/cost_builder.h"
 #include "runtime/cpu_monitor.h"
 #include "runtime/executor.h"
@@ -100,17 +99,15 @@ Engine& Device::engine_for(int64_t positions) {
 AskResult Device::ask(const AskOptions& opt) {
     if (opt.question.empty()) fail("ask: the question is empty");
     if (opt.n_predict < 1) fail("ask: -n must be at least 1");
-    const Endpoint endpoint = parse_endpoint(opt.server);
+    ClientConfig client_config = client_config_for_server(opt.server);
+    client_config.read_timeout_s = opt.read_timeout_s;
     const auto& config = model_->config();
 
     // The oracle is told what will happen: plan it first, on a connection of its own, untimed.
     std::optional<plan::Plan> oracle_plan;
     if (opt.policy == plan::Policy::oracle && !opt.fixed_plan) {
         if (!opt.realised_link) fail("ask: the oracle policy needs the link the server replays");
-        AskOptions dry = opt;
-        dry.policy = plan::Policy::sparkv;
-        UnitClient client(
-            {.host = endpoint.host, .port = endpoint.port, .read_timeout_s = opt.read_timeout_s});
+        UnitClient client(client_config);
         const double t0 = now_seconds();
         const Manifest& m = client.fetch_manifest(opt.context_id);
         client.fetch_tokens();
@@ -143,8 +140,7 @@ AskResult Device::ask(const AskOptions& opt) {
     const double origin = now_seconds();
     CpuMonitor cpu;
 
-    UnitClient client(
-        {.host = endpoint.host, .port = endpoint.port, .read_timeout_s = opt.read_timeout_s});
+    UnitClient client(client_config);
     const Manifest& manifest = client.fetch_manifest(opt.context_id);
     const double t_manifest = now_seconds();
     const double manifest_bytes = static_cast<double>(client.stats().bytes_received);

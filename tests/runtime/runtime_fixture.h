@@ -93,7 +93,8 @@ class RuntimeWorld {
     }
 
     std::string unit_file(const std::string& level, int t, int l) const {
-        return (backend->root() / unit_key(context_id, level, t, l)).string();
+        const Manifest m = ContextStore(backend).read_manifest(context_id);
+        return (backend->root() / unit_key(m, level, t, l)).string();
     }
 
     TempDir dir;
