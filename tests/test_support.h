@@ -5,6 +5,8 @@
 
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <string>
 
 #include "common/paths.h"
@@ -26,6 +28,16 @@ inline std::string reference_model_or_skip() {
 #define SPARKV_REQUIRE_REFERENCE_MODEL(var)                               \
     const std::string var = ::sparkv::testing::reference_model_or_skip(); \
     if (var.empty()) GTEST_SKIP() << "reference model not fetched (sparkv model --fetch)"
+
+inline std::string read_file(const std::string& path) {
+    std::ifstream in(path, std::ios::binary);
+    return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+inline void write_file(const std::string& path, const std::string& bytes) {
+    std::ofstream(path, std::ios::binary | std::ios::trunc)
+        .write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+}
 
 // A fresh directory under the system temp dir, removed when the object goes away.
 class TempDir {

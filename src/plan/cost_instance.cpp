@@ -26,7 +26,10 @@ void CostInstance::validate() const {
     for (double d : decode_s_per_byte)
         if (bad(d)) fail("cost instance: decode rate {} is invalid", d);
     if (bad(request_latency_s) || bad(query_layer_s) || bad(finish_s) || bad(decode_slowdown))
-        fail("cost instance: negative or non-finite request costs");
+        fail(
+            "cost instance: invalid request costs (latency {} s, question layer {} s, finish {} s, "
+            "decode slowdown {})",
+            request_latency_s, query_layer_s, finish_s, decode_slowdown);
     for (size_t i = 0; i < units.size(); ++i) {
         if (bad(units[i].compute_s) || units[i].bytes.size() != levels.size())
             fail("cost instance: unit ({}, {}) has an invalid cost", shape.unit(i).t,

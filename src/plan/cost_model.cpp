@@ -19,8 +19,10 @@ std::vector<double> mlp_inputs(const ComputeFeatures& f) {
     return {f.attention_span, f.active_blocks, f.availability};
 }
 
+constexpr double kAnalyticFloor_s = 1e-6;
+
 double clamp_availability(double a) {
-    return std::clamp(a, 0.05, 1.0);
+    return std::isfinite(a) ? std::clamp(a, 0.05, 1.0) : 1.0;
 }
 
 // Least squares for y = a * x0 + b * x1 + c (3 x 3 normal equations, Cramer's rule).
@@ -114,7 +116,7 @@ ComputeCostModel ComputeCostModel::fit(const std::vector<ComputeSample>& samples
 double ComputeCostModel::predict_analytic(const ComputeFeatures& f) const {
     const double t =
         (a_ * f.n_tokens + b_ * f.active_blocks + c_) / clamp_availability(f.availability);
-    return std::max(t, 1e-6);
+    return std::max(t, kAnalyticFloor_s);
 }
 
 double ComputeCostModel::predict_mlp(const ComputeFeatures& f) const {
@@ -122,7 +124,14 @@ double ComputeCostModel::predict_mlp(const ComputeFeatures& f) const {
 }
 
 double ComputeCostModel::predict(const ComputeFeatures& f) const {
-    return uses_mlp() ? predict_mlp(f) : predict_analytic(f);
+    const double analytic = predict_analytic(f);
+    if (!uses_mlp()) return analytic;
+    // Outside its training range the MLP's exponential output can run away (inf on a small test
+    // model's profile); the linear model cannot, so it bounds the MLP to within 4x either way.
+    const double mlp = predict_mlp(f);
+    if (!std::isfinite(mlp)) return analytic;
+    if (analytic <= kAnalyticFloor_s) return mlp;  // the linear fit says nothing useful here
+    return std::clamp(mlp, analytic / 4, analytic * 4);
 }
 
 nlohmann::json ComputeCostModel::to_json() const {

@@ -23,6 +23,7 @@
 
 #include "engine/engine.h"
 #include "plan/plan.h"
+#include "runtime/lane_views.h"
 #include "runtime/timeline.h"
 #include "runtime/unit_board.h"
 
@@ -35,14 +36,7 @@ struct ComputeLaneStats {
     double query_s = 0;          // of which the question's layers and the logits
 };
 
-// A completed unit with what the cost model predicted for it: the controller's window.
-struct ComputeObservation {
-    double end_s = 0;
-    double predicted_s = 0;
-    double actual_s = 0;
-};
-
-class ComputeLane {
+class ComputeLane : public ComputeProgress {
   public:
     // predicted_s: the cost model's seconds per unit (ContextShape::index), for the controller.
     // With wait_for_stream, context units are computed only once the stream lane holds nothing
@@ -58,7 +52,7 @@ class ComputeLane {
 
     ComputeLaneStats stats() const;
     // Units completed since `since_s` (seconds since origin), oldest first.
-    std::vector<ComputeObservation> observations(double since_s) const;
+    std::vector<ComputeObservation> observations(double since_s) const override;
     // When the lane started its current unit, if it is running one (for stall detection).
     bool busy() const { return busy_.load(); }
 

@@ -10,8 +10,8 @@
 namespace sparkv::runtime {
 
 Controller::Controller(const plan::CostInstance& costs, const plan::Plan& plan,
-                       double planned_bandwidth, UnitBoard& board, StreamLane& stream,
-                       const ComputeLane& compute, Timeline& timeline, double origin_s,
+                       double planned_bandwidth, UnitBoard& board, StreamControl& stream,
+                       const ComputeProgress& compute, Timeline& timeline, double origin_s,
                        ControllerSettings settings)
     : costs_(costs),
       shape_(costs.shape),
@@ -73,7 +73,7 @@ double Controller::compute_drift(double now_s) {
 }
 
 double Controller::bandwidth_estimate(double now_s) const {
-    double bandwidth = stream_.estimator().bytes_per_second().value_or(planned_bandwidth_);
+    double bandwidth = stream_.bandwidth().value_or(planned_bandwidth_);
     // A unit that has been in flight far longer than it should says more than old samples.
     if (const auto since = stream_.in_flight_since()) {
         const double elapsed = now_s - *since;

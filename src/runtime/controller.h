@@ -23,8 +23,7 @@
 
 #include "plan/cost_instance.h"
 #include "plan/plan.h"
-#include "runtime/compute_lane.h"
-#include "runtime/stream_lane.h"
+#include "runtime/lane_views.h"
 #include "runtime/timeline.h"
 #include "runtime/unit_board.h"
 
@@ -53,8 +52,8 @@ struct ControllerStats {
 class Controller {
   public:
     Controller(const plan::CostInstance& costs, const plan::Plan& plan, double planned_bandwidth,
-               UnitBoard& board, StreamLane& stream, const ComputeLane& compute, Timeline& timeline,
-               double origin_s, ControllerSettings settings);
+               UnitBoard& board, StreamControl& stream, const ComputeProgress& compute,
+               Timeline& timeline, double origin_s, ControllerSettings settings);
     ~Controller();
 
     void start();
@@ -74,8 +73,8 @@ class Controller {
     const plan::ContextShape& shape_;
     const double planned_bandwidth_;
     UnitBoard& board_;
-    StreamLane& stream_;
-    const ComputeLane& compute_;
+    StreamControl& stream_;
+    const ComputeProgress& compute_;
     Timeline& timeline_;
     const double origin_s_;
     const ControllerSettings settings_;

@@ -47,7 +47,8 @@ CpuMonitor::Reading CpuMonitor::read() {
 double CpuMonitor::sample(double min_window_s) {
     const Reading now = read();
     const double wall = now.wall_s - last_.wall_s;
-    if (wall < min_window_s || now.total_busy_s == 0) return last_value_;
+    // A zero-length window would divide 0 by 0: keep the last value until time has passed.
+    if (wall <= 0 || wall < min_window_s || now.total_busy_s == 0) return last_value_;
     const double others = (now.total_busy_s - last_.total_busy_s) - (now.self_s - last_.self_s);
     last_value_ = std::clamp(1.0 - others / (wall * n_cpus_), 0.05, 1.0);
     last_ = now;

@@ -21,6 +21,7 @@
 #include "codec/codec.h"
 #include "engine/kv_cache.h"
 #include "net/unit_client.h"
+#include "runtime/lane_views.h"
 #include "runtime/timeline.h"
 #include "runtime/unit_board.h"
 
@@ -34,7 +35,7 @@ struct StreamLaneStats {
     double decode_s = 0;  // delivery thread time spent decoding
 };
 
-class StreamLane {
+class StreamLane : public StreamControl {
   public:
     // origin_s: the request's start on the steady clock (common/timer.h now_seconds()), the
     // timeline's zero. `levels` are the manifest's level names, indexed like plan levels.
@@ -48,15 +49,17 @@ class StreamLane {
     // Moves a unit the stream lane owns to the compute lane: from the schedule if it is still
     // pending, by cutting the transfer if it is in flight. False if the lane no longer owns it
     // or it is already being written.
-    bool withdraw(UnitId u);
+    bool withdraw(UnitId u) override;
     // Puts a unit at the end (or front) of the schedule: it must be stream_planned on the board.
-    void append(UnitId u, int level, bool front = false);
+    void append(UnitId u, int level) override { append(u, level, false); }
+    void append(UnitId u, int level, bool front);
     // Stops everything at once (error paths); units not delivered go back to the compute lane.
     void stop();
     // Waits until the schedule is drained (every unit delivered, failed or withdrawn).
     void finish();
 
     const BandwidthEstimator& estimator() const { return estimator_; }
+    std::optional<double> bandwidth() const override { return estimator_.bytes_per_second(); }
     FetchSchedule& schedule() { return *schedule_; }
     StreamLaneStats stats() const;
     std::vector<UnitFailure> failures() const;
@@ -64,7 +67,7 @@ class StreamLane {
     double last_activity_s() const { return last_activity_s_.load(); }
     // When the unit being downloaded was requested (seconds since origin), or nullopt when the
     // lane is between units: what the controller needs to notice a stalled link.
-    std::optional<double> in_flight_since() const;
+    std::optional<double> in_flight_since() const override;
 
   private:
     void on_unit(ReceivedUnit&& unit);

@@ -119,6 +119,49 @@ TEST_F(AskTest, ACorruptUnitIsDetectedAndRecomputed) {
     EXPECT_LT(max_rel_error(r.first_logits, local.first_logits), 1e-4);
 }
 
+TEST_F(AskTest, AUnitThatPassesItsChecksumButCannotBeDecodedIsRecomputed) {
+    // Swap two stored units together with their manifest entries: sizes and checksums match, but
+    // each unit's own header names the other (t, l), so the decoder refuses both.
+    ContextStore store(world_->backend);
+    const std::string manifest_path =
+        (world_->backend->root() / manifest_key(world_->context_id)).string();
+    const std::string original = testing::read_file(manifest_path);
+    const std::string a = world_->unit_file("fp16", 1, 1), b = world_->unit_file("fp16", 2, 1);
+    const std::string bytes_a = testing::read_file(a), bytes_b = testing::read_file(b);
+    Manifest m = Manifest::parse(original);
+    std::swap(m.unit(1, 1).objects[0], m.unit(2, 1).objects[0]);
+    testing::write_file(manifest_path, m.dump());
+    testing::write_file(a, bytes_b);
+    testing::write_file(b, bytes_a);
+
+    runtime::Device device(world_->device_options());
+    const auto r = device.ask(stream_all());
+    testing::write_file(manifest_path, original);
+    testing::write_file(a, bytes_a);
+    testing::write_file(b, bytes_b);
+    ASSERT_EQ(r.failures.size(), 2u);
+    for (const auto& f : r.failures) EXPECT_EQ(f.kind, FailureKind::decode) << f.reason;
+    EXPECT_EQ(r.units_computed, 2u);
+    const auto local = device.ask(world_->ask(Policy::local));
+    EXPECT_EQ(r.answer_tokens, local.answer_tokens);
+}
+
+TEST_F(AskTest, TheControllerMovesUnitsToTheComputeLaneWhenTheLinkIsSlow) {
+    // Everything planned for a 1 Mbit/s link that the tiny model out-computes: after its warm-up
+    // the controller hands the stream lane's frontier units to the compute lane.
+    world_->server.reset();
+    LinkConfig slow;
+    slow.rate_mbps = 1;
+    world_->serve(slow);
+    runtime::Device device(world_->device_options());
+    const auto r = device.ask(stream_all());
+    EXPECT_GT(r.controller_migrations, 0);
+    EXPECT_GT(r.units_computed, 0u);
+    EXPECT_EQ(r.units_computed + r.units_streamed, 24u);
+    EXPECT_TRUE(r.failures.empty());
+    EXPECT_EQ(r.answer_tokens, device.ask(world_->ask(Policy::local)).answer_tokens);
+}
+
 TEST_F(AskTest, TheAnswerComesWhenTheServerDiesMidRun) {
     // A slow link keeps the stream lane busy; the server goes away mid-run. Every unit it did not
     // deliver is computed, and nothing waits for the dead link.
