@@ -195,6 +195,10 @@ AskResult Device::ask(const AskOptions& opt) {
     // Load and prefill the question.
     ExecuteOptions exec;
     exec.controller = opt.controller;
+    // Run-time control is part of the sparkv policy only: the baselines are measured as published
+    // (fixed paths; cake adapts through its own meet-in-the-middle dispatch), and the oracle
+    // already knows the realised link. A fixed plan keeps whatever the caller asked for.
+    if (!opt.fixed_plan && opt.policy != plan::Policy::sparkv) exec.controller.enabled = false;
     exec.planned_bandwidth = bandwidth;
     ExecutionReport report =
         execute(engine, client, costs, plan, tokens, question, timeline, origin, exec);
