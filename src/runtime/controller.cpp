@@ -126,13 +126,23 @@ void Controller::tick(double now_s) {
 
     int moves = 0;
     // Act on evidence only: a few units through each lane first.
-    const bool warmed_up = now_s >= settings_.warmup_s;
+    // On a fast link the whole request may take less than the warm-up time; the link's own
+    // samples are the evidence there (a tick period first, so the compute lane reports too).
+    const bool warmed_up =
+        now_s >= settings_.warmup_s ||
+        (now_s >= 2 * settings_.period_s &&
+         stream_.bandwidth_samples() >= static_cast<size_t>(settings_.warmup_units));
+    // A gross imbalance (e.g. a link several times faster than the manifest fetch suggested)
+    // is no noise: let the lanes meet within a few periods instead of a dozen.
+    const int cap = std::max(remaining_c, remaining_s) > 2 * std::min(remaining_c, remaining_s)
+                        ? 4 * settings_.max_migrations
+                        : settings_.max_migrations;
     const double slack =
         std::max(settings_.period_s, settings_.threshold * std::max(remaining_c, remaining_s));
     if (warmed_up && remaining_c > remaining_s + slack) {
         // Compute lane slower than planned and now the last to finish: stream the deepest
         // planned compute units of the costliest chunks.
-        while (moves < settings_.max_migrations) {
+        while (moves < cap) {
             int32_t best_t = -1;
             double best_cost = 0;
             for (int32_t t = 0; t < shape_.n_chunks(); ++t) {
@@ -159,7 +169,7 @@ void Controller::tick(double now_s) {
     } else if (warmed_up && remaining_s > remaining_c + slack) {
         // Link slower than planned and now the last to finish: the compute lane takes the stream
         // unit right above a chunk's computed layers, cheapest first.
-        while (moves < settings_.max_migrations) {
+        while (moves < cap) {
             int32_t best_t = -1;
             double best_cost = 0;
             for (int32_t t = 0; t < shape_.n_chunks(); ++t) {

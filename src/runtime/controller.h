@@ -35,8 +35,9 @@ struct ControllerSettings {
     double period_s = 0.1;    // how often it looks
     double window_s = 1.5;    // compute speed: units completed in the last window_s seconds
     double threshold = 0.15;  // imbalance that counts: 15% of the longer lane's remaining work
-    double warmup_s = 0.5;    // no decision before this much evidence
-    int max_migrations = 4;   // per period
+    double warmup_s = 0.5;    // no decision before this much time has passed...
+    int warmup_units = 6;     // ...or this many units came over the link (fast links)
+    int max_migrations = 4;   // per period; 4x when one lane has twice the other's work left
     double stall_factor = 3;  // a unit in flight for 3x its predicted time means a slow link
 };
 

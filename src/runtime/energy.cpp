@@ -18,21 +18,24 @@ namespace {
 const RadioModel kLte{"LTE", 0.05197, 1.28804, 1.06004, 11.576, 1.2107, 0.2601};
 const RadioModel kWifi{"Wi-Fi", 0.13701, 0.13286, 0.13286, 0.2, 0.0, 0.0};
 
+// CPU constants are round, order-of-magnitude assumptions for each class of device, derived from
+// the public power envelopes named in each note; they are not measurements of one device, and
+// the energy figures that use them are a model (every output says so).
 const std::array kProfiles{
     PowerProfile{
         "phone", "smartphone: big Arm cores, LTE", 2.0, 0.9, kLte,
-        "CPU: ~2 W per busy Cortex-A78/X1-class core at high clocks (AnandTech's SPEC2017 "
-        "power measurements of Snapdragon 888 / Exynos 2100, 2021); idle: screen-on phone "
-        "baseline ~0.9 W (same source's idle figures). Radio: Huang et al., MobiSys 2012 (LTE)."},
+        "CPU: assumed ~2 W per busy big core and ~0.9 W screen-on baseline (the order of "
+        "magnitude published per-core measurements of 2020-21 flagship phone SoCs report; an "
+        "assumption, not a measurement). Radio: Huang et al., MobiSys 2012 (LTE)."},
     PowerProfile{
         "jetson", "Jetson Orin Nano-class module: 6 Arm Cortex-A78AE cores, Wi-Fi", 0.9, 4.0, kWifi,
-        "NVIDIA Jetson Orin Nano series data sheet: 7 W and 15 W module power modes for 6 "
-        "Cortex-A78AE cores (~0.9 W per busy core within the 15 W mode, ~4 W module idle). "
-        "Radio: Huang et al., MobiSys 2012 (Wi-Fi receive model)."},
+        "CPU: NVIDIA's published 7 W / 15 W power modes of the Jetson Orin Nano module, split as "
+        "an assumed ~0.9 W per busy core plus ~4 W module baseline. Radio: Huang et al., MobiSys "
+        "2012 (Wi-Fi receive model)."},
     PowerProfile{
         "laptop", "thin-and-light laptop: 15 W x86 mobile CPU, Wi-Fi", 3.5, 3.0, kWifi,
-        "Intel ARK: 15 W TDP class mobile processors (4 cores at sustained load ~3.5 W each); "
-        "platform idle ~3 W (display and chipset). Radio: Huang et al., MobiSys 2012 (Wi-Fi)."},
+        "CPU: the 15 W TDP class of mobile x86 processors, split as an assumed ~3.5 W per busy "
+        "core (4 cores) plus ~3 W platform baseline. Radio: Huang et al., MobiSys 2012 (Wi-Fi)."},
 };
 
 }  // namespace

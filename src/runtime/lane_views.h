@@ -3,6 +3,7 @@
 // them; every method is safe to call from the controller's thread.
 #pragma once
 
+#include <cstddef>
 #include <optional>
 #include <vector>
 
@@ -28,6 +29,8 @@ class StreamControl {
     virtual ~StreamControl() = default;
     // The link's recent throughput, bytes/s (nullopt before the first sample).
     virtual std::optional<double> bandwidth() const = 0;
+    // How many units the bandwidth estimate has seen.
+    virtual size_t bandwidth_samples() const = 0;
     // When the unit in flight was requested, or nullopt between units.
     virtual std::optional<double> in_flight_since() const = 0;
     // Hands a unit the stream lane owns to the compute lane; false if it cannot any more.

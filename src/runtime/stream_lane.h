@@ -60,6 +60,7 @@ class StreamLane : public StreamControl {
 
     const BandwidthEstimator& estimator() const { return estimator_; }
     std::optional<double> bandwidth() const override { return estimator_.bytes_per_second(); }
+    size_t bandwidth_samples() const override { return estimator_.samples(); }
     FetchSchedule& schedule() { return *schedule_; }
     StreamLaneStats stats() const;
     std::vector<UnitFailure> failures() const;
