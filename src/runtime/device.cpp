@@ -1,7 +1,9 @@
 #include "runtime/device.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
+#include <thread>
 
 #include "codec/codec.h"
 #include "common/error.h"
@@ -104,17 +106,23 @@ AskResult Device::ask(const AskOptions& opt) {
     const auto& config = model_->config();
 
     // The oracle is told what will happen: plan it first, on a connection of its own, untimed.
+    constexpr double kOracleCpuWindow_s = 0.25;
     std::optional<plan::Plan> oracle_plan;
     if (opt.policy == plan::Policy::oracle && !opt.fixed_plan) {
         if (!opt.realised_link) fail("ask: the oracle policy needs the link the server replays");
         UnitClient client(client_config);
+        CpuMonitor monitor;
         const double t0 = now_seconds();
         const Manifest& m = client.fetch_manifest(opt.context_id);
         client.fetch_tokens();
         const double offset = now_seconds() - t0;
+        // The CPU's availability needs a window to be measured over (a fresh monitor reads 1).
+        if (offset < kOracleCpuWindow_s)
+            std::this_thread::sleep_for(std::chrono::duration<double>(kOracleCpuWindow_s - offset));
+        const double availability = monitor.sample(0.0);
         const int level = choose_level(m, opt.level);
         plan::CostInstance costs = build_costs(
-            m, profile_, CpuMonitor().sample(0.0), level, 0.0,
+            m, profile_, availability, level, 0.0,
             static_cast<int64_t>(question_tokens(*model_, opt.question,
                                                  m.prompt_format.empty()
                                                      ? default_prompt_format(*model_)
