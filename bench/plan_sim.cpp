@@ -38,7 +38,7 @@ std::vector<std::string> split(const std::string& text) {
 
 int main(int argc, char** argv) {
     CLI::App app{"Simulate every policy's plan on real traces (planner quality without noise)"};
-    std::string manifest_path, profile_path, traces, scales = "1,4,16", level, stages = "0.5";
+    std::string manifest_path, profile_path, traces, scales = "1,4,16", level, stages = "0.25";
     double availability = 1.0, probe_s = 3.0;
     int question_tokens = 30;
     bool json = false;

@@ -31,7 +31,7 @@ std::span<const Policy> all_policies();
 // One home for the planner's settings; defaults are justified in src/plan/README.md.
 struct PlannerSettings {
     // sparkv: stage budget Δt of the greedy, seconds.
-    double stage_s = 0.5;
+    double stage_s = 0.25;
     // sparkv: refine the greedy's compute depths with the simulator (false = the paper's greedy).
     bool refine = true;
     // sparkv: stop refining after this many simulations (planning must stay far below 1% of
