@@ -32,8 +32,8 @@ struct SparseAttentionOptions {
     float tau = 1.0f;
     // Tokens per query and key block: 16, 32 or 64 (a divisor of the kernel's 64-token tile).
     int block = 64;
-    // Query blocks (dense row) and key blocks (always kept) whose mean pairwise cosine similarity
-    // is below this are not represented well by their mean.
+    // Query blocks (dense row) and key blocks (always kept) whose mean cosine similarity between
+    // distinct vectors is below this are not represented well by their mean.
     float min_similarity = 0.3f;
     int sink_blocks = 1;   // first key blocks, always kept (attention sinks)
     int local_blocks = 1;  // key blocks right before the diagonal, always kept
@@ -75,6 +75,31 @@ struct SparseMask {
     int64_t rows() const { return int64_t(n_kv_head) * n_query_blocks; }
     AttentionStats stats() const;
 };
+
+// What the mask is decided from: per head and block, the mean vector and the self-similarity
+// (mean cosine similarity between distinct vectors of the block).
+struct BlockSummaries {
+    int n_heads = 0;
+    int64_t n_blocks = 0;
+    int head_dim = 0;
+    std::vector<float> mean;  // [head][block][head_dim]
+    std::vector<float> sim;   // [head][block]
+};
+
+// Mean of n rows of hd floats (row stride ld) into mean; returns their self-similarity (1 for a
+// single row).
+float summarize_rows(const float* x, int64_t ld, int n, int hd, float* mean);
+
+// Summaries of key blocks [0, n_blocks) of every KV head of one cache layer.
+BlockSummaries summarize_key_blocks(const AttentionShape& shape, const uint16_t* k,
+                                    int64_t n_blocks, int block, ThreadPool& pool);
+
+// The mask of queries at positions [pos0, pos0 + n_q) from summaries: `queries` covers their
+// full query blocks (n_head heads), `keys` at least key blocks [0, last full query block]. Unused
+// (may be empty) when options are dense or no query block is full.
+SparseMask select_sparse_mask(const AttentionShape& shape, int64_t pos0, int64_t n_q,
+                              const BlockSummaries& queries, const BlockSummaries& keys,
+                              const SparseAttentionOptions& options, ThreadPool& pool);
 
 // True when the call's query positions form one consecutive run (the case sparse attention
 // applies to; anything else is computed dense).

@@ -15,78 +15,6 @@ namespace sparkv::kernels {
 
 namespace {
 
-// Mean vector and self-similarity (mean pairwise cosine similarity, self pairs included:
-// |sum of unit vectors|^2 / n^2) of n rows of hd floats, row stride ld.
-float pool_rows(const float* x, int64_t ld, int n, int hd, float* mean) {
-    float unit[detail::kMaxHeadDim] = {};
-    std::fill(mean, mean + hd, 0.0f);
-    for (int r = 0; r < n; ++r) {
-        const float* row = x + r * ld;
-        float norm2 = 0.0f;
-        for (int d = 0; d < hd; ++d) {
-            mean[d] += row[d];
-            norm2 += row[d] * row[d];
-        }
-        const float inv = norm2 > 0.0f ? 1.0f / std::sqrt(norm2) : 0.0f;
-        for (int d = 0; d < hd; ++d) unit[d] += row[d] * inv;
-    }
-    float sim = 0.0f;
-    for (int d = 0; d < hd; ++d) {
-        mean[d] /= static_cast<float>(n);
-        sim += unit[d] * unit[d];
-    }
-    return sim / static_cast<float>(n * n);
-}
-
-struct Pooled {
-    std::vector<float> mean;  // [head][block][hd]
-    std::vector<float> sim;   // [head][block]
-};
-
-// Pooled keys of blocks [0, n_blocks) of every KV head (all their positions are cached).
-Pooled pool_keys(const AttentionShape& s, const uint16_t* k, int64_t n_blocks, int block,
-                 ThreadPool& pool) {
-    const int hd = s.head_dim;
-    Pooled p;
-    p.mean.resize(static_cast<size_t>(s.n_kv_head * n_blocks * hd));
-    p.sim.resize(static_cast<size_t>(s.n_kv_head * n_blocks));
-    const auto& convert = detail::active_kernels().fp16_to_fp32_row;  // exact on every ISA
-    constexpr int64_t kBlocksPerTask = 16;
-    const int64_t tasks_per_head = (n_blocks + kBlocksPerTask - 1) / kBlocksPerTask;
-    const bool parallel =
-        double(s.n_kv_head) * double(n_blocks) * block * hd * 3.0 >= detail::kParallelMinWork;
-    detail::run_tasks(pool, parallel, s.n_kv_head * tasks_per_head, [&](int64_t task, int) {
-        const int g = static_cast<int>(task / tasks_per_head);
-        const int64_t b0 = (task % tasks_per_head) * kBlocksPerTask;
-        const int64_t b1 = std::min(n_blocks, b0 + kBlocksPerTask);
-        std::vector<float> rows(static_cast<size_t>(block * hd));
-        const uint16_t* kh = k + int64_t(g) * s.kv_capacity * hd;
-        for (int64_t b = b0; b < b1; ++b) {
-            convert(kh + b * block * hd, rows.data(), int64_t(block) * hd);
-            const size_t at = static_cast<size_t>(g * n_blocks + b);
-            p.sim[at] = pool_rows(rows.data(), hd, block, hd, p.mean.data() + at * hd);
-        }
-    });
-    return p;
-}
-
-// Pooled queries of the full query blocks: [head][i][hd] for query block first + i.
-Pooled pool_queries(const AttentionShape& s, const float* q, int64_t ldq, int64_t row0,
-                    int64_t n_blocks, int block) {
-    const int hd = s.head_dim;
-    Pooled p;
-    p.mean.resize(static_cast<size_t>(s.n_head * n_blocks * hd));
-    p.sim.resize(static_cast<size_t>(s.n_head * n_blocks));
-    for (int h = 0; h < s.n_head; ++h) {
-        for (int64_t i = 0; i < n_blocks; ++i) {
-            const size_t at = static_cast<size_t>(h * n_blocks + i);
-            const float* rows = q + (row0 + i * block) * ldq + int64_t(h) * hd;
-            p.sim[at] = pool_rows(rows, ldq, block, hd, p.mean.data() + at * hd);
-        }
-    }
-    return p;
-}
-
 // Marks in `kept` the key blocks [0, diag] that one query head needs: the forced ones, then the
 // highest pooled softmax mass until tau is reached.
 void select_blocks(const float* qmean, const float* kmeans, const float* ksim, int64_t diag, int hd,
@@ -135,6 +63,57 @@ void select_blocks(const float* qmean, const float* kmeans, const float* ksim, i
 }
 
 }  // namespace
+
+float summarize_rows(const float* x, int64_t ld, int n, int hd, float* mean) {
+    float unit[detail::kMaxHeadDim] = {};
+    std::fill(mean, mean + hd, 0.0f);
+    for (int r = 0; r < n; ++r) {
+        const float* row = x + r * ld;
+        float norm2 = 0.0f;
+        for (int d = 0; d < hd; ++d) {
+            mean[d] += row[d];
+            norm2 += row[d] * row[d];
+        }
+        const float inv = norm2 > 0.0f ? 1.0f / std::sqrt(norm2) : 0.0f;
+        for (int d = 0; d < hd; ++d) unit[d] += row[d] * inv;
+    }
+    float sum2 = 0.0f;
+    for (int d = 0; d < hd; ++d) {
+        mean[d] /= static_cast<float>(n);
+        sum2 += unit[d] * unit[d];
+    }
+    // |sum of unit vectors|^2 = n + sum over ordered pairs i != j of cos(i, j).
+    return n > 1 ? (sum2 - static_cast<float>(n)) / static_cast<float>(n * (n - 1)) : 1.0f;
+}
+
+BlockSummaries summarize_key_blocks(const AttentionShape& s, const uint16_t* k, int64_t n_blocks,
+                                    int block, ThreadPool& pool) {
+    const int hd = s.head_dim;
+    BlockSummaries p;
+    p.n_heads = s.n_kv_head;
+    p.n_blocks = n_blocks;
+    p.head_dim = hd;
+    p.mean.resize(static_cast<size_t>(s.n_kv_head * n_blocks * hd));
+    p.sim.resize(static_cast<size_t>(s.n_kv_head * n_blocks));
+    const auto& convert = detail::active_kernels().fp16_to_fp32_row;  // exact on every ISA
+    constexpr int64_t kBlocksPerTask = 16;
+    const int64_t tasks_per_head = (n_blocks + kBlocksPerTask - 1) / kBlocksPerTask;
+    const bool parallel =
+        double(s.n_kv_head) * double(n_blocks) * block * hd * 3.0 >= detail::kParallelMinWork;
+    detail::run_tasks(pool, parallel, s.n_kv_head * tasks_per_head, [&](int64_t task, int) {
+        const int g = static_cast<int>(task / tasks_per_head);
+        const int64_t b0 = (task % tasks_per_head) * kBlocksPerTask;
+        const int64_t b1 = std::min(n_blocks, b0 + kBlocksPerTask);
+        std::vector<float> rows(static_cast<size_t>(block * hd));
+        const uint16_t* kh = k + int64_t(g) * s.kv_capacity * hd;
+        for (int64_t b = b0; b < b1; ++b) {
+            convert(kh + b * block * hd, rows.data(), int64_t(block) * hd);
+            const size_t at = static_cast<size_t>(g * n_blocks + b);
+            p.sim[at] = summarize_rows(rows.data(), hd, block, hd, p.mean.data() + at * hd);
+        }
+    });
+    return p;
+}
 
 void validate(const SparseAttentionOptions& o) {
     if (!(o.tau > 0.0f && o.tau <= 1.0f))
@@ -190,9 +169,36 @@ SparseMask build_sparse_mask(const AttentionShape& s, const float* q, int64_t ld
     if (!is_position_run(q_pos, n_q))
         fail("sparse attention: the query positions are not one consecutive run");
     const int B = o.block;
+    const int64_t pos0 = q_pos[0];
+    const int64_t full0 = (pos0 + B - 1) / B, full1 = (pos0 + n_q) / B;
+    BlockSummaries keys, queries;
+    if (o.enabled() && full1 > full0) {
+        keys = summarize_key_blocks(s, k, full1, B, pool);
+        queries.n_heads = s.n_head;
+        queries.n_blocks = full1 - full0;
+        queries.head_dim = s.head_dim;
+        queries.mean.resize(static_cast<size_t>(s.n_head * queries.n_blocks * s.head_dim));
+        queries.sim.resize(static_cast<size_t>(s.n_head * queries.n_blocks));
+        for (int h = 0; h < s.n_head; ++h) {
+            for (int64_t i = 0; i < queries.n_blocks; ++i) {
+                const size_t at = static_cast<size_t>(h * queries.n_blocks + i);
+                const float* rows = q + ((full0 + i) * B - pos0) * ldq + int64_t(h) * s.head_dim;
+                queries.sim[at] =
+                    summarize_rows(rows, ldq, B, s.head_dim, queries.mean.data() + at * s.head_dim);
+            }
+        }
+    }
+    return select_sparse_mask(s, pos0, n_q, queries, keys, o, pool);
+}
+
+SparseMask select_sparse_mask(const AttentionShape& s, int64_t pos0, int64_t n_q,
+                              const BlockSummaries& queries, const BlockSummaries& keys,
+                              const SparseAttentionOptions& o, ThreadPool& pool) {
+    validate(o);
+    const int B = o.block;
     const int hd = s.head_dim;
     const int group = s.n_head / s.n_kv_head;
-    const int64_t pos0 = q_pos[0], last = q_pos[0] + n_q - 1;
+    const int64_t last = pos0 + n_q - 1;
     SparseMask m;
     m.block = B;
     m.n_kv_head = s.n_kv_head;
@@ -202,12 +208,12 @@ SparseMask build_sparse_mask(const AttentionShape& s, const float* q, int64_t ld
     // Full query blocks: [full0, full1) (absolute block indices).
     const int64_t full0 = (pos0 + B - 1) / B, full1 = (last + 1) / B;
     const int64_t n_full = std::max<int64_t>(0, full1 - full0);
-    const bool sparse = o.tau < 1.0f && n_full > 0;
-    Pooled keys, queries;
-    if (sparse) {
-        keys = pool_keys(s, k, full1, B, pool);
-        queries = pool_queries(s, q, ldq, full0 * B - pos0, n_full, B);
-    }
+    const bool sparse = o.enabled() && n_full > 0;
+    if (sparse &&
+        (queries.n_heads != s.n_head || queries.n_blocks != n_full || keys.n_heads != s.n_kv_head ||
+         keys.n_blocks < full1 || queries.head_dim != hd || keys.head_dim != hd))
+        fail("sparse attention: block summaries do not match the queries ({} full blocks from {})",
+             n_full, full0);
 
     // One row per (KV head, query block), selected independently (deterministic per row).
     const int64_t rows = m.rows();
@@ -233,8 +239,8 @@ SparseMask build_sparse_mask(const AttentionShape& s, const float* q, int64_t ld
         std::vector<uint8_t> kept(static_cast<size_t>(qb + 1), 0);
         std::vector<float> prob;
         std::vector<int32_t> order;
-        const float* kmeans = keys.mean.data() + static_cast<size_t>(g * full1 * hd);
-        const float* ksim = keys.sim.data() + static_cast<size_t>(g * full1);
+        const float* kmeans = keys.mean.data() + static_cast<size_t>(g * keys.n_blocks * hd);
+        const float* ksim = keys.sim.data() + static_cast<size_t>(g * keys.n_blocks);
         for (int hg = 0; hg < group; ++hg) {
             const int h = g * group + hg;
             const float* qmean =
