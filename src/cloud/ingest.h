@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "engine/engine.h"
 #include "engine/model.h"
 #include "store/context_store.h"
 
@@ -25,6 +26,10 @@ struct IngestOptions {
     // Levels to encode, lossless first; the device picks among them per unit.
     std::vector<std::string> levels = {"fp16", "int8", "q5h", "q3h"};
     int threads = 0;
+    // Attention of the prefill (dense by default). The manifest records these settings and every
+    // unit's active blocks; a sparse context gets its own id (sparse_kv_identity), so dense and
+    // sparse KV of the same tokens never share one.
+    SparseAttentionOptions sparse;
     std::function<void(const IngestProgress&)> on_progress;
 };
 
@@ -43,6 +48,15 @@ struct IngestResult {
 // The store key of a context's token ids (little-endian int32), kept beside its manifest so that a
 // device holding only the context id can still compute any unit locally.
 std::string tokens_key(std::string_view context_id);
+
+// What identifies the KV of a model computed with these attention settings, in place of the model
+// fingerprint in context_id(): the fingerprint itself for dense attention (so dense ids are
+// unchanged), the fingerprint plus every sparse setting otherwise.
+std::string sparse_kv_identity(std::string_view fingerprint, const SparseAttentionOptions& sparse);
+
+// The manifest form of the settings, and back (for a device that reproduces the KV).
+SparseSettings to_manifest(const SparseAttentionOptions& sparse);
+SparseAttentionOptions from_manifest(const SparseSettings& settings);
 
 IngestResult ingest_context(const Model& model, ContextStore& store,
                             std::span<const int32_t> tokens, const IngestOptions& options);

@@ -113,6 +113,12 @@ void ContextWriter::put_unit(int32_t t, int32_t l, std::string_view level,
     manifest_.unit(t, l).objects[index] = object;
 }
 
+void ContextWriter::set_active_blocks(int32_t t, int32_t l, int64_t active_blocks) {
+    std::lock_guard lock(mutex_);
+    if (committed_) fail("context {} is already committed", manifest_.context_id);
+    manifest_.unit(t, l).active_blocks = active_blocks;
+}
+
 const Manifest& ContextWriter::commit() {
     std::lock_guard lock(mutex_);
     if (committed_) return manifest_;
