@@ -8,6 +8,7 @@
 #include "cli/commands.h"
 #include "cli/progress.h"
 #include "common/error.h"
+#include "engine/kernels/sparse_attention.h"
 #include "sparkv/sparkv.h"
 
 namespace sparkv::cli {
@@ -23,7 +24,7 @@ struct IngestCliOptions {
     std::string format;
     int64_t max_tokens = 0;
     int threads = 0;
-    float sparse_tau = 1.0f;
+    float sparse_tau = kernels::kDefaultSparseTau;
     int sparse_block = 64;
     bool json = false;
 };
