@@ -17,6 +17,7 @@
 // of unit cost (max/min over units), a least-squares fit unit_seconds = a + b * active_blocks
 // (R^2, mean absolute percentage error) and the predictor's error and cost.
 #include <fmt/format.h>
+#include <time.h>
 
 #include <CLI/CLI.hpp>
 #include <algorithm>
@@ -64,6 +65,14 @@ std::string read_text(const std::string& path) {
     return s.str();
 }
 
+// CPU seconds of the whole process (both pool threads, spin-waits included): less disturbed than
+// wall time when the shared machine is oversubscribed.
+double cpu_seconds() {
+    timespec ts{};
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return static_cast<double>(ts.tv_sec) + 1e-9 * static_cast<double>(ts.tv_nsec);
+}
+
 double median(std::vector<double> v) {
     std::sort(v.begin(), v.end());
     const size_t n = v.size();
@@ -71,7 +80,7 @@ double median(std::vector<double> v) {
 }
 
 struct Unit {
-    std::vector<double> seconds, attention_seconds;
+    std::vector<double> seconds, attention_seconds, cpu_seconds;
     int64_t active = 0, causal = 0;
     std::vector<int64_t> predicted;  // per predict stride
     std::vector<double> predict_seconds;
@@ -81,6 +90,7 @@ struct Setting {
     SparseAttentionOptions sparse;
     std::vector<Unit> units;                                          // [t * n_layer + l]
     std::vector<std::vector<double>> chunk_seconds, chunk_attention;  // [t][repeat]
+    std::vector<std::vector<double>> chunk_cpu;                       // [t][repeat]
 };
 
 // One chunked prefill of the context with the engine's current settings.
@@ -94,7 +104,7 @@ void prefill_once(Engine& engine, const std::vector<int32_t>& tokens, const Opti
         const int64_t n = std::min(opt.chunk, opt.context - pos);
         HiddenState h =
             engine.embed(all.subspan(static_cast<size_t>(pos), static_cast<size_t>(n)), pos);
-        double chunk_s = 0, attn_s = 0;
+        double chunk_s = 0, attn_s = 0, chunk_cpu = 0;
         for (int l = 0; l < n_layer; ++l) {
             Unit& u = s.units[static_cast<size_t>(t * n_layer + l)];
             if (predict && s.sparse.enabled()) {
@@ -105,9 +115,11 @@ void prefill_once(Engine& engine, const std::vector<int32_t>& tokens, const Opti
                     u.predict_seconds.push_back(p.seconds);
                 }
             }
-            const double t0 = now_seconds();
+            const double t0 = now_seconds(), c0 = cpu_seconds();
             engine.run_layer(h);
-            const double dt = now_seconds() - t0;
+            const double dt = now_seconds() - t0, dc = cpu_seconds() - c0;
+            u.cpu_seconds.push_back(dc);
+            chunk_cpu += dc;
             const AttentionStats& st = engine.last_attention_stats();
             u.seconds.push_back(dt);
             u.attention_seconds.push_back(st.seconds);
@@ -118,6 +130,7 @@ void prefill_once(Engine& engine, const std::vector<int32_t>& tokens, const Opti
         }
         s.chunk_seconds[static_cast<size_t>(t)].push_back(chunk_s);
         s.chunk_attention[static_cast<size_t>(t)].push_back(attn_s);
+        s.chunk_cpu[static_cast<size_t>(t)].push_back(chunk_cpu);
     }
 }
 
@@ -163,6 +176,7 @@ json summarize(const Setting& s, const Options& opt, int n_layer) {
                           {"depth", static_cast<int64_t>(t) * opt.chunk},
                           {"prefill_seconds", median(s.chunk_seconds[t])},
                           {"attention_seconds", median(s.chunk_attention[t])},
+                          {"prefill_cpu_seconds", median(s.chunk_cpu[t])},
                           {"active_blocks", ca},
                           {"causal_blocks", cc}});
     }
@@ -170,17 +184,19 @@ json summarize(const Setting& s, const Options& opt, int n_layer) {
     j["density"] = causal > 0 ? double(active) / double(causal) : 1.0;
 
     // Units that run attention (every layer here), their median time against active blocks.
-    std::vector<double> x, y;
+    std::vector<double> x, y, ycpu;
     json units = json::array();
     for (size_t i = 0; i < s.units.size(); ++i) {
         const Unit& u = s.units[i];
         const double sec = median(u.seconds);
         x.push_back(static_cast<double>(u.active));
         y.push_back(sec);
+        ycpu.push_back(median(u.cpu_seconds));
         json ju = {{"t", i / n_layer},
                    {"l", i % n_layer},
                    {"seconds", sec},
                    {"attention_seconds", median(u.attention_seconds)},
+                   {"cpu_seconds", median(u.cpu_seconds)},
                    {"active_blocks", u.active}};
         if (!u.predicted.empty()) ju["predicted"] = u.predicted;
         units.push_back(ju);
@@ -193,6 +209,11 @@ json summarize(const Setting& s, const Options& opt, int n_layer) {
                       {"fit_seconds_per_block", b},
                       {"fit_r2", r2},
                       {"fit_mape", mape}};
+    const auto fc = fit(x, ycpu);
+    j["unit_cpu_cost"] = {{"max_over_min", *std::max_element(ycpu.begin(), ycpu.end()) /
+                                               *std::min_element(ycpu.begin(), ycpu.end())},
+                          {"fit_r2", fc[2]},
+                          {"fit_mape", fc[3]}};
 
     if (!s.units.empty() && !s.units[0].predicted.empty()) {
         json pred = json::array();
@@ -237,6 +258,7 @@ json run(const Options& opt) {
         s.units.resize(static_cast<size_t>(n_chunks * n_layer));
         s.chunk_seconds.resize(static_cast<size_t>(n_chunks));
         s.chunk_attention.resize(static_cast<size_t>(n_chunks));
+        s.chunk_cpu.resize(static_cast<size_t>(n_chunks));
     }
 
     Engine engine(*model, {.n_ctx = opt.context, .n_threads = opt.threads});

@@ -43,6 +43,7 @@ for (const s of speed.settings) {
     density: s.density,
     chunkDensity: c.active_blocks / c.causal_blocks,
     prefillSpeedup: d.prefill_seconds / c.prefill_seconds,
+    cpuSpeedup: c.prefill_cpu_seconds ? d.prefill_cpu_seconds / c.prefill_cpu_seconds : undefined,
     attentionSpeedup: d.attention_seconds / c.attention_seconds,
     fid: [],
   });
@@ -66,12 +67,12 @@ const sorted = [...rows.values()].sort((a, b) => a.tau - b.tau);
 // ---- Markdown table ----
 const pct = (x) => (x === undefined ? "-" : `${x >= 0 ? "+" : ""}${(100 * x).toFixed(2)}%`);
 const num = (x, d = 4) => (x === undefined ? "-" : x.toFixed(d));
-let md = `| tau | density (all chunks) | density @${o.depth} | prefill speedup @${o.depth} | attention speedup @${o.depth} |`;
+let md = `| tau | density (all chunks) | density @${o.depth} | prefill speedup @${o.depth} | prefill CPU-time speedup @${o.depth} | attention speedup @${o.depth} |`;
 const contexts = [...new Set(fidelity.map((f) => f.context_tokens))];
 for (const c of contexts) md += ` KL ${c} (F32) | ppl ${c} (F32) | greedy 32 ${c} (F32) |`;
-md += "\n|" + "---|".repeat(5 + 3 * contexts.length) + "\n";
+md += "\n|" + "---|".repeat(6 + 3 * contexts.length) + "\n";
 for (const r of sorted) {
-  md += `| ${r.tau} | ${r.density.toFixed(3)} | ${r.chunkDensity.toFixed(3)} | ${r.prefillSpeedup.toFixed(2)}x | ${r.attentionSpeedup.toFixed(2)}x |`;
+  md += `| ${Number(r.tau.toFixed(3))} | ${r.density.toFixed(3)} | ${r.chunkDensity.toFixed(3)} | ${r.prefillSpeedup.toFixed(2)}x | ${r.cpuSpeedup === undefined ? "-" : r.cpuSpeedup.toFixed(2) + "x"} | ${r.attentionSpeedup.toFixed(2)}x |`;
   for (const c of contexts) {
     const f = r.fid.find((x) => x.context === c);
     md += f
@@ -88,7 +89,7 @@ for (const f of fidelity) {
 md += "\n";
 
 // ---- SVG: speedup (left axis) and KL (right axis) against tau ----
-const W = 640, H = 380, L = 60, R = 70, T = 40, B = 50;
+const W = 700, H = 470, L = 60, R = 70, T = 40, B = 140;  // legend under the plot
 const taus = sorted.map((r) => r.tau);
 const tMin = Math.min(...taus), tMax = Math.max(...taus);
 const x = (t) => L + ((t - tMin) / Math.max(1e-9, tMax - tMin)) * (W - L - R);
@@ -104,8 +105,8 @@ let svg = `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" fo
 svg += `<rect width="${W}" height="${H}" fill="white"/>\n`;
 svg += `<text x="${W / 2}" y="20" text-anchor="middle" font-size="14">Sparse prefill attention: speed and fidelity over tau (chunk at depth ${o.depth})</text>\n`;
 svg += `<line x1="${L}" y1="${H - B}" x2="${W - R}" y2="${H - B}" stroke="black"/><line x1="${L}" y1="${T}" x2="${L}" y2="${H - B}" stroke="black"/><line x1="${W - R}" y1="${T}" x2="${W - R}" y2="${H - B}" stroke="black"/>\n`;
-for (const t of taus) svg += `<text x="${x(t)}" y="${H - B + 16}" text-anchor="middle">${t}</text>`;
-svg += `<text x="${W / 2}" y="${H - 12}" text-anchor="middle">tau (softmax mass kept per query block)</text>\n`;
+for (const t of taus) svg += `<text x="${x(t)}" y="${H - B + 16}" text-anchor="middle">${Number(t.toFixed(3))}</text>`;
+svg += `<text x="${W / 2}" y="${H - B + 34}" text-anchor="middle">tau (softmax mass kept per query block)</text>\n`;
 for (let i = 0; i <= 4; ++i) {
   const s = (sMax * i) / 4, k = (kMax * i) / 4;
   svg += `<text x="${L - 6}" y="${ys(s) + 4}" text-anchor="end">${s.toFixed(1)}x</text>`;
@@ -130,8 +131,8 @@ contexts.forEach((c, i) => {
   }
 });
 legend.forEach(([color, dash, text], i) => {
-  const y0 = T + 8 + 15 * i;
-  svg += `<line x1="${L + 10}" y1="${y0}" x2="${L + 34}" y2="${y0}" stroke="${color}" stroke-width="2" ${dash ? `stroke-dasharray="${dash}"` : ""}/><text x="${L + 40}" y="${y0 + 4}">${text}</text>`;
+  const x0 = i % 2 ? W / 2 : 20, y0 = H - B + 56 + 16 * Math.floor(i / 2);
+  svg += `<line x1="${x0}" y1="${y0}" x2="${x0 + 24}" y2="${y0}" stroke="${color}" stroke-width="2" ${dash ? `stroke-dasharray="${dash}"` : ""}/><text x="${x0 + 30}" y="${y0 + 4}">${text}</text>`;
 });
 svg += "\n</svg>\n";
 
