@@ -2,7 +2,7 @@
 //
 //   sparse_bench [--model FILE] [--text FILE] [--threads 2] [--context 8192] [--chunk 1024]
 //                [--taus 0.95,0.9] [--block 64] [--min-similarity 0.3] [--repeats 1]
-//                [--predict-strides 8,1] [--json]
+//                [--predict-strides 8,1] [--paired] [--json]
 //
 // Every repeat prefills the first --context tokens of the text chunk by chunk, layer by layer
 // (run_layer for every layer, as `generate` does; no LM head), once per setting: dense (tau = 1)
@@ -54,6 +54,7 @@ struct Options {
     float min_similarity = SparseAttentionOptions{}.min_similarity;
     int repeats = 1;
     std::vector<int> predict_strides = {8, 1};
+    bool paired = false;
     bool json_out = false;
 };
 
@@ -131,6 +132,66 @@ void prefill_once(Engine& engine, const std::vector<int32_t>& tokens, const Opti
         s.chunk_seconds[static_cast<size_t>(t)].push_back(chunk_s);
         s.chunk_attention[static_cast<size_t>(t)].push_back(attn_s);
         s.chunk_cpu[static_cast<size_t>(t)].push_back(chunk_cpu);
+    }
+}
+
+// Paired mode: one dense prefill of the context; every unit (t, l) is timed with every setting
+// in turn (--repeats times, order rotated) on copies of the same hidden state and the same cache,
+// then recomputed dense (untimed) so that the cache stays the dense one. Slow drifts of a shared
+// machine's load hit all settings of a unit alike, which separate prefills cannot promise.
+void prefill_paired(Engine& engine, const std::vector<int32_t>& tokens, const Options& opt,
+                    std::vector<Setting>& settings) {
+    const int n_layer = engine.config().n_layer;
+    engine.cache().clear();
+    const std::span<const int32_t> all(tokens);
+    const SparseAttentionOptions dense{.block = opt.block};
+    for (int64_t t = 0; t * opt.chunk < opt.context; ++t) {
+        const int64_t pos = t * opt.chunk;
+        const int64_t n = std::min(opt.chunk, opt.context - pos);
+        std::fprintf(stderr, "sparse_bench: paired, chunk %lld\n", static_cast<long long>(t));
+        HiddenState h =
+            engine.embed(all.subspan(static_cast<size_t>(pos), static_cast<size_t>(n)), pos);
+        for (auto& s : settings) {
+            s.chunk_seconds[static_cast<size_t>(t)].assign(static_cast<size_t>(opt.repeats), 0.0);
+            s.chunk_attention[static_cast<size_t>(t)].assign(static_cast<size_t>(opt.repeats), 0.0);
+            s.chunk_cpu[static_cast<size_t>(t)].assign(static_cast<size_t>(opt.repeats), 0.0);
+        }
+        for (int l = 0; l < n_layer; ++l) {
+            for (auto& s : settings) {
+                Unit& u = s.units[static_cast<size_t>(t * n_layer + l)];
+                if (!s.sparse.enabled()) continue;
+                for (int stride : opt.predict_strides) {
+                    const auto p = predict_active_blocks(engine.model(), engine.cache(), h,
+                                                         s.sparse, engine.pool(), stride);
+                    u.predicted.push_back(p.active_blocks);
+                    u.predict_seconds.push_back(p.seconds);
+                }
+            }
+            if (opt.paired) prefill_paired(engine, tokens, opt, settings);
+            for (int rep = 0; rep < (opt.paired ? 0 : opt.repeats); ++rep) {
+                for (size_t i = 0; i < settings.size(); ++i) {
+                    Setting& s = settings[(i + static_cast<size_t>(rep + l)) % settings.size()];
+                    Unit& u = s.units[static_cast<size_t>(t * n_layer + l)];
+                    HiddenState copy = h;
+                    engine.set_sparse(s.sparse);
+                    const double t0 = now_seconds(), c0 = cpu_seconds();
+                    engine.run_layer(copy);
+                    const double dt = now_seconds() - t0, dc = cpu_seconds() - c0;
+                    const AttentionStats& st = engine.last_attention_stats();
+                    u.seconds.push_back(dt);
+                    u.cpu_seconds.push_back(dc);
+                    u.attention_seconds.push_back(st.seconds);
+                    u.active = st.active_blocks;
+                    u.causal = st.causal_blocks;
+                    s.chunk_seconds[static_cast<size_t>(t)][static_cast<size_t>(rep)] += dt;
+                    s.chunk_attention[static_cast<size_t>(t)][static_cast<size_t>(rep)] +=
+                        st.seconds;
+                    s.chunk_cpu[static_cast<size_t>(t)][static_cast<size_t>(rep)] += dc;
+                }
+            }
+            engine.set_sparse(dense);
+            engine.run_layer(h);  // the dense trajectory (and the dense KV in the cache)
+        }
     }
 }
 
@@ -263,7 +324,8 @@ json run(const Options& opt) {
 
     Engine engine(*model, {.n_ctx = opt.context, .n_threads = opt.threads});
     engine.prefill(std::span(tokens).first(32), 0);  // warm-up: touch every weight page
-    for (int rep = 0; rep < opt.repeats; ++rep) {
+    if (opt.paired) prefill_paired(engine, tokens, opt, settings);
+    for (int rep = 0; rep < (opt.paired ? 0 : opt.repeats); ++rep) {
         for (size_t i = 0; i < settings.size(); ++i) {
             Setting& s = settings[(i + static_cast<size_t>(rep)) % settings.size()];
             engine.set_sparse(s.sparse);
@@ -281,6 +343,7 @@ json run(const Options& opt) {
     out["context"] = opt.context;
     out["chunk"] = opt.chunk;
     out["repeats"] = opt.repeats;
+    out["paired"] = opt.paired;
     out["settings"] = json::array();
     for (const auto& s : settings) out["settings"].push_back(summarize(s, opt, n_layer));
     return out;
@@ -351,6 +414,8 @@ int main(int argc, char** argv) {
     app.add_option("--predict-strides", opt.predict_strides, "Predictor sample strides")
         ->delimiter(',')
         ->capture_default_str();
+    app.add_flag("--paired", opt.paired,
+                 "Time every unit with every setting on the same dense state (robust to load)");
     app.add_flag("--json", opt.json_out, "Print JSON");
     CLI11_PARSE(app, argc, argv);
     try {
