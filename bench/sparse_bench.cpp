@@ -167,8 +167,7 @@ void prefill_paired(Engine& engine, const std::vector<int32_t>& tokens, const Op
                     u.predict_seconds.push_back(p.seconds);
                 }
             }
-            if (opt.paired) prefill_paired(engine, tokens, opt, settings);
-            for (int rep = 0; rep < (opt.paired ? 0 : opt.repeats); ++rep) {
+            for (int rep = 0; rep < opt.repeats; ++rep) {
                 for (size_t i = 0; i < settings.size(); ++i) {
                     Setting& s = settings[(i + static_cast<size_t>(rep + l)) % settings.size()];
                     Unit& u = s.units[static_cast<size_t>(t * n_layer + l)];
