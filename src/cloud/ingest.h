@@ -26,6 +26,7 @@ struct IngestOptions {
     // Levels to encode, lossless first; the device picks among them per unit.
     std::vector<std::string> levels = {"fp16", "int8", "q5h", "q3h"};
     int threads = 0;
+    std::string prompt_format;  // recorded in the manifest for the device ("chat" / "raw")
     // Attention of the prefill (dense by default). The manifest records these settings and every
     // unit's active blocks; a sparse context gets its own id (sparse_kv_identity), so dense and
     // sparse KV of the same tokens never share one.
@@ -35,6 +36,7 @@ struct IngestOptions {
 
 struct IngestResult {
     std::string context_id;
+    std::string attempt;  // the attempt the manifest names (store/context_store.h)
     int64_t tokens = 0;
     int32_t chunks = 0;
     int32_t layers = 0;
@@ -45,13 +47,8 @@ struct IngestResult {
     double seconds = 0;
 };
 
-// The store key of a context's token ids (little-endian int32), kept beside its manifest so that a
-// device holding only the context id can still compute any unit locally.
-std::string tokens_key(std::string_view context_id);
-
-// What identifies the KV of a model computed with these attention settings, in place of the model
-// fingerprint in context_id(): the fingerprint itself for dense attention (so dense ids are
-// unchanged), the fingerprint plus every sparse setting otherwise.
+// What identifies the KV of a model computed with these attention settings (kv_identity of
+// store/manifest.h).
 std::string sparse_kv_identity(std::string_view fingerprint, const SparseAttentionOptions& sparse);
 
 // The manifest form of the settings, and back (for a device that reproduces the KV).
