@@ -37,6 +37,11 @@ struct GenerationRequest {
     int top_k = 0;
     uint64_t seed = 0;
     bool stop_at_end_of_generation = true;
+    // Block-sparse prefill attention: softmax mass each query block keeps (1 = dense) and the
+    // block size (16, 32 or 64). Decode is always dense. 0.95 is the measured default
+    // (kernels::kDefaultSparseTau, README "Sparse prefill attention").
+    float sparse_tau = 0.95f;
+    int sparse_block = 64;
 };
 
 struct GenerationResult {
@@ -63,6 +68,9 @@ struct IngestRequest {
     std::vector<std::string> levels = {"fp16", "int8", "q5h", "q3h"};
     int64_t max_tokens = 0;  // keep only the first N tokens (0: all)
     int threads = 0;
+    // Block-sparse prefill attention (as GenerationRequest); recorded in the manifest.
+    float sparse_tau = 0.95f;
+    int sparse_block = 64;
     std::function<void(int32_t chunks_done, int32_t chunks_total, double seconds)> on_progress;
 };
 

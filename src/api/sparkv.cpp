@@ -24,8 +24,12 @@ GenerationResult generate_text(const GenerationRequest& request,
     const auto prompt = tok.encode(text, /*add_special=*/true, /*parse_special=*/request.chat);
     if (prompt.empty()) fail("the prompt encodes to no tokens");
 
+    SparseAttentionOptions sparse;
+    sparse.tau = request.sparse_tau;
+    sparse.block = request.sparse_block;
     Engine engine(*model, {.n_ctx = static_cast<int64_t>(prompt.size()) + request.n_predict,
-                           .n_threads = request.threads});
+                           .n_threads = request.threads,
+                           .sparse = sparse});
     GenerateOptions go;
     go.n_predict = request.n_predict;
     go.sampling = {request.temperature, request.top_p, request.top_k, request.seed};
@@ -61,6 +65,8 @@ IngestSummary ingest_document(const IngestRequest& request) {
     io.levels = request.levels;
     io.threads = request.threads;
     io.prompt_format = std::string(prompt_format_name(format));
+    io.sparse.tau = request.sparse_tau;
+    io.sparse.block = request.sparse_block;
     if (request.on_progress)
         io.on_progress = [&](const IngestProgress& p) {
             request.on_progress(p.chunks_done, p.chunks_total, p.seconds);

@@ -17,6 +17,7 @@
 #include "common/error.h"
 #include "common/paths.h"
 #include "engine/convert.h"
+#include "engine/engine.h"
 #include "engine/prompt.h"
 
 namespace sparkv::cli {
@@ -28,9 +29,28 @@ struct CodecBenchOptions {
     std::string doc;
     CodecEvalOptions eval;
     std::string levels = "fp16,int8,q6h,q5h,q4h,q3h";
+    std::string sparse_taus;
     bool no_precise = false;
     bool json = false;
 };
+
+std::vector<float> parse_taus(const std::string& list) {
+    std::vector<float> taus;
+    std::stringstream s(list);
+    for (std::string item; std::getline(s, item, ',');) {
+        if (item.empty()) continue;
+        size_t used = 0;
+        float tau = 0;
+        try {
+            tau = std::stof(item, &used);
+        } catch (const std::exception&) {
+            used = 0;
+        }
+        if (used != item.size()) fail("--sparse-tau: '{}' is not a number", item);
+        taus.push_back(tau);
+    }
+    return taus;
+}
 
 nlohmann::json fidelity_json(const LevelEval& l) {
     return {{"kl_mean", l.kl_mean},
@@ -79,7 +99,18 @@ void print_table(const char* title, const CodecEvalResult& r, bool sizes) {
                     l.name == codec::level_name(codec::kDefaultLossyLevel) ? "  (default)" : "");
     };
     for (const auto& l : r.levels) row(l, sizes);
+    for (const auto& sp : r.sparse) row(sp.fidelity, false);
     row(r.noise_floor, false);
+}
+
+void print_sparse(const CodecEvalResult& r) {
+    if (r.sparse.empty()) return;
+    std::printf("\nsparse prefill of the context (block %d): dense prefill %.2f s\n",
+                r.sparse[0].options.block, r.exact_prefill_seconds);
+    std::printf("%-8s %9s %10s %8s\n", "tau", "density", "prefill s", "speedup");
+    for (const auto& sp : r.sparse)
+        std::printf("%-8.3f %9.3f %10.2f %7.2fx\n", sp.options.tau, sp.density, sp.prefill_seconds,
+                    r.exact_prefill_seconds / sp.prefill_seconds);
 }
 
 int run(CodecBenchOptions opt) {
@@ -94,6 +125,12 @@ int run(CodecBenchOptions opt) {
 
     const auto model = Model::load(model_path);
     const auto tokens = context_tokens(*model, text.str(), PromptFormat::raw);
+    opt.eval.sparse_taus = parse_taus(opt.sparse_taus);
+    for (float tau : opt.eval.sparse_taus) {
+        SparseAttentionOptions check = opt.eval.sparse;
+        check.tau = tau;
+        kernels::validate(check);
+    }
     opt.eval.levels.clear();
     std::stringstream list(opt.levels);
     for (std::string item; std::getline(list, item, ',');)
@@ -141,6 +178,19 @@ int run(CodecBenchOptions opt) {
             if (!opt.no_precise) e["precise"] = fidelity_json(precise.levels[i]);
             j["levels"].push_back(e);
         }
+        j["exact_prefill_seconds"] = deployed.exact_prefill_seconds;
+        j["sparse"] = nlohmann::json::array();
+        for (size_t i = 0; i < deployed.sparse.size(); ++i) {
+            const auto& sp = deployed.sparse[i];
+            nlohmann::json e = fidelity_json(sp.fidelity);
+            e.update({{"tau", sp.options.tau},
+                      {"block", sp.options.block},
+                      {"min_similarity", sp.options.min_similarity},
+                      {"density", sp.density},
+                      {"prefill_seconds", sp.prefill_seconds}});
+            if (!opt.no_precise) e["precise"] = fidelity_json(precise.sparse[i].fidelity);
+            j["sparse"].push_back(e);
+        }
         std::printf("%s\n", j.dump(2).c_str());
         return 0;
     }
@@ -148,6 +198,7 @@ int run(CodecBenchOptions opt) {
                 model_path.c_str(), static_cast<long long>(deployed.context_tokens),
                 static_cast<long long>(deployed.continuation_tokens), doc_path.c_str());
     print_table("deployed model (as given: quantised weights and activations)", deployed, true);
+    print_sparse(deployed);
     if (!opt.no_precise)
         print_table("precise (F32 copy of the weights, fp32 activations): the codec's own effect",
                     precise, false);
@@ -180,6 +231,12 @@ CommandRunner add_codec_bench_command(CLI::App& app) {
         ->capture_default_str();
     cmd->add_option("--threads,-t", opt->eval.threads,
                     "Model threads (codec timings use 1 thread)");
+    cmd->add_option("--sparse-tau", opt->sparse_taus,
+                    "Also score the context prefilled with block-sparse attention at each of "
+                    "these taus (comma-separated, in (0, 1]) against the exact dense KV");
+    cmd->add_option("--sparse-block", opt->eval.sparse.block,
+                    "Block size of the sparse rows (16, 32 or 64)")
+        ->capture_default_str();
     cmd->add_flag("--no-precise", opt->no_precise, "Skip the F32 (precise) fidelity run");
     cmd->add_flag("--json", opt->json, "Print JSON (default_level, levels[...], noise_floor)");
     return [opt] { return run(*opt); };

@@ -83,6 +83,13 @@ CommandRunner add_generate_command(CLI::App& app) {
     cmd->add_option("--top-k", req.top_k, "Keep the k most likely tokens; 0 = all")
         ->capture_default_str();
     cmd->add_option("--seed", req.seed, "Sampling seed")->capture_default_str();
+    cmd->add_option("--sparse-tau", req.sparse_tau,
+                    "Block-sparse prefill attention: softmax mass each query block keeps, in "
+                    "(0, 1]; 1 = dense")
+        ->capture_default_str();
+    cmd->add_option("--sparse-block", req.sparse_block,
+                    "Block size of sparse attention (16, 32 or 64)")
+        ->capture_default_str();
     cmd->add_flag("--chat", req.chat,
                   "Wrap the prompt in the model's chat template as a user turn");
     cmd->add_flag("--no-stop", opt->no_stop, "Keep generating past end-of-generation tokens");

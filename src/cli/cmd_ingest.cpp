@@ -11,6 +11,7 @@
 #include "cloud/ingest_batch.h"
 #include "common/error.h"
 #include "common/paths.h"
+#include "engine/kernels/sparse_attention.h"
 #include "engine/model.h"
 #include "sparkv/sparkv.h"
 #include "store/store_location.h"
@@ -31,6 +32,8 @@ struct IngestCliOptions {
     std::string format;
     int64_t max_tokens = 0;
     int threads = 0;
+    float sparse_tau = kernels::kDefaultSparseTau;
+    int sparse_block = 64;
     bool json = false;
 };
 
@@ -64,6 +67,9 @@ int run_batch(const IngestCliOptions& opt) {
     options.ingest.chunk_tokens = opt.chunk_tokens;
     options.ingest.levels = split_list(opt.levels);
     options.ingest.threads = opt.threads;
+    options.ingest.sparse.tau = opt.sparse_tau;
+    options.ingest.sparse.block = opt.sparse_block;
+    kernels::validate(options.ingest.sparse);
     options.format =
         opt.format.empty() ? default_prompt_format(*model) : prompt_format_from_name(opt.format);
     options.max_tokens = opt.max_tokens;
@@ -144,6 +150,8 @@ int run(const IngestCliOptions& opt) {
     req.levels = split_list(opt.levels);
     req.max_tokens = opt.max_tokens;
     req.threads = opt.threads;
+    req.sparse_tau = opt.sparse_tau;
+    req.sparse_block = opt.sparse_block;
     ProgressBar bar("ingest");
     req.on_progress = [&](int32_t done, int32_t total, double seconds) {
         bar.update(done, total, seconds);
@@ -217,6 +225,14 @@ CommandRunner add_ingest_command(CLI::App& app) {
     cmd->add_option("--max-tokens", opt->max_tokens,
                     "Keep only the first N tokens of the document");
     cmd->add_option("--threads,-t", opt->threads, "Threads (default: all cores)");
+    cmd->add_option("--sparse-tau", opt->sparse_tau,
+                    "Prefill with block-sparse attention keeping this softmax mass per query "
+                    "block, in (0, 1]; 1 = dense. Recorded in the manifest with each unit's "
+                    "active blocks; a sparse context gets its own id")
+        ->capture_default_str();
+    cmd->add_option("--sparse-block", opt->sparse_block,
+                    "Block size of sparse attention (16, 32 or 64)")
+        ->capture_default_str();
     cmd->add_flag("--json", opt->json,
                   "Print a JSON result (context_id, tokens, chunks, layers, bytes per level)");
     return [opt] { return run(*opt); };

@@ -1,5 +1,7 @@
 #include "cloud/codec_eval.h"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <cmath>
 
@@ -56,14 +58,24 @@ class Harness {
         engine_ = std::make_unique<Engine>(model, EngineOptions{capacity, opt.threads});
     }
 
-    // Exact local prefill; keeps every unit's fp16 KV.
-    std::vector<Unit> prefill_exact() {
+    // Local prefill of the context (exact with the default dense settings); keeps every unit's
+    // fp16 KV and adds up what the attention visited. Scoring afterwards is dense again.
+    std::vector<Unit> prefill(const SparseAttentionOptions& sparse = {},
+                              AttentionStats* total = nullptr) {
         const auto& c = model_.config();
         std::vector<Unit> units;
+        engine_->set_sparse(sparse);
         for (int64_t pos = 0, t = 0; pos < opt_.context_tokens; pos += opt_.chunk_tokens, ++t) {
             const int64_t n = std::min<int64_t>(opt_.chunk_tokens, opt_.context_tokens - pos);
-            engine_->prefill(
+            HiddenState h = engine_->embed(
                 std::span(context_).subspan(static_cast<size_t>(pos), static_cast<size_t>(n)), pos);
+            while (h.layer < c.n_layer) {
+                engine_->run_layer(h);
+                if (total) {
+                    total->active_blocks += engine_->last_attention_stats().active_blocks;
+                    total->causal_blocks += engine_->last_attention_stats().causal_blocks;
+                }
+            }
             for (int l = 0; l < c.n_layer; ++l) {
                 Unit u;
                 u.pos0 = pos;
@@ -77,6 +89,7 @@ class Harness {
                 units.push_back(std::move(u));
             }
         }
+        engine_->set_sparse({});
         return units;
     }
 
@@ -172,7 +185,9 @@ CodecEvalResult evaluate_codec(const Model& model, const std::vector<int32_t>& t
 
     Harness harness(model, text_tokens, opt);
     stage("exact prefill");
-    const std::vector<Unit> exact_units = harness.prefill_exact();
+    const double t_exact = now_seconds();
+    const std::vector<Unit> exact_units = harness.prefill();
+    const double exact_prefill_seconds = now_seconds() - t_exact;
     stage("exact scoring");
     const Scored exact = harness.score();
 
@@ -181,6 +196,7 @@ CodecEvalResult evaluate_codec(const Model& model, const std::vector<int32_t>& t
     result.continuation_tokens = opt.continuation_tokens;
     result.exact_ppl = std::exp(harness.mean_nll(exact));
     result.exact_greedy = exact.greedy;
+    result.exact_prefill_seconds = exact_prefill_seconds;
 
     uint64_t fp16_bytes = 0;
     for (const auto& u : exact_units) fp16_bytes += (u.k.size() + u.v.size()) * sizeof(uint16_t);
@@ -235,6 +251,27 @@ CodecEvalResult evaluate_codec(const Model& model, const std::vector<int32_t>& t
         ev.ppl_change_rel = ev.ppl / result.exact_ppl - 1.0;
         harness.compare(exact, lossy, ev);
         result.levels.push_back(ev);
+    }
+
+    for (float tau : opt.sparse_taus) {
+        SparseEval ev;
+        ev.options = opt.sparse;
+        ev.options.tau = tau;
+        kernels::validate(ev.options);
+        stage(fmt::format("sparse prefill, tau {}", tau));
+        AttentionStats total;
+        const double t0 = now_seconds();
+        const std::vector<Unit> units = harness.prefill(ev.options, &total);
+        ev.prefill_seconds = now_seconds() - t0;
+        ev.density = total.density();
+        harness.import(units);
+        const Scored sparse = harness.score();
+        ev.fidelity.name = fmt::format("sparse-{}", tau);
+        ev.fidelity.lossless = false;
+        ev.fidelity.ppl = std::exp(harness.mean_nll(sparse));
+        ev.fidelity.ppl_change_rel = ev.fidelity.ppl / result.exact_ppl - 1.0;
+        harness.compare(exact, sparse, ev.fidelity);
+        result.sparse.push_back(ev);
     }
 
     stage("noise floor (exact KV +- 1 ulp)");

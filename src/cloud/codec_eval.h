@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "engine/engine.h"
 #include "engine/model.h"
 
 namespace sparkv {
@@ -22,6 +23,11 @@ struct CodecEvalOptions {
     std::vector<std::string> levels = {"fp16", "int8", "q6h", "q5h", "q4h", "q3h"};
     int threads = 0;  // for the model; codec timings always run on one thread
     int timing_repeats = 3;
+    // Sparse prefill rows: for each tau, the context's KV computed with block-sparse attention
+    // (this block size and similarity threshold), scored like a level against the exact (dense)
+    // KV. The continuation and the question always run dense.
+    std::vector<float> sparse_taus;
+    SparseAttentionOptions sparse;
     std::function<void(const std::string& stage)> on_stage;
 };
 
@@ -42,12 +48,21 @@ struct LevelEval {
     double top1_agree = 0;       // continuation positions whose argmax matches the exact KV's
 };
 
+struct SparseEval {
+    SparseAttentionOptions options;
+    double density = 1;          // active / causal blocks over the context prefill
+    double prefill_seconds = 0;  // context prefill with these settings
+    LevelEval fidelity;          // against the exact (dense) KV
+};
+
 struct CodecEvalResult {
     int64_t context_tokens = 0;
     int64_t continuation_tokens = 0;
     double exact_ppl = 0;
     std::vector<int32_t> exact_greedy;
     std::vector<LevelEval> levels;
+    double exact_prefill_seconds = 0;  // the dense context prefill
+    std::vector<SparseEval> sparse;    // one per CodecEvalOptions::sparse_taus
     // The engine's own sensitivity: the exact KV with its last bit flipped everywhere (a 1-ulp
     // change no codec can avoid). Quantised weights and activations turn such tiny changes into
     // rounding flips, so on a Q4/Q8 model this floor is far above what the change itself costs.

@@ -1,5 +1,7 @@
 #include "cloud/ingest.h"
 
+#include <fmt/format.h>
+
 #include <deque>
 #include <future>
 
@@ -80,6 +82,24 @@ std::vector<codec::Level> parse_levels(const std::vector<std::string>& names) {
 
 }  // namespace
 
+std::string sparse_kv_identity(std::string_view fingerprint, const SparseAttentionOptions& s) {
+    return kv_identity(fingerprint, to_manifest(s));
+}
+
+SparseSettings to_manifest(const SparseAttentionOptions& s) {
+    return {s.tau, s.block, s.min_similarity, s.sink_blocks, s.local_blocks};
+}
+
+SparseAttentionOptions from_manifest(const SparseSettings& s) {
+    SparseAttentionOptions o{.tau = static_cast<float>(s.tau),
+                             .block = s.block,
+                             .min_similarity = static_cast<float>(s.min_similarity),
+                             .sink_blocks = s.sink_blocks,
+                             .local_blocks = s.local_blocks};
+    kernels::validate(o);
+    return o;
+}
+
 IngestResult ingest_context(const Model& model, ContextStore& store,
                             std::span<const int32_t> tokens, const IngestOptions& options) {
     const double t_start = now_seconds();
@@ -90,9 +110,11 @@ IngestResult ingest_context(const Model& model, ContextStore& store,
         fail("ingest: the context has {} tokens, more than the model's {}-token context",
              tokens.size(), c.n_ctx_train);
     const auto levels = parse_levels(options.levels);
+    kernels::validate(options.sparse);
 
     const std::string fingerprint = hex64(model.fingerprint());
-    const std::string id = context_id(fingerprint, tokens, options.chunk_tokens);
+    const std::string id =
+        context_id(sparse_kv_identity(fingerprint, options.sparse), tokens, options.chunk_tokens);
     if (store.is_complete(id)) {
         IngestResult r = summarize(store.read_manifest(id));
         r.already_present = true;
@@ -100,13 +122,16 @@ IngestResult ingest_context(const Model& model, ContextStore& store,
         return r;
     }
 
-    ContextWriter writer(store,
-                         make_manifest(id, model_info(model), static_cast<int64_t>(tokens.size()),
-                                       options.chunk_tokens, options.levels));
+    Manifest skeleton_manifest =
+        make_manifest(id, model_info(model), static_cast<int64_t>(tokens.size()),
+                      options.chunk_tokens, options.levels);
+    skeleton_manifest.sparse = to_manifest(options.sparse);
+    ContextWriter writer(store, std::move(skeleton_manifest));
     writer.set_prompt_format(options.prompt_format);
     const Manifest& skeleton = writer.manifest();
-    Engine engine(model,
-                  {.n_ctx = static_cast<int64_t>(tokens.size()), .n_threads = options.threads});
+    Engine engine(model, {.n_ctx = static_cast<int64_t>(tokens.size()),
+                          .n_threads = options.threads,
+                          .sparse = options.sparse});
 
     writer.put_tokens(tokens);
 
@@ -119,8 +144,13 @@ IngestResult ingest_context(const Model& model, ContextStore& store,
                                                     static_cast<size_t>(chunk.n_tokens)),
                                      chunk.first_token);
         // Every layer but the last runs in full; the last one only needs its K/V projection.
-        while (h.layer < c.n_layer - 1) engine.run_layer(h);
+        while (h.layer < c.n_layer - 1) {
+            engine.run_layer(h);
+            writer.set_active_blocks(chunk.index, h.layer - 1,
+                                     engine.last_attention_stats().active_blocks);
+        }
         engine.project_kv(h);
+        writer.set_active_blocks(chunk.index, c.n_layer - 1, 0);  // no attention
         const double t1 = now_seconds();
         result.prefill_seconds += t1 - t0;
 

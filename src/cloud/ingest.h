@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "engine/engine.h"
 #include "engine/model.h"
 #include "store/context_store.h"
 
@@ -26,6 +27,10 @@ struct IngestOptions {
     std::vector<std::string> levels = {"fp16", "int8", "q5h", "q3h"};
     int threads = 0;
     std::string prompt_format;  // recorded in the manifest for the device ("chat" / "raw")
+    // Attention of the prefill (dense by default). The manifest records these settings and every
+    // unit's active blocks; a sparse context gets its own id (sparse_kv_identity), so dense and
+    // sparse KV of the same tokens never share one.
+    SparseAttentionOptions sparse;
     std::function<void(const IngestProgress&)> on_progress;
 };
 
@@ -41,6 +46,14 @@ struct IngestResult {
     double encode_seconds = 0;
     double seconds = 0;
 };
+
+// What identifies the KV of a model computed with these attention settings (kv_identity of
+// store/manifest.h).
+std::string sparse_kv_identity(std::string_view fingerprint, const SparseAttentionOptions& sparse);
+
+// The manifest form of the settings, and back (for a device that reproduces the KV).
+SparseSettings to_manifest(const SparseAttentionOptions& sparse);
+SparseAttentionOptions from_manifest(const SparseSettings& settings);
 
 IngestResult ingest_context(const Model& model, ContextStore& store,
                             std::span<const int32_t> tokens, const IngestOptions& options);

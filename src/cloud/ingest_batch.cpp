@@ -107,7 +107,8 @@ BatchSummary ingest_batch(const Model& model, ContextStore& store,
                 static_cast<int64_t>(tokens[i].size()) > options.max_tokens)
                 tokens[i].resize(static_cast<size_t>(options.max_tokens));
             if (tokens[i].empty()) fail("{}: the document has no tokens", paths[i]);
-            item.context_id = context_id(fingerprint, tokens[i], options.ingest.chunk_tokens);
+            item.context_id = context_id(sparse_kv_identity(fingerprint, options.ingest.sparse),
+                                         tokens[i], options.ingest.chunk_tokens);
             pending.push_back({i, std::nullopt});
         } catch (const Error& e) {
             item.error = e.what();

@@ -58,7 +58,7 @@ void ThreadPool::run_tasks(uint32_t generation, int thread) {
         if (!ticket_.compare_exchange_weak(ticket, ticket + 1, std::memory_order_acq_rel)) continue;
         // Holding an unfinished task of this job, the caller is still waiting: job_ is ours.
         (*job_.load(std::memory_order_acquire))(task, thread);
-        if (done_tasks_.fetch_add(1, std::memory_order_acq_rel) + 1 == n_tasks) {
+        if (int64_t{done_tasks_.fetch_add(1, std::memory_order_acq_rel)} + 1 == n_tasks) {
             done_tasks_.notify_all();  // no syscall unless the caller went to sleep
         }
     }
@@ -117,7 +117,7 @@ void ThreadPool::parallel_for(int64_t n_tasks,
     // Wait for tasks that workers took: spin briefly, then sleep.
     int spin = 0;
     const int64_t spin_start = steady_ns();
-    for (int64_t done = done_tasks_.load(std::memory_order_acquire); done != n_tasks;
+    for (uint32_t done = done_tasks_.load(std::memory_order_acquire); int64_t{done} != n_tasks;
          done = done_tasks_.load(std::memory_order_acquire)) {
         if (keep_spinning(spin_start, ++spin)) {
             SPARKV_CPU_RELAX();

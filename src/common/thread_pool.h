@@ -62,7 +62,10 @@ class ThreadPool {
     std::atomic<const std::function<void(int64_t, int)>*> job_{nullptr};
     std::atomic<int64_t> job_tasks_{0};
     std::atomic<uint64_t> ticket_{0};
-    std::atomic<int64_t> done_tasks_{0};
+    // 32 bits (tasks per job are capped at 2^31): libstdc++ 12 waits on 4-byte atomics with a
+    // futex on the value itself; its proxy wait for 8-byte ones lost a wake-up here (the caller
+    // slept forever with every task done, seen in bench/sparse_bench).
+    std::atomic<uint32_t> done_tasks_{0};
     uint32_t last_generation_ = 0;  // guarded by caller_mutex_
     std::atomic<uint32_t> generation_{0};
     std::atomic<bool> stop_{false};

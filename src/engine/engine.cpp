@@ -38,7 +38,14 @@ Engine::Engine(const Model& model, EngineOptions options)
       pool_(options.n_threads > 0 ? options.n_threads : ThreadPool::default_threads(),
             options.pool_spin_us),
       cache_(model.config().n_layer, model.config().n_kv_head, model.config().head_dim,
-             options.n_ctx > 0 ? options.n_ctx : model.config().n_ctx_train) {}
+             options.n_ctx > 0 ? options.n_ctx : model.config().n_ctx_train) {
+    set_sparse(options.sparse);
+}
+
+void Engine::set_sparse(const SparseAttentionOptions& options) {
+    k::validate(options);
+    sparse_ = options;
+}
 
 HiddenState Engine::embed(std::span<const int32_t> tokens, int64_t pos0) {
     const auto& c = config();
@@ -162,8 +169,9 @@ void Engine::finish_layer(HiddenState& h, int layer) {
     shape.head_dim = c.head_dim;
     shape.kv_capacity = cache_.capacity();
     shape.scale = 1.0f / std::sqrt(static_cast<float>(c.head_dim));
-    k::attention(shape, ws_.q.data(), c.q_dim(), n, ws_.positions.data(), cache_.keys(layer),
-                 cache_.values(layer), ws_.attn.data(), c.q_dim(), pool_);
+    last_stats_ = k::sparse_attention(shape, ws_.q.data(), c.q_dim(), n, ws_.positions.data(),
+                                      cache_.keys(layer), cache_.values(layer), ws_.attn.data(),
+                                      c.q_dim(), sparse_, pool_);
     // The output projection lands in ws_.norm (free again), then joins the residual stream.
     k::matmul(w.wo, ws_.attn.data(), c.q_dim(), n, ws_.norm.data(), c.n_embd, pool_);
     add_rows(h.data.data(), ws_.norm.data(), n * c.n_embd);
@@ -182,6 +190,7 @@ void Engine::finish_layer(HiddenState& h, int layer) {
 
 void Engine::project_kv(const HiddenState& h) {
     check_range(h.layer, h.pos0, h.n_tokens, "project_kv");
+    last_stats_ = {};
     prepare(h, h.layer);
     compute_kv(h, h.layer);
 }

@@ -26,14 +26,22 @@
 #include <vector>
 
 #include "common/thread_pool.h"
+#include "engine/kernels/sparse_attention.h"
 #include "engine/kv_cache.h"
 #include "engine/model.h"
 
 namespace sparkv {
 
+// Block-sparse prefill attention settings (kernels/sparse_attention.h); tau = 1 is dense.
+using kernels::AttentionStats;
+using kernels::SparseAttentionOptions;
+
 struct EngineOptions {
     int64_t n_ctx = 0;  // KV capacity in positions; 0 = the model's training context
     int n_threads = 0;  // 0 = all hardware threads
+    // Attention of run_layer: dense by default. KV computed with sparse attention depends on the
+    // settings: a cloud ingest and a device agree only when both use the same ones.
+    SparseAttentionOptions sparse;
     // How long pool workers spin for the next job before sleeping (see common/thread_pool.h);
     // < 0: the pool's default. Lower it when another busy thread (the stream lane's decoder)
     // shares the cores, so idle workers do not take its time.
@@ -71,6 +79,14 @@ class Engine {
     // any position up to h's last is missing at that layer.
     void run_layer_over_cached_kv(HiddenState& h);
 
+    // Sparse attention settings for the following calls (validated: throws sparkv::Error on bad
+    // settings and keeps the old ones).
+    void set_sparse(const SparseAttentionOptions& options);
+    const SparseAttentionOptions& sparse() const { return sparse_; }
+    // What the attention of the last run_layer visited (active key blocks summed over query
+    // blocks and KV heads, its time); all zero after project_kv, which has no attention.
+    const AttentionStats& last_attention_stats() const { return last_stats_; }
+
     // Computes and stores only the K/V of layer h.layer for h's tokens (no attention, no FFN);
     // h is unchanged.
     void project_kv(const HiddenState& h);
@@ -105,6 +121,8 @@ class Engine {
     ThreadPool pool_;
     KvCache cache_;
     Workspace ws_;
+    SparseAttentionOptions sparse_;
+    AttentionStats last_stats_;
 };
 
 }  // namespace sparkv

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <thread>
 
+#include "cloud/ingest.h"
 #include "codec/codec.h"
 #include "common/error.h"
 #include "common/paths.h"
@@ -175,6 +176,9 @@ AskResult Device::ask(const AskOptions& opt) {
             "context ({} tokens) + question ({}) + answer ({}) exceed the model's {}-token context",
             manifest.n_tokens, question.size(), opt.n_predict, config.n_ctx_train);
     Engine& engine = engine_for(positions);
+    // The lanes mix streamed and computed units of this context in one cache, so the units computed
+    // here must be the ones ingest stored: attend with the manifest's settings (dense without).
+    engine.set_sparse(manifest.sparse ? from_manifest(*manifest.sparse) : SparseAttentionOptions{});
 
     // Plan.
     const double t_plan0 = now_seconds();

@@ -69,7 +69,7 @@ std::vector<int32_t> parse_tokens(const Manifest& manifest, std::span<const uint
         fail("context {}: the token ids fail their checksum", manifest.context_id);
     std::vector<int32_t> tokens(bytes.size() / sizeof(int32_t));
     std::memcpy(tokens.data(), bytes.data(), tokens.size() * sizeof(int32_t));
-    if (context_id(manifest.model.fingerprint, tokens, manifest.chunk_size) != manifest.context_id)
+    if (context_id(kv_identity(manifest), tokens, manifest.chunk_size) != manifest.context_id)
         fail("context {}: the token ids do not hash to the context id", manifest.context_id);
     return tokens;
 }
@@ -199,6 +199,12 @@ void ContextWriter::put_unit(int32_t t, int32_t l, std::string_view level,
     std::lock_guard lock(mutex_);
     if (committed_) fail("context {} is already committed", manifest_.context_id);
     manifest_.unit(t, l).objects[index] = object;
+}
+
+void ContextWriter::set_active_blocks(int32_t t, int32_t l, int64_t active_blocks) {
+    std::lock_guard lock(mutex_);
+    if (committed_) fail("context {} is already committed", manifest_.context_id);
+    manifest_.unit(t, l).active_blocks = active_blocks;
 }
 
 void ContextWriter::put_tokens(std::span<const int32_t> tokens) {

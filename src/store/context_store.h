@@ -105,6 +105,8 @@ class ContextWriter {
 
     // Writes the object of unit (t, l) at level and records its size and checksum.
     void put_unit(int32_t t, int32_t l, std::string_view level, std::span<const uint8_t> bytes);
+    // Records unit (t, l)'s active attention blocks (the cost-model feature).
+    void set_active_blocks(int32_t t, int32_t l, int64_t active_blocks);
     // Writes the token ids object (they must be the manifest's n_tokens ids).
     void put_tokens(std::span<const int32_t> tokens);
     void set_prompt_format(std::string format);

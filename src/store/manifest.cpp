@@ -18,6 +18,7 @@ constexpr std::string_view kFormatName = "sparkv-manifest";
 // Limits that keep a hostile manifest from asking for absurd allocations.
 constexpr int64_t kMaxTokens = int64_t{1} << 31;
 constexpr int64_t kMaxUnits = int64_t{1} << 22;
+constexpr int64_t kMaxActiveBlocks = int64_t{1} << 50;
 
 const json& field(const json& object, const char* name, const std::string& where) {
     if (!object.is_object()) fail("manifest: {} is not a JSON object", where);
@@ -40,6 +41,12 @@ int64_t int_field(const json& object, const char* name, const std::string& where
     return v;
 }
 
+double number_field(const json& object, const char* name, const std::string& where) {
+    const json& value = field(object, name, where);
+    if (!value.is_number()) fail("manifest: {}.{} is not a number", where, name);
+    return value.get<double>();
+}
+
 std::string string_field(const json& object, const char* name, const std::string& where) {
     const json& value = field(object, name, where);
     if (!value.is_string()) fail("manifest: {}.{} is not a string", where, name);
@@ -51,6 +58,28 @@ std::string unit_name(int32_t t, int32_t l) {
 }
 
 }  // namespace
+
+int64_t causal_blocks(int64_t first_token, int64_t n_tokens, int32_t n_kv_heads, int32_t block) {
+    if (n_tokens <= 0 || block <= 0) return 0;
+    const int64_t b0 = first_token / block, b1 = (first_token + n_tokens - 1) / block;
+    // sum over query blocks qb in [b0, b1] of (qb + 1) key blocks
+    return n_kv_heads * ((b1 - b0 + 1) * (b0 + b1 + 2) / 2);
+}
+
+std::string kv_identity(std::string_view fingerprint, const SparseSettings& s) {
+    // Floats, as the engine holds them (the manifest's doubles are widened floats), so that
+    // the id made at ingest from the engine's settings is the one made from the manifest.
+    const auto tau = static_cast<float>(s.tau);
+    if (!(tau < 1.0f)) return std::string(fingerprint);
+    return fmt::format("{}+sparse(tau={},block={},min_similarity={},sink={},local={})", fingerprint,
+                       tau, s.block, static_cast<float>(s.min_similarity), s.sink_blocks,
+                       s.local_blocks);
+}
+
+std::string kv_identity(const Manifest& manifest) {
+    return manifest.sparse ? kv_identity(manifest.model.fingerprint, *manifest.sparse)
+                           : manifest.model.fingerprint;
+}
 
 bool is_level_name(std::string_view name) {
     if (name.empty() || name.size() > 32) return false;
@@ -165,6 +194,29 @@ void Manifest::validate() const {
         for (size_t k = 0; k < levels.size(); ++k)
             if (u.objects[k].bytes == 0)
                 fail("manifest: {} at level {} has no object", unit_name(t, l), levels[k]);
+        if (u.active_blocks.has_value() != sparse.has_value())
+            fail("manifest: {} {} active_blocks, but the manifest {} sparse attention settings",
+                 unit_name(t, l), u.active_blocks ? "has" : "lacks", sparse ? "has" : "lacks");
+        if (u.active_blocks) {
+            const int64_t bound =
+                causal_blocks(u.first_token, u.n_tokens, model.n_kv_heads, sparse->block);
+            if (*u.active_blocks < 0 || *u.active_blocks > bound)
+                fail("manifest: {} active_blocks = {} is outside [0, {}] (every causal block)",
+                     unit_name(t, l), *u.active_blocks, bound);
+        }
+    }
+    if (sparse) {
+        const SparseSettings& s = *sparse;
+        if (!(s.tau > 0.0 && s.tau <= 1.0))
+            fail("manifest: sparse attention tau = {} is outside (0, 1]", s.tau);
+        if (s.block < 1 || s.block > 1 << 20)
+            fail("manifest: sparse attention block = {} is invalid", s.block);
+        if (!(s.min_similarity >= -1.0 && s.min_similarity <= 1.0))
+            fail("manifest: sparse attention min_similarity = {} is outside [-1, 1]",
+                 s.min_similarity);
+        if (s.sink_blocks < 0 || s.local_blocks < 0)
+            fail("manifest: sparse attention sink/local blocks ({}, {}) are negative",
+                 s.sink_blocks, s.local_blocks);
     }
 }
 
@@ -195,14 +247,22 @@ nlohmann::json Manifest::to_json() const {
         for (size_t k = 0; k < levels.size() && k < u.objects.size(); ++k)
             objects[levels[k]] = {{"bytes", u.objects[k].bytes},
                                   {"xxh64", hex64(u.objects[k].xxh64)}};
-        unit_list.push_back({{"t", u.t},
-                             {"l", u.l},
-                             {"first_token", u.first_token},
-                             {"n_tokens", u.n_tokens},
-                             {"attention_span", u.attention_span},
-                             {"objects", std::move(objects)}});
+        json ju = {{"t", u.t},
+                   {"l", u.l},
+                   {"first_token", u.first_token},
+                   {"n_tokens", u.n_tokens},
+                   {"attention_span", u.attention_span},
+                   {"objects", std::move(objects)}};
+        if (u.active_blocks) ju["active_blocks"] = *u.active_blocks;
+        unit_list.push_back(std::move(ju));
     }
     j["units"] = std::move(unit_list);
+    if (sparse)
+        j["sparse_attention"] = {{"tau", sparse->tau},
+                                 {"block", sparse->block},
+                                 {"min_similarity", sparse->min_similarity},
+                                 {"sink_blocks", sparse->sink_blocks},
+                                 {"local_blocks", sparse->local_blocks}};
     return j;
 }
 
@@ -257,6 +317,21 @@ Manifest Manifest::from_json(const nlohmann::json& j) {
     m.tokens.xxh64 = *tokens_hash;
     if (j.contains("prompt_format")) m.prompt_format = string_field(j, "prompt_format", "manifest");
 
+    if (auto it = j.find("sparse_attention"); it != j.end()) {
+        const std::string where = "sparse_attention";
+        SparseSettings sp;
+        sp.tau = number_field(*it, "tau", where);
+        sp.block = static_cast<int32_t>(int_field(*it, "block", where, 1, 1 << 20));
+        if (it->contains("min_similarity"))
+            sp.min_similarity = number_field(*it, "min_similarity", where);
+        if (it->contains("sink_blocks"))
+            sp.sink_blocks = static_cast<int32_t>(int_field(*it, "sink_blocks", where, 0, 1 << 20));
+        if (it->contains("local_blocks"))
+            sp.local_blocks =
+                static_cast<int32_t>(int_field(*it, "local_blocks", where, 0, 1 << 20));
+        m.sparse = sp;
+    }
+
     const json& units = field(j, "units", "manifest");
     if (!units.is_array() || static_cast<int64_t>(units.size()) != n_chunks * m.model.n_layers)
         fail("manifest: \"units\" must be an array of {} units", n_chunks * m.model.n_layers);
@@ -270,6 +345,8 @@ Manifest Manifest::from_json(const nlohmann::json& j) {
         u.first_token = int_field(ju, "first_token", where, 0, kMaxTokens);
         u.n_tokens = static_cast<int32_t>(int_field(ju, "n_tokens", where, 1, m.chunk_size));
         u.attention_span = int_field(ju, "attention_span", where, 1, kMaxTokens);
+        if (ju.is_object() && ju.contains("active_blocks"))
+            u.active_blocks = int_field(ju, "active_blocks", where, 0, kMaxActiveBlocks);
         const json& objects = field(ju, "objects", where);
         if (!objects.is_object() || objects.size() != m.levels.size())
             fail("manifest: {}.objects must hold one entry per level", where);

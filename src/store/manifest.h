@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -41,7 +42,36 @@ struct UnitInfo {
     // the unit grows with it.
     int64_t attention_span = 0;
     std::vector<UnitObject> objects;  // parallel to Manifest::levels
+    // Key blocks the unit's attention visited at ingest (the engine's
+    // AttentionStats::active_blocks: summed over query blocks and KV heads, blocks of
+    // Manifest::sparse->block positions); 0 for a unit whose layer only projects K/V. Absent in
+    // manifests written before it existed.
+    std::optional<int64_t> active_blocks;
 };
+
+// The attention settings the context's KV was computed with (engine SparseAttentionOptions);
+// tau = 1 is dense. A device reproduces the stored KV only with the same settings.
+struct Manifest;
+
+struct SparseSettings {
+    double tau = 1.0;
+    int32_t block = 64;
+    double min_similarity = 0.3;
+    int32_t sink_blocks = 1;
+    int32_t local_blocks = 1;
+    friend bool operator==(const SparseSettings&, const SparseSettings&) = default;
+};
+
+// What identifies KV computed by the model with these attention settings, in place of the model
+// fingerprint in context_id(): the fingerprint itself for dense attention (tau >= 1: dense ids
+// are those of a context without settings), the fingerprint plus every sparse setting otherwise.
+std::string kv_identity(std::string_view fingerprint, const SparseSettings& sparse);
+// The identity a manifest's context id was made from (its model and attention settings).
+std::string kv_identity(const Manifest& manifest);
+
+// Key blocks dense attention visits for a unit of `n_tokens` tokens from `first_token`: the upper
+// bound of UnitInfo::active_blocks.
+int64_t causal_blocks(int64_t first_token, int64_t n_tokens, int32_t n_kv_heads, int32_t block);
 
 struct Manifest {
     // Version 2 added the token ids object ("tokens"); version 3 put every object of the context
@@ -67,6 +97,9 @@ struct Manifest {
     // How the device must render its question after these tokens ("chat" or "raw"; empty when
     // the ingest did not say): the context is the first half of one prompt.
     std::string prompt_format;
+    // Attention settings used at ingest; absent in older manifests. Every unit has active_blocks
+    // exactly when this is present.
+    std::optional<SparseSettings> sparse;
 
     int32_t n_chunks() const { return static_cast<int32_t>(chunks.size()); }
     int32_t n_layers() const { return model.n_layers; }

@@ -95,6 +95,92 @@ TEST_F(IngestTest, ReingestingIsANoOp) {
     EXPECT_EQ(second.bytes_per_level, first.bytes_per_level);
 }
 
+// Sparse attention settings for a 3-layer random model: small blocks, no similarity fallback, so
+// that blocks are really dropped.
+SparseAttentionOptions test_sparse() {
+    return {.tau = 0.4f, .block = 16, .min_similarity = -1.0f};
+}
+
+TEST_F(IngestTest, SparseIngestRecordsSettingsAndActiveBlocks) {
+    for (int i = 70; i < 200; ++i) tokens_.push_back((i * 53 + 7) % 300);  // 200 tokens
+    IngestOptions opt;
+    opt.chunk_tokens = 64;
+    opt.levels = {"fp16"};
+    const auto dense = ingest_context(*model_, *store_, tokens_, opt);
+    opt.sparse = test_sparse();
+    const auto sparse = ingest_context(*model_, *store_, tokens_, opt);
+    EXPECT_NE(sparse.context_id, dense.context_id);  // different KV, different id
+    EXPECT_FALSE(sparse.already_present);
+    EXPECT_EQ(
+        sparse.context_id,
+        context_id(sparse_kv_identity(hex64(model_->fingerprint()), opt.sparse), tokens_, 64));
+
+    const Manifest md = store_->read_manifest(dense.context_id);
+    const Manifest ms = store_->read_manifest(sparse.context_id);
+    ASSERT_TRUE(md.sparse && ms.sparse);
+    EXPECT_EQ(md.sparse->tau, 1.0);
+    EXPECT_EQ(from_manifest(*ms.sparse), opt.sparse);
+    int64_t dense_total = 0, sparse_total = 0;
+    for (const auto& u : ms.units) {
+        const UnitInfo& d = md.unit(u.t, u.l);
+        ASSERT_TRUE(u.active_blocks && d.active_blocks);
+        if (u.l == model_->config().n_layer - 1) {  // K/V projection only
+            EXPECT_EQ(*u.active_blocks, 0);
+            EXPECT_EQ(*d.active_blocks, 0);
+            continue;
+        }
+        EXPECT_EQ(*d.active_blocks, causal_blocks(u.first_token, u.n_tokens, 2, 64));
+        EXPECT_LE(*u.active_blocks, causal_blocks(u.first_token, u.n_tokens, 2, 16));
+        dense_total += *d.active_blocks * 16;  // in 16 x 16 blocks
+        sparse_total += *u.active_blocks;
+    }
+    EXPECT_LT(sparse_total, dense_total);
+}
+
+TEST_F(IngestTest, SparseUnitsAreExactlyWhatADeviceComputes) {
+    for (int i = 70; i < 192; ++i) tokens_.push_back((i * 29 + 3) % 300);  // 192 tokens
+    IngestOptions opt;
+    opt.chunk_tokens = 64;
+    opt.levels = {"fp16"};
+    opt.sparse = test_sparse();
+    const auto r = ingest_context(*model_, *store_, tokens_, opt);
+    const Manifest m = store_->read_manifest(r.context_id);
+    const auto& c = model_->config();
+    codec::Decoder decoder;
+    auto stored = [&](int32_t t, int l, std::vector<uint16_t>& k, std::vector<uint16_t>& v) {
+        const codec::UnitShape shape{64, static_cast<uint16_t>(c.n_kv_head),
+                                     static_cast<uint16_t>(c.head_dim)};
+        k.resize(shape.elements());
+        v.resize(shape.elements());
+        decoder.decode(store_->read_unit(m, "fp16", t, l),
+                       {model_->fingerprint(), static_cast<uint32_t>(t), static_cast<uint32_t>(l)},
+                       shape, codec::contiguous(k.data(), shape),
+                       codec::contiguous(v.data(), shape));
+    };
+    // The device imports chunks 0 and 1 from the store and computes chunk 2 itself, with the
+    // settings the manifest names (on 2 threads where ingest used all cores).
+    Engine device(*model_, {.n_ctx = 192, .n_threads = 2, .sparse = from_manifest(*m.sparse)});
+    std::vector<uint16_t> k, v, k_dev(64 * c.kv_dim()), v_dev(k_dev.size());
+    for (int32_t t = 0; t < 2; ++t)
+        for (int l = 0; l < c.n_layer; ++l) {
+            stored(t, l, k, v);
+            device.import_kv(l, t * 64, 64, k.data(), v.data());
+        }
+    HiddenState h = device.embed(std::span(tokens_).subspan(128, 64), 128);
+    for (int l = 0; l < c.n_layer; ++l) {
+        if (l < c.n_layer - 1) {
+            device.run_layer(h);
+            EXPECT_EQ(device.last_attention_stats().active_blocks, m.unit(2, l).active_blocks);
+        } else {
+            device.project_kv(h);
+        }
+        stored(2, l, k, v);
+        device.export_kv(l, 128, 64, k_dev.data(), v_dev.data());
+        EXPECT_EQ(k_dev, k) << "layer " << l;
+        EXPECT_EQ(v_dev, v) << "layer " << l;
+    }
+}
+
 TEST_F(IngestTest, BadRequestsAreErrors) {
     IngestOptions opt;
     opt.levels = {"q9z"};
@@ -103,6 +189,11 @@ TEST_F(IngestTest, BadRequestsAreErrors) {
     EXPECT_THROW(ingest_context(*model_, *store_, tokens_, opt), Error);
     opt.levels = {"q5h"};
     EXPECT_THROW(ingest_context(*model_, *store_, std::vector<int32_t>{}, opt), Error);
+    opt.sparse.tau = 1.5f;
+    EXPECT_THROW(ingest_context(*model_, *store_, tokens_, opt), Error);
+    opt.sparse = {.tau = 0.5f, .block = 20};
+    EXPECT_THROW(ingest_context(*model_, *store_, tokens_, opt), Error);
+    opt.sparse = {};
     opt.chunk_tokens = 0;
     EXPECT_THROW(ingest_context(*model_, *store_, tokens_, opt), Error);
     EXPECT_TRUE(store_->list_contexts().empty());

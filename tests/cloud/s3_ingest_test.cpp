@@ -70,7 +70,11 @@ class S3Ingest : public ::testing::Test {
         const Manifest m = store.read_manifest(id);
         const auto ids = store.read_tokens(m);
         const auto& c = model_->config();
-        Engine local(*model_, {.n_ctx = static_cast<int64_t>(ids.size()), .n_threads = 1});
+        // With the attention settings the context was ingested with (the CLI's default is sparse).
+        Engine local(*model_,
+                     {.n_ctx = static_cast<int64_t>(ids.size()),
+                      .n_threads = 1,
+                      .sparse = m.sparse ? from_manifest(*m.sparse) : SparseAttentionOptions{}});
         local.prefill(ids, 0);
         codec::Decoder decoder;
         for (const auto& chunk : m.chunks) {
@@ -287,7 +291,10 @@ TEST_F(S3Ingest, KilledWorkerLeavesNoVisibleContext) {
     std::ofstream(doc) << document(5, 450);
     const auto ids = context_tokens(*model_, document(5, 450), PromptFormat::raw);
     ASSERT_LT(ids.size(), 4096u);  // the random model's context
-    const std::string id = context_id(hex64(model_->fingerprint()), ids, 32);
+    // The id `sparkv ingest` gives it with its default (sparse) attention.
+    const std::string id = context_id(
+        sparse_kv_identity(hex64(model_->fingerprint()), {.tau = kernels::kDefaultSparseTau}), ids,
+        32);
     ContextStore store(std::make_shared<S3Backend>(garage->s3_config(), "killed"));
     const pid_t pid =
         spawn_sparkv(*garage,
@@ -320,6 +327,7 @@ TEST_F(S3Ingest, KilledWorkerLeavesNoVisibleContext) {
     EXPECT_EQ(collect_garbage(store, {std::chrono::seconds(0), false}).removed.size(), 1u);
     EXPECT_TRUE(store.list_attempts(id).empty());
     options_.levels = {"q5h"};
+    options_.sparse.tau = kernels::kDefaultSparseTau;  // as the killed CLI worker
     EXPECT_EQ(ingest_context(*model_, store, ids, options_).context_id, id);
     EXPECT_TRUE(store.is_complete(id, ContextStore::Check::checksums));
 }

@@ -1,9 +1,12 @@
 // A whole SparKV deployment in one process for the runtime tests: a small random-weight model, a
 // context ingested into a store at the lossless and the default lossy level, a server on
-// loopback (optionally paced), and a device profile measured quickly for that model.
+// loopback (optionally paced), and a device profile measured quickly for that model. The context
+// is ingested with the given attention settings (dense by default).
 #pragma once
 
+#include <algorithm>
 #include <memory>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -22,7 +25,8 @@ namespace sparkv::testing {
 class RuntimeWorld {
   public:
     // 6 chunks of 32 tokens (the last one shorter) x 4 layers.
-    explicit RuntimeWorld(int n_tokens = 180, int chunk = 32) {
+    explicit RuntimeWorld(int n_tokens = 180, int chunk = 32, SparseAttentionOptions attention = {})
+        : sparse(attention), chunk_tokens(chunk) {
         RandomModelSpec spec;
         spec.n_layer = 4;
         spec.output_scale = 4.0f;  // peaked next-token distributions, like a trained model
@@ -38,6 +42,7 @@ class RuntimeWorld {
         io.levels = {"fp16", "q5h"};
         io.threads = 1;
         io.prompt_format = "raw";
+        io.sparse = sparse;
         context_id = ingest_context(*model, store, tokens, io).context_id;
 
         runtime::ProfileOptions po;
@@ -83,13 +88,23 @@ class RuntimeWorld {
         return a;
     }
 
-    // Logits of one local prefill of context + question (the reference every policy must match).
+    // Logits of a local prefill of the context chunk by chunk (as ingest and the device run it),
+    // then the question, with the ingest's attention settings (the reference every policy must
+    // match), or with other ones.
     std::vector<float> local_logits(const std::vector<int32_t>& question) const {
+        return local_logits(question, sparse);
+    }
+    std::vector<float> local_logits(const std::vector<int32_t>& question,
+                                    const SparseAttentionOptions& attention) const {
         Engine engine(*model, {.n_ctx = static_cast<int64_t>(tokens.size() + question.size() + 16),
-                               .n_threads = 2});
-        std::vector<int32_t> all = tokens;
-        all.insert(all.end(), question.begin(), question.end());
-        return engine.prefill(all, 0);
+                               .n_threads = 2,
+                               .sparse = attention});
+        const std::span<const int32_t> context(tokens);
+        for (size_t t = 0; t < tokens.size(); t += static_cast<size_t>(chunk_tokens))
+            engine.prefill(
+                context.subspan(t, std::min(tokens.size() - t, static_cast<size_t>(chunk_tokens))),
+                static_cast<int64_t>(t));
+        return engine.prefill(question, static_cast<int64_t>(tokens.size()));
     }
 
     std::string unit_file(const std::string& level, int t, int l) const {
@@ -97,6 +112,8 @@ class RuntimeWorld {
         return (backend->root() / unit_key(m, level, t, l)).string();
     }
 
+    SparseAttentionOptions sparse;
+    int chunk_tokens = 32;
     TempDir dir;
     std::string model_path;
     std::string profile_path;

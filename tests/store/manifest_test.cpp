@@ -117,6 +117,78 @@ TEST(Manifest, RejectsCorruptManifests) {
         EXPECT_THROW(Manifest::parse(text.substr(0, cut)), Error) << "truncated at " << cut;
 }
 
+// The sparse-attention feature: manifest-level settings plus every unit's active blocks.
+Manifest sparse_manifest() {
+    Manifest m = filled_manifest();  // 3 KV heads, chunks of 1024 from 0, 1024, 2048 (452)
+    m.sparse = SparseSettings{0.9, 64, 0.25, 1, 2};
+    for (auto& u : m.units) u.active_blocks = u.l == 2 ? 0 : 100 + u.t * 10 + u.l;
+    return m;
+}
+
+TEST(Manifest, ActiveBlocksAndSparseSettingsRoundTrip) {
+    const Manifest m = sparse_manifest();
+    ASSERT_NO_THROW(m.validate());
+    const Manifest back = Manifest::parse(m.dump());
+    EXPECT_EQ(back.to_json(), m.to_json());
+    ASSERT_TRUE(back.sparse.has_value());
+    EXPECT_EQ(*back.sparse, *m.sparse);
+    EXPECT_EQ(back.unit(1, 1).active_blocks, 111);
+    EXPECT_EQ(back.unit(2, 2).active_blocks, 0);
+    EXPECT_EQ(m.to_json()["units"][4]["active_blocks"], 111);
+    EXPECT_EQ(m.to_json()["sparse_attention"]["block"], 64);
+    // A float tau survives the trip through JSON's double exactly.
+    Manifest f = sparse_manifest();
+    f.sparse->tau = static_cast<double>(0.9f);
+    EXPECT_EQ(static_cast<float>(Manifest::parse(f.dump()).sparse->tau), 0.9f);
+}
+
+TEST(Manifest, OldManifestsWithoutTheFeatureStillRead) {
+    nlohmann::json old = filled_manifest().to_json();
+    ASSERT_FALSE(old.contains("sparse_attention"));
+    ASSERT_FALSE(old["units"][0].contains("active_blocks"));
+    const Manifest m = Manifest::parse(old.dump());
+    EXPECT_FALSE(m.sparse.has_value());
+    for (const auto& u : m.units) EXPECT_FALSE(u.active_blocks.has_value());
+    // Only block and tau are required; the other settings have their defaults.
+    nlohmann::json minimal = sparse_manifest().to_json();
+    minimal["sparse_attention"] = {{"tau", 0.5}, {"block", 32}};
+    const Manifest mm = Manifest::parse(minimal.dump());
+    EXPECT_EQ(mm.sparse->min_similarity, SparseSettings{}.min_similarity);
+    EXPECT_EQ(mm.sparse->local_blocks, 1);
+}
+
+TEST(Manifest, CausalBlocksBoundTheFeature) {
+    EXPECT_EQ(causal_blocks(0, 1024, 3, 64), 3 * (16 * 17 / 2));
+    EXPECT_EQ(causal_blocks(1024, 1024, 1, 64), (17 + 32) * 16 / 2);
+    EXPECT_EQ(causal_blocks(100, 1, 2, 64), 2 * 2);  // decode at block 1
+    EXPECT_EQ(causal_blocks(0, 0, 3, 64), 0);
+}
+
+TEST(Manifest, RejectsInconsistentActiveBlocks) {
+    const nlohmann::json good = sparse_manifest().to_json();
+    const std::vector<std::pair<std::string, std::function<void(nlohmann::json&)>>> mutations = {
+        {"negative", [](auto& j) { j["units"][1]["active_blocks"] = -1; }},
+        {"above every causal block", [](auto& j) { j["units"][0]["active_blocks"] = 409; }},
+        {"not an integer", [](auto& j) { j["units"][1]["active_blocks"] = 1.5; }},
+        {"one unit without", [](auto& j) { j["units"][3].erase("active_blocks"); }},
+        {"no settings", [](auto& j) { j.erase("sparse_attention"); }},
+        {"tau zero", [](auto& j) { j["sparse_attention"]["tau"] = 0; }},
+        {"tau above one", [](auto& j) { j["sparse_attention"]["tau"] = 1.5; }},
+        {"tau as string", [](auto& j) { j["sparse_attention"]["tau"] = "0.9"; }},
+        {"block zero", [](auto& j) { j["sparse_attention"]["block"] = 0; }},
+        {"no block", [](auto& j) { j["sparse_attention"].erase("block"); }},
+        {"similarity", [](auto& j) { j["sparse_attention"]["min_similarity"] = 3; }},
+        {"negative sink", [](auto& j) { j["sparse_attention"]["sink_blocks"] = -1; }},
+    };
+    ASSERT_NO_THROW(Manifest::parse(good.dump()));
+    ASSERT_EQ(good["units"][0]["active_blocks"], 100);  // bound: 3 x 136 = 408
+    for (const auto& [name, mutate] : mutations) {
+        nlohmann::json j = good;
+        mutate(j);
+        EXPECT_THROW(Manifest::parse(j.dump()), Error) << name;
+    }
+}
+
 TEST(ContentId, DeterministicAndSensitiveToEveryInput) {
     const std::vector<int32_t> tokens{10, 20, 30, 40};
     const std::string id = context_id("model-a", tokens, 1024);

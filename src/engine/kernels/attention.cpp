@@ -13,10 +13,8 @@
 
 namespace sparkv::kernels::detail {
 
-namespace {
-
-void validate(const AttentionShape& s, int64_t ldq, int64_t n_q, const int32_t* q_pos,
-              int64_t ldo) {
+void validate_attention(const AttentionShape& s, int64_t ldq, int64_t n_q, const int32_t* q_pos,
+                        int64_t ldo) {
     if (s.n_head <= 0 || s.n_kv_head <= 0 || s.n_head % s.n_kv_head != 0) {
         fail("attention: {} query heads cannot be grouped over {} KV heads", s.n_head, s.n_kv_head);
     }
@@ -35,6 +33,8 @@ void validate(const AttentionShape& s, int64_t ldq, int64_t n_q, const int32_t* 
         }
     }
 }
+
+namespace {
 
 // Combines the split-key partial results of one (query row, head) into out.
 void merge_partials(const float* first, int64_t n_parts, size_t part_stride, int head_dim,
@@ -58,7 +58,7 @@ void merge_partials(const float* first, int64_t n_parts, size_t part_stride, int
 void attention_with(const KernelTable& kt, const AttentionShape& s, const float* q, int64_t ldq,
                     int64_t n_q, const int32_t* q_pos, const uint16_t* k, const uint16_t* v,
                     float* out, int64_t ldo, ThreadPool& pool) {
-    validate(s, ldq, n_q, q_pos, ldo);
+    validate_attention(s, ldq, n_q, q_pos, ldo);
     if (n_q == 0) return;
     const int group = s.n_head / s.n_kv_head;
     const int64_t q_tiles = (n_q + kAttnQueryTile - 1) / kAttnQueryTile;

@@ -8,7 +8,7 @@
 //   S[j][m..m+8k] = sum_d K[j][d] * Qt[d][m..]      (4 keys x 3 vectors of query vectors)
 //   O[m][d..d+32] += sum_j S[j][m] * V[j][d..]      (3 query vectors x 32 dims)
 // Only key tiles that reach the causal diagonal pay for masking; tiles beyond every query's
-// position are never visited.
+// position are never visited, nor (block-sparse tasks) the key blocks the mask dropped.
 #include <immintrin.h>
 
 #include <algorithm>
@@ -187,8 +187,10 @@ void attention_few(const AttentionTask& task, int group, int m) {
     const __m256 neg_inf = _mm256_set1_ps(-std::numeric_limits<float>::infinity());
     const __m256 lane = _mm256_setr_ps(0, 1, 2, 3, 4, 5, 6, 7);
 
-    for (int64_t kb = task.k0; kb < key_end; kb += kFewKeys) {
-        const int nk = static_cast<int>(std::min<int64_t>(kFewKeys, key_end - kb));
+    int64_t cursor = 0;
+    for (KeyTile tile; next_key_tile(task, key_end, kFewKeys, cursor, tile);) {
+        const int64_t kb = tile.begin;
+        const int nk = static_cast<int>(tile.n);
         const int nk_pad = (nk + 7) / 8 * 8;
         convert_tile(kh + kb * hd, nk, nk_pad, hd, kf);
         convert_tile(vh + kb * hd, nk, nk, hd, vf);
@@ -285,8 +287,10 @@ void attention(const AttentionTask& task) {
     const int64_t key_end = std::min<int64_t>(task.k1, int64_t(max_pos) + 1);
     const __m256 neg_inf = _mm256_set1_ps(-std::numeric_limits<float>::infinity());
 
-    for (int64_t kb = task.k0; kb < key_end; kb += kAttnKeyTile) {
-        const int nk = static_cast<int>(std::min<int64_t>(kAttnKeyTile, key_end - kb));
+    int64_t cursor = 0;
+    for (KeyTile tile; next_key_tile(task, key_end, kAttnKeyTile, cursor, tile);) {
+        const int64_t kb = tile.begin;
+        const int nk = static_cast<int>(tile.n);
         const int nk_pad = (nk + 7) / 8 * 8;
         convert_tile(kh + kb * hd, nk, nk_pad, hd, kf);
         convert_tile(vh + kb * hd, nk, nk, hd, vf);

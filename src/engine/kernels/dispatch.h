@@ -74,7 +74,55 @@ struct AttentionTask {
     int64_t ldo = 0;
     float* partial = nullptr;
     float* scratch = nullptr;  // attention_scratch_floats(shape, q1 - q0) floats
+    // Block-sparse tasks: when key_blocks is set, only the keys of these blocks (ascending block
+    // indices, block b = positions [b * key_block, (b + 1) * key_block)) are visited instead of
+    // [k0, k1); every query's causal limit still applies.
+    const int32_t* key_blocks = nullptr;
+    int64_t n_key_blocks = 0;
+    int key_block = 0;
 };
+
+// The key tiles of an attention task below key_end, in order: runs of consecutive keys of at most
+// `tile` positions ([k0, k1) in tiles, or the task's key blocks with adjacent blocks merged).
+// `static`, so that every ISA file has its own copy (see the top of this file).
+struct KeyTile {
+    int64_t begin = 0;
+    int64_t n = 0;
+};
+static inline bool next_key_tile(const AttentionTask& t, int64_t key_end, int64_t tile,
+                                 int64_t& cursor, KeyTile& out) {
+    if (t.key_blocks == nullptr) {  // cursor: next key position
+        if (cursor < t.k0) cursor = t.k0;
+        if (cursor >= key_end) return false;
+        out = {cursor, std::min(tile, key_end - cursor)};
+        cursor += out.n;
+        return true;
+    }
+    // cursor: key position inside the block list, as block index * key_block + offset, encoded
+    // as (list index << 32) | offset within the run.
+    const int64_t kb = t.key_block;
+    int64_t i = cursor >> 32, offset = cursor & 0xffffffff;
+    if (i >= t.n_key_blocks) return false;
+    const int64_t begin = int64_t(t.key_blocks[i]) * kb + offset;
+    if (begin >= key_end) return false;
+    int64_t end = (int64_t(t.key_blocks[i]) + 1) * kb;
+    int64_t j = i;  // merge adjacent blocks while the tile has room
+    while (end - begin < tile && j + 1 < t.n_key_blocks &&
+           t.key_blocks[j + 1] == t.key_blocks[j] + 1) {
+        ++j;
+        end += kb;
+    }
+    end = std::min({end, begin + tile, key_end});
+    out = {begin, end - begin};
+    // Where the next tile starts: inside block j (or the block after it).
+    const int64_t next_block_start = int64_t(t.key_blocks[j]) * kb;
+    if (end < next_block_start + kb) {
+        cursor = (j << 32) | (end - next_block_start);
+    } else {
+        cursor = (j + 1) << 32;
+    }
+    return true;
+}
 
 // Query rows and keys per attention tile.
 constexpr int64_t kAttnQueryTile = 64;  // each converted K/V tile serves 64 x group queries

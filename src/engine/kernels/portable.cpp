@@ -230,22 +230,26 @@ void attention(const AttentionTask& task) {
             const float* qv = task.q + i * task.ldq + int64_t(h) * hd;
             float max = -std::numeric_limits<float>::infinity(), total = 0.0f;
             std::fill(acc, acc + hd, 0.0f);
-            for (int64_t j = task.k0; j < end; ++j) {
-                float score = 0.0f;
-                for (int d = 0; d < hd; ++d) {
-                    const float qd = s.round_q_to_fp16 ? fp16_to_fp32(fp32_to_fp16(qv[d])) : qv[d];
-                    score += qd * fp16_to_fp32(kh[j * hd + d]);
+            int64_t cursor = 0;
+            for (KeyTile tile; next_key_tile(task, end, kAttnKeyTile, cursor, tile);) {
+                for (int64_t j = tile.begin; j < tile.begin + tile.n; ++j) {
+                    float score = 0.0f;
+                    for (int d = 0; d < hd; ++d) {
+                        const float qd =
+                            s.round_q_to_fp16 ? fp16_to_fp32(fp32_to_fp16(qv[d])) : qv[d];
+                        score += qd * fp16_to_fp32(kh[j * hd + d]);
+                    }
+                    score *= s.scale;
+                    if (score > max) {
+                        const float rescale = std::exp(max - score);
+                        total *= rescale;
+                        for (int d = 0; d < hd; ++d) acc[d] *= rescale;
+                        max = score;
+                    }
+                    const float p = std::exp(score - max);
+                    total += p;
+                    for (int d = 0; d < hd; ++d) acc[d] += p * fp16_to_fp32(vh[j * hd + d]);
                 }
-                score *= s.scale;
-                if (score > max) {
-                    const float rescale = std::exp(max - score);
-                    total *= rescale;
-                    for (int d = 0; d < hd; ++d) acc[d] *= rescale;
-                    max = score;
-                }
-                const float p = std::exp(score - max);
-                total += p;
-                for (int d = 0; d < hd; ++d) acc[d] += p * fp16_to_fp32(vh[j * hd + d]);
             }
             if (task.partial) {
                 float* part = task.partial + ((i - task.q0) * group + hg) * (hd + 2);

@@ -237,9 +237,13 @@ void swiglu(const float* gate, const float* up, float* out, int64_t n) {
     }
 }
 
-void attention(const AttentionShape& s, const float* q, int64_t ldq, int64_t n_q,
-               const int32_t* q_pos, const uint16_t* k, const uint16_t* v, float* out,
-               int64_t ldo) {
+namespace {
+
+// Naive attention of each query over the keys `visible(i, h, j)` allows (j <= q_pos[i] always).
+template <typename Visible>
+void attention_where(const AttentionShape& s, const float* q, int64_t ldq, int64_t n_q,
+                     const int32_t* q_pos, const uint16_t* k, const uint16_t* v, float* out,
+                     int64_t ldo, Visible visible) {
     const int group = s.n_head / s.n_kv_head;
     std::vector<double> score;
     std::vector<double> acc(static_cast<size_t>(s.head_dim));
@@ -253,6 +257,8 @@ void attention(const AttentionShape& s, const float* q, int64_t ldq, int64_t n_q
             const uint16_t* vh = v + int64_t(g) * s.kv_capacity * s.head_dim;
             double max = -std::numeric_limits<double>::infinity();
             for (int64_t j = 0; j < n_keys; ++j) {
+                score[j] = -std::numeric_limits<double>::infinity();
+                if (!visible(i, g, j)) continue;
                 double dot = 0.0;
                 for (int d = 0; d < s.head_dim; ++d) {
                     const float qd = s.round_q_to_fp16 ? fp16_to_fp32(fp32_to_fp16(qh[d])) : qh[d];
@@ -267,13 +273,37 @@ void attention(const AttentionShape& s, const float* q, int64_t ldq, int64_t n_q
                 total += score[j];
             }
             std::fill(acc.begin(), acc.end(), 0.0);
-            for (int64_t j = 0; j < n_keys; ++j)
+            for (int64_t j = 0; j < n_keys; ++j) {
+                if (score[j] == 0.0) continue;  // hidden (or underflowed): never read its value
                 for (int d = 0; d < s.head_dim; ++d)
                     acc[d] += score[j] * fp16_to_fp32(vh[j * s.head_dim + d]);
+            }
             float* o = out + i * ldo + int64_t(h) * s.head_dim;
             for (int d = 0; d < s.head_dim; ++d) o[d] = static_cast<float>(acc[d] / total);
         }
     }
+}
+
+}  // namespace
+
+void attention(const AttentionShape& s, const float* q, int64_t ldq, int64_t n_q,
+               const int32_t* q_pos, const uint16_t* k, const uint16_t* v, float* out,
+               int64_t ldo) {
+    attention_where(s, q, ldq, n_q, q_pos, k, v, out, ldo,
+                    [](int64_t, int, int64_t) { return true; });
+}
+
+void masked_attention(const AttentionShape& s, const float* q, int64_t ldq, int64_t n_q,
+                      const int32_t* q_pos, const uint16_t* k, const uint16_t* v, float* out,
+                      int64_t ldo, const SparseMask& mask) {
+    attention_where(s, q, ldq, n_q, q_pos, k, v, out, ldo, [&](int64_t i, int g, int64_t j) {
+        const int64_t qb = q_pos[i] / mask.block - mask.first_block;
+        if (qb < 0 || qb >= mask.n_query_blocks) return false;
+        const auto row = static_cast<size_t>(g * mask.n_query_blocks + qb);
+        const auto first = mask.keys.begin() + mask.offsets[row];
+        const auto last = mask.keys.begin() + mask.offsets[row + 1];
+        return std::binary_search(first, last, static_cast<int32_t>(j / mask.block));
+    });
 }
 
 void fp32_to_fp16_row(const float* src, uint16_t* dst, int64_t n) {

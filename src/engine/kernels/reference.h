@@ -6,6 +6,7 @@
 #include <cstdint>
 
 #include "engine/kernels/kernels.h"
+#include "engine/kernels/sparse_attention.h"
 
 namespace sparkv::kernels::ref {
 
@@ -46,6 +47,12 @@ void swiglu(const float* gate, const float* up, float* out, int64_t n);
 // Naive softmax attention: full score row, max, exp, normalise, weighted sum; double precision.
 void attention(const AttentionShape& shape, const float* q, int64_t ldq, int64_t n_q,
                const int32_t* q_pos, const uint16_t* k, const uint16_t* v, float* out, int64_t ldo);
+
+// attention restricted by a block mask: query i (head h) sees key j <= q_pos[i] only when key
+// block j / mask.block is listed in the mask row of (h's KV head, q_pos[i] / mask.block).
+void masked_attention(const AttentionShape& shape, const float* q, int64_t ldq, int64_t n_q,
+                      const int32_t* q_pos, const uint16_t* k, const uint16_t* v, float* out,
+                      int64_t ldo, const SparseMask& mask);
 
 void fp32_to_fp16_row(const float* src, uint16_t* dst, int64_t n);
 void fp16_to_fp32_row(const uint16_t* src, float* dst, int64_t n);
