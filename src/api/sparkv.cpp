@@ -1,6 +1,8 @@
 // The public facade: thin wiring from include/sparkv/sparkv.h to the internal components.
 #include "sparkv/sparkv.h"
 
+#include <optional>
+
 #include "cloud/ingest.h"
 #include "common/error.h"
 #include "common/paths.h"
@@ -9,6 +11,7 @@
 #include "engine/model.h"
 #include "engine/prompt.h"
 #include "store/fs_backend.h"
+#include "store/signing.h"
 
 namespace sparkv {
 
@@ -46,6 +49,9 @@ GenerationResult generate_text(const GenerationRequest& request,
 
 IngestSummary ingest_document(const IngestRequest& request) {
     if (request.store_dir.empty()) fail("ingest: no store directory given");
+    // The key is read before any work, so a bad key fails at once.
+    std::optional<SigningKey> key;
+    if (!request.sign_key_path.empty()) key.emplace(SigningKey::load(request.sign_key_path));
     const auto model =
         Model::load(request.model_path.empty() ? require_reference_model() : request.model_path);
     const PromptFormat format = request.format.empty() ? default_prompt_format(*model)
@@ -56,6 +62,7 @@ IngestSummary ingest_document(const IngestRequest& request) {
 
     ContextStore store(std::make_shared<FilesystemBackend>(request.store_dir));
     IngestOptions io;
+    io.signing_key = key ? &*key : nullptr;
     io.chunk_tokens = request.chunk_tokens;
     io.levels = request.levels;
     io.threads = request.threads;
@@ -73,6 +80,8 @@ IngestSummary ingest_document(const IngestRequest& request) {
     out.format = std::string(prompt_format_name(format));
     out.bytes_per_level = r.bytes_per_level;
     out.already_present = r.already_present;
+    out.resigned = r.resigned;
+    out.signed_by = r.signed_by;
     out.prefill_seconds = r.prefill_seconds;
     out.encode_seconds = r.encode_seconds;
     out.seconds = r.seconds;

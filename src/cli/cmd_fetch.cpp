@@ -3,6 +3,8 @@
 // decodes each, and reports link throughput, decode speed and any failed units.
 #include <atomic>
 #include <cstdio>
+#include <cstdlib>
+#include <fstream>
 #include <memory>
 #include <mutex>
 #include <nlohmann/json.hpp>
@@ -16,6 +18,7 @@
 #include "common/timer.h"
 #include "net/unit_client.h"
 #include "store/content_id.h"
+#include "store/trust.h"
 
 namespace sparkv::cli {
 
@@ -26,8 +29,25 @@ struct FetchOptions {
     std::string context;
     std::string level = "q5h";
     double timeout_s = 10;
+    std::vector<std::string> trust_keys;
+    std::string token_file;
     bool json = false;
 };
+
+// The bearer token: --token-file, else $SPARKV_TOKEN, else none. Never from the command line,
+// where other users could read it in the process list.
+std::string bearer_token(const FetchOptions& opt) {
+    std::string token;
+    if (!opt.token_file.empty()) {
+        std::ifstream in(opt.token_file);
+        if (!in) fail("--token-file {}: cannot open", opt.token_file);
+        std::getline(in, token);
+    } else if (const char* env = std::getenv("SPARKV_TOKEN")) {
+        token = env;
+    }
+    while (!token.empty() && (token.back() == '\r' || token.back() == ' ')) token.pop_back();
+    return token;
+}
 
 std::pair<std::string, int> parse_host_port(const std::string& text) {
     const auto colon = text.rfind(':');
@@ -43,10 +63,16 @@ std::pair<std::string, int> parse_host_port(const std::string& text) {
 }
 
 int run(const FetchOptions& opt) {
-    if (!is_context_id(opt.context)) fail("'{}' is not a context id (32 hex digits)", opt.context);
+    if (!is_context_id(opt.context)) fail("'{}' is not a context id (64 hex digits)", opt.context);
     const auto level = codec::level_from_name(opt.level);
     auto [host, port] = parse_host_port(opt.server);
-    UnitClient client({.host = host, .port = port, .read_timeout_s = opt.timeout_s});
+    ClientConfig config;
+    config.host = host;
+    config.port = port;
+    config.read_timeout_s = opt.timeout_s;
+    config.trust = std::make_shared<const TrustPolicy>(TrustPolicy::from_files(opt.trust_keys));
+    config.bearer_token = bearer_token(opt);
+    UnitClient client(config);
     const Manifest& m = client.fetch_manifest(opt.context);
     m.require_level(opt.level);
     const auto fingerprint = parse_hex64(m.model.fingerprint);
@@ -127,6 +153,8 @@ int run(const FetchOptions& opt) {
         j["estimated_mbit_s"] = estimate;
         j["decode_mb_s"] = decode_mb_s;
         j["connections"] = stats.connections_opened;
+        j["verified"] = config.trust->enforcing();
+        j["trust"] = config.trust->describe();
         j["failures"] = nlohmann::json::array();
         for (const auto& f : failures)
             j["failures"].push_back({{"t", f.unit.t},
@@ -141,6 +169,10 @@ int run(const FetchOptions& opt) {
             opt.context.c_str(), opt.level.c_str(), static_cast<unsigned long long>(decoded_units),
             total, static_cast<double>(stats.bytes_received) / 1e6, seconds, mbit_s, estimate,
             decode_mb_s, static_cast<unsigned long long>(stats.connections_opened));
+        std::printf("%s\n",
+                    config.trust->enforcing()
+                        ? ("signature and SHA-256 verified, " + config.trust->describe()).c_str()
+                        : config.trust->describe().c_str());
         for (const auto& f : failures) std::printf("failed: %s\n", f.reason.c_str());
     }
     return failures.empty() ? 0 : 3;
@@ -158,6 +190,14 @@ CommandRunner add_fetch_command(CLI::App& app) {
     cmd->add_option("--level", opt->level, "Codec level to stream")->capture_default_str();
     cmd->add_option("--timeout", opt->timeout_s, "Seconds without a byte before a unit fails")
         ->capture_default_str();
+    cmd->add_option("--trust-key", opt->trust_keys,
+                    "Only accept contexts signed by this public key (PREFIX.pub from `sparkv "
+                    "keygen`); repeatable")
+        ->check(CLI::ExistingFile);
+    cmd->add_option("--token-file", opt->token_file,
+                    "File holding the bearer token for a server with --auth (default: "
+                    "$SPARKV_TOKEN)")
+        ->check(CLI::ExistingFile);
     cmd->add_flag("--json", opt->json, "Print a JSON result");
     return [opt] { return run(*opt); };
 }

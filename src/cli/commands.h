@@ -15,5 +15,6 @@ CommandRunner add_serve_command(CLI::App& app);
 CommandRunner add_ingest_command(CLI::App& app);
 CommandRunner add_codec_bench_command(CLI::App& app);
 CommandRunner add_fetch_command(CLI::App& app);
+CommandRunner add_keygen_command(CLI::App& app);
 
 }  // namespace sparkv::cli

@@ -22,6 +22,7 @@ int main(int argc, char** argv) {
     add(sparkv::cli::add_codec_bench_command);
     add(sparkv::cli::add_serve_command);
     add(sparkv::cli::add_fetch_command);
+    add(sparkv::cli::add_keygen_command);
 
     try {
         app.parse(argc, argv);

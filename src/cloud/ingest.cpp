@@ -1,5 +1,7 @@
 #include "cloud/ingest.h"
 
+#include <optional>
+
 #include "codec/codec.h"
 #include "common/error.h"
 #include "common/timer.h"
@@ -44,38 +46,13 @@ std::vector<codec::Level> parse_levels(const std::vector<std::string>& names) {
     return levels;
 }
 
-}  // namespace
-
-IngestResult ingest_context(const Model& model, ContextStore& store,
-                            std::span<const int32_t> tokens, const IngestOptions& options) {
-    const double t_start = now_seconds();
+// Prefills every chunk, exports each layer's K/V, encodes it at every level and puts it.
+void write_units(Engine& engine, const Model& model, std::span<const int32_t> tokens,
+                 const std::vector<codec::Level>& levels, const IngestOptions& options,
+                 ContextWriter& writer, IngestResult& result, double t_start) {
     const auto& c = model.config();
-    if (tokens.empty()) fail("ingest: the document has no tokens");
-    if (options.chunk_tokens < 1) fail("ingest: chunk size must be at least 1 token");
-    if (static_cast<int64_t>(tokens.size()) > c.n_ctx_train)
-        fail("ingest: the context has {} tokens, more than the model's {}-token context",
-             tokens.size(), c.n_ctx_train);
-    const auto levels = parse_levels(options.levels);
-
-    const std::string fingerprint = hex64(model.fingerprint());
-    const std::string id = context_id(fingerprint, tokens, options.chunk_tokens);
-    if (store.is_complete(id)) {
-        IngestResult r = summarize(store.read_manifest(id));
-        r.already_present = true;
-        r.seconds = now_seconds() - t_start;
-        return r;
-    }
-
-    ContextWriter writer(store,
-                         make_manifest(id, model_info(model), static_cast<int64_t>(tokens.size()),
-                                       options.chunk_tokens, options.levels));
     const Manifest& skeleton = writer.manifest();
-    Engine engine(model,
-                  {.n_ctx = static_cast<int64_t>(tokens.size()), .n_threads = options.threads});
-
     writer.put_tokens(tokens);
-
-    IngestResult result;
     std::vector<uint16_t> k, v;
     for (const auto& chunk : skeleton.chunks) {
         const double t0 = now_seconds();
@@ -109,8 +86,70 @@ IngestResult ingest_context(const Model& model, ContextStore& store,
         if (options.on_progress)
             options.on_progress({chunk.index + 1, skeleton.n_chunks(), now_seconds() - t_start});
     }
-    const Manifest& manifest = writer.commit();
+}
+
+// The result for a context the store already holds completely, or nullopt if it must be
+// (re-)ingested. With a signing key, a complete context that is unsigned or signed by another
+// key is re-signed, but only after every object passed its checksums: a signature vouches for
+// the bytes, so the bytes are read first.
+std::optional<IngestResult> already_stored(ContextStore& store, const std::string& id,
+                                           const SigningKey* key) {
+    if (!store.is_complete(id)) return std::nullopt;
+    std::optional<ManifestSignature> signature;
+    try {
+        signature = store.read_manifest_signature(id);
+    } catch (const Error&) {
+        return std::nullopt;  // a damaged signature: redo the context
+    }
+    IngestResult r = summarize(store.read_manifest(id));
+    r.already_present = true;
+    if (!key || (signature && signature->key == key->public_key())) {
+        r.signed_by = signature ? signature->key.id() : "";
+        return r;
+    }
+    if (!store.is_complete(id, ContextStore::Check::checksums)) return std::nullopt;
+    ContextWriter writer(store, store.read_manifest(id));
+    writer.commit(key);
+    r.resigned = true;
+    r.signed_by = key->public_key().id();
+    return r;
+}
+
+}  // namespace
+
+IngestResult ingest_context(const Model& model, ContextStore& store,
+                            std::span<const int32_t> tokens, const IngestOptions& options) {
+    const double t_start = now_seconds();
+    const auto& c = model.config();
+    if (tokens.empty()) fail("ingest: the document has no tokens");
+    if (options.chunk_tokens < 1) fail("ingest: chunk size must be at least 1 token");
+    if (static_cast<int64_t>(tokens.size()) > c.n_ctx_train)
+        fail("ingest: the context has {} tokens, more than the model's {}-token context",
+             tokens.size(), c.n_ctx_train);
+    const auto levels = parse_levels(options.levels);
+
+    const std::string fingerprint = hex64(model.fingerprint());
+    const std::string id = context_id(fingerprint, tokens, options.chunk_tokens);
+    if (auto present = already_stored(store, id, options.signing_key)) {
+        present->seconds = now_seconds() - t_start;
+        return *present;
+    }
+
+    ContextWriter writer(store,
+                         make_manifest(id, model_info(model), static_cast<int64_t>(tokens.size()),
+                                       options.chunk_tokens, options.levels));
+    Engine engine(model,
+                  {.n_ctx = static_cast<int64_t>(tokens.size()), .n_threads = options.threads});
+    IngestResult result;
+    try {
+        write_units(engine, model, tokens, levels, options, writer, result, t_start);
+    } catch (const Error& e) {
+        // Nothing is visible until the manifest is written, so a failed ingest is simply rerun.
+        fail("ingest of context {} failed; nothing was committed, run it again: {}", id, e.what());
+    }
+    const Manifest& manifest = writer.commit(options.signing_key);
     IngestResult summary = summarize(manifest);
+    summary.signed_by = options.signing_key ? options.signing_key->public_key().id() : "";
     summary.prefill_seconds = result.prefill_seconds;
     summary.encode_seconds = result.encode_seconds;
     summary.seconds = now_seconds() - t_start;

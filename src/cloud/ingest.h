@@ -11,6 +11,7 @@
 
 #include "engine/model.h"
 #include "store/context_store.h"
+#include "store/signing.h"
 
 namespace sparkv {
 
@@ -25,6 +26,9 @@ struct IngestOptions {
     // Levels to encode, lossless first; the device picks among them per unit.
     std::vector<std::string> levels = {"fp16", "int8", "q5h", "q3h"};
     int threads = 0;
+    // Signs the manifest (store/manifest_signature.h). A context already in the store that is
+    // unsigned or signed by another key is verified object by object and re-signed.
+    const SigningKey* signing_key = nullptr;
     std::function<void(const IngestProgress&)> on_progress;
 };
 
@@ -34,7 +38,9 @@ struct IngestResult {
     int32_t chunks = 0;
     int32_t layers = 0;
     std::vector<std::pair<std::string, uint64_t>> bytes_per_level;
-    bool already_present = false;  // the store already held this context: nothing was done
+    bool already_present = false;  // the store already held this context: nothing was computed
+    bool resigned = false;         // ... and its manifest was (re-)signed with signing_key
+    std::string signed_by;         // key id of the manifest's signature, empty if unsigned
     double prefill_seconds = 0;
     double encode_seconds = 0;
     double seconds = 0;

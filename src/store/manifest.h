@@ -10,6 +10,8 @@
 #include <string_view>
 #include <vector>
 
+#include "store/crypto.h"
+
 namespace sparkv {
 
 struct ModelInfo {
@@ -29,7 +31,8 @@ struct ChunkInfo {
 // One encoded object: unit (t, l) at one quality level.
 struct UnitObject {
     uint64_t bytes = 0;
-    uint64_t xxh64 = 0;
+    uint64_t xxh64 = 0;     // fast check against accidents
+    Sha256Digest sha256{};  // cryptographic hash: what a signed manifest vouches for
 };
 
 struct UnitInfo {
@@ -44,8 +47,10 @@ struct UnitInfo {
 };
 
 struct Manifest {
-    // Version 2 added the token ids object ("tokens"); version 1 stores must be re-ingested.
-    static constexpr int kFormatVersion = 2;
+    // Version 2 added the token ids object ("tokens"); version 3 the SHA-256 of every object
+    // and SHA-256 context ids (and an optional "signature", see store/manifest_signature.h).
+    // Older stores must be re-ingested.
+    static constexpr int kFormatVersion = 3;
 
     std::string context_id;
     ModelInfo model;

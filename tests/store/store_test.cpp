@@ -216,12 +216,14 @@ TEST(ContextStore, TokenIdsAreACheckedObjectOfTheContext) {
     EXPECT_EQ(store.read_tokens(back), std::vector<int32_t>(300, 7));
     EXPECT_TRUE(fs::is_regular_file(dir.path() / "contexts" / m.context_id / "tokens.i32"));
 
-    // Tampered ids fail the checksum; ids that pass it but hash to another context are refused.
+    // Tampered ids fail the checksum; ids that pass it (and the SHA-256) but hash to another
+    // context are refused.
     auto bytes = backend->get(tokens_key(m.context_id));
     bytes[5] ^= 1;
     EXPECT_THROW(parse_tokens(back, bytes), Error);
     Manifest forged = back;
     forged.tokens.xxh64 = object_checksum(bytes);
+    forged.tokens.sha256 = sha256(bytes);
     try {
         parse_tokens(forged, bytes);
         FAIL() << "tokens of another context were accepted";
@@ -254,7 +256,7 @@ TEST(ContextWriter, RejectsBadInput) {
     EXPECT_THROW(writer.put_unit(9, 0, "int8", random_bytes(4, 1)), Error);  // unknown unit
     EXPECT_THROW(writer.put_unit(0, 0, "int8", {}), Error);                  // empty object
     EXPECT_THROW(store.read_manifest("not-an-id"), Error);
-    EXPECT_THROW(store.read_manifest(std::string(32, 'a')), Error);  // absent
+    EXPECT_THROW(store.read_manifest(std::string(64, 'a')), Error);  // absent
 }
 
 }  // namespace
