@@ -66,7 +66,7 @@ std::string make_object(const fs::path& dir, double megabytes,
     writer.put_tokens(tokens);
     writer.put_unit(0, 0, "raw", bytes);
     const Manifest& m = writer.commit();
-    return fmt::format("/{}", unit_key(m.context_id, "raw", 0, 0));
+    return fmt::format("/{}", unit_key(m, "raw", 0, 0));
 }
 
 double percentile(std::vector<double> values, double p) {

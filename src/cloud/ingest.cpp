@@ -1,5 +1,7 @@
 #include "cloud/ingest.h"
 
+#include <deque>
+#include <future>
 #include <optional>
 
 #include "codec/codec.h"
@@ -26,6 +28,7 @@ ModelInfo model_info(const Model& model) {
 IngestResult summarize(const Manifest& manifest) {
     IngestResult r;
     r.context_id = manifest.context_id;
+    r.attempt = manifest.attempt;
     r.tokens = manifest.n_tokens;
     r.chunks = manifest.n_chunks();
     r.layers = manifest.n_layers();
@@ -33,6 +36,36 @@ IngestResult summarize(const Manifest& manifest) {
         r.bytes_per_level.emplace_back(level, manifest.total_bytes(level));
     return r;
 }
+
+// Puts run on their own threads, a few at a time: an object store answers each PUT after a
+// network round trip (and its replicas' writes), which would otherwise add up unit by unit.
+class PutQueue {
+  public:
+    explicit PutQueue(ContextWriter& writer) : writer_(writer) {}
+    ~PutQueue() {
+        for (auto& f : pending_)
+            if (f.valid()) f.wait();  // an exception is already on its way out
+    }
+    void put(int32_t t, int32_t l, const std::string& level, std::vector<uint8_t> bytes) {
+        if (pending_.size() >= kInFlight) wait_one();
+        pending_.push_back(std::async(
+            std::launch::async,
+            [this, t, l, level, b = std::move(bytes)] { writer_.put_unit(t, l, level, b); }));
+    }
+    void wait_all() {
+        while (!pending_.empty()) wait_one();
+    }
+
+  private:
+    static constexpr size_t kInFlight = 8;
+    void wait_one() {
+        auto f = std::move(pending_.front());
+        pending_.pop_front();
+        f.get();  // rethrows the put's error
+    }
+    ContextWriter& writer_;
+    std::deque<std::future<void>> pending_;
+};
 
 std::vector<codec::Level> parse_levels(const std::vector<std::string>& names) {
     if (names.empty()) fail("ingest: no quality levels given");
@@ -44,48 +77,6 @@ std::vector<codec::Level> parse_levels(const std::vector<std::string>& names) {
         levels.push_back(level);
     }
     return levels;
-}
-
-// Prefills every chunk, exports each layer's K/V, encodes it at every level and puts it.
-void write_units(Engine& engine, const Model& model, std::span<const int32_t> tokens,
-                 const std::vector<codec::Level>& levels, const IngestOptions& options,
-                 ContextWriter& writer, IngestResult& result, double t_start) {
-    const auto& c = model.config();
-    const Manifest& skeleton = writer.manifest();
-    writer.put_tokens(tokens);
-    std::vector<uint16_t> k, v;
-    for (const auto& chunk : skeleton.chunks) {
-        const double t0 = now_seconds();
-        HiddenState h = engine.embed(tokens.subspan(static_cast<size_t>(chunk.first_token),
-                                                    static_cast<size_t>(chunk.n_tokens)),
-                                     chunk.first_token);
-        // Every layer but the last runs in full; the last one only needs its K/V projection.
-        while (h.layer < c.n_layer - 1) engine.run_layer(h);
-        engine.project_kv(h);
-        const double t1 = now_seconds();
-        result.prefill_seconds += t1 - t0;
-
-        const codec::UnitShape shape{static_cast<uint32_t>(chunk.n_tokens),
-                                     static_cast<uint16_t>(c.n_kv_head),
-                                     static_cast<uint16_t>(c.head_dim)};
-        k.resize(shape.elements());
-        v.resize(shape.elements());
-        for (int32_t l = 0; l < c.n_layer; ++l) {
-            engine.export_kv(l, chunk.first_token, chunk.n_tokens, k.data(), v.data());
-            const codec::UnitKey key{model.fingerprint(), static_cast<uint32_t>(chunk.index),
-                                     static_cast<uint32_t>(l)};
-            for (size_t i = 0; i < levels.size(); ++i) {
-                const auto bytes = codec::encode_unit(
-                    key, shape, codec::contiguous(k.data(), shape),
-                    codec::contiguous(v.data(), shape),
-                    codec::EncodeOptions(levels[i], static_cast<uint32_t>(c.n_layer)));
-                writer.put_unit(chunk.index, l, options.levels[i], bytes);
-            }
-        }
-        result.encode_seconds += now_seconds() - t1;
-        if (options.on_progress)
-            options.on_progress({chunk.index + 1, skeleton.n_chunks(), now_seconds() - t_start});
-    }
 }
 
 // The result for a context the store already holds completely, or nullopt if it must be
@@ -108,7 +99,7 @@ std::optional<IngestResult> already_stored(ContextStore& store, const std::strin
         return r;
     }
     if (!store.is_complete(id, ContextStore::Check::checksums)) return std::nullopt;
-    ContextWriter writer(store, store.read_manifest(id));
+    ContextWriter writer(store, store.read_manifest(id));  // the same attempt, re-committed
     writer.commit(key);
     r.resigned = true;
     r.signed_by = key->public_key().id();
@@ -138,11 +129,51 @@ IngestResult ingest_context(const Model& model, ContextStore& store,
     ContextWriter writer(store,
                          make_manifest(id, model_info(model), static_cast<int64_t>(tokens.size()),
                                        options.chunk_tokens, options.levels));
+    writer.set_prompt_format(options.prompt_format);
+    const Manifest& skeleton = writer.manifest();
     Engine engine(model,
                   {.n_ctx = static_cast<int64_t>(tokens.size()), .n_threads = options.threads});
+
     IngestResult result;
     try {
-        write_units(engine, model, tokens, levels, options, writer, result, t_start);
+        writer.put_tokens(tokens);
+
+        PutQueue puts(writer);
+        std::vector<uint16_t> k, v;
+        for (const auto& chunk : skeleton.chunks) {
+            const double t0 = now_seconds();
+            HiddenState h = engine.embed(tokens.subspan(static_cast<size_t>(chunk.first_token),
+                                                        static_cast<size_t>(chunk.n_tokens)),
+                                         chunk.first_token);
+            // Every layer but the last runs in full; the last one only needs its K/V projection.
+            while (h.layer < c.n_layer - 1) engine.run_layer(h);
+            engine.project_kv(h);
+            const double t1 = now_seconds();
+            result.prefill_seconds += t1 - t0;
+
+            const codec::UnitShape shape{static_cast<uint32_t>(chunk.n_tokens),
+                                         static_cast<uint16_t>(c.n_kv_head),
+                                         static_cast<uint16_t>(c.head_dim)};
+            k.resize(shape.elements());
+            v.resize(shape.elements());
+            for (int32_t l = 0; l < c.n_layer; ++l) {
+                engine.export_kv(l, chunk.first_token, chunk.n_tokens, k.data(), v.data());
+                const codec::UnitKey key{model.fingerprint(), static_cast<uint32_t>(chunk.index),
+                                         static_cast<uint32_t>(l)};
+                for (size_t i = 0; i < levels.size(); ++i) {
+                    auto bytes = codec::encode_unit(
+                        key, shape, codec::contiguous(k.data(), shape),
+                        codec::contiguous(v.data(), shape),
+                        codec::EncodeOptions(levels[i], static_cast<uint32_t>(c.n_layer)));
+                    puts.put(chunk.index, l, options.levels[i], std::move(bytes));
+                }
+            }
+            puts.wait_all();
+            result.encode_seconds += now_seconds() - t1;
+            if (options.on_progress)
+                options.on_progress(
+                    {chunk.index + 1, skeleton.n_chunks(), now_seconds() - t_start});
+        }
     } catch (const Error& e) {
         // Nothing is visible until the manifest is written, so a failed ingest is simply rerun.
         fail("ingest of context {} failed; nothing was committed, run it again: {}", id, e.what());

@@ -26,6 +26,7 @@ struct IngestOptions {
     // Levels to encode, lossless first; the device picks among them per unit.
     std::vector<std::string> levels = {"fp16", "int8", "q5h", "q3h"};
     int threads = 0;
+    std::string prompt_format;  // recorded in the manifest for the device ("chat" / "raw")
     // Signs the manifest (store/manifest_signature.h). A context already in the store that is
     // unsigned or signed by another key is verified object by object and re-signed.
     const SigningKey* signing_key = nullptr;
@@ -34,6 +35,7 @@ struct IngestOptions {
 
 struct IngestResult {
     std::string context_id;
+    std::string attempt;  // the attempt the manifest names (store/context_store.h)
     int64_t tokens = 0;
     int32_t chunks = 0;
     int32_t layers = 0;

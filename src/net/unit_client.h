@@ -39,6 +39,17 @@ struct ClientConfig {
     double read_timeout_s = 10;
     // Received units waiting for the delivery thread; the fetch loop waits when it is full.
     size_t max_queued_units = 16;
+    // Where the store's root is on the server: "" for `sparkv serve`, "/PREFIX" when an object
+    // store's website endpoint or a CDN serves the store's objects under a path.
+    std::string path_prefix;
+    // Sent as the Host header instead of host:port: an object store's website endpoint or a CDN
+    // picks the bucket or site by name. Empty: host:port.
+    std::string host_header;
+    // A unit answered 500, 502, 503 or 504 (an object store's SlowDown, a CDN's origin error) is
+    // asked for again up to this many times, after retry_backoff_s, then 2x, 4x..., before it
+    // is reported as failed.
+    int server_error_retries = 2;
+    double retry_backoff_s = 0.05;
     // Keys whose signatures the device trusts (--trust-key). Null or empty: contexts are not
     // verified, as before signing existed, and the client says so once per process.
     std::shared_ptr<const TrustPolicy> trust{};
@@ -52,6 +63,10 @@ struct ClientConfig {
     // each client address.
     std::string source_address{};
 };
+
+// A --server argument: "HOST:PORT" (`sparkv serve`) or "http://HOST[:PORT][/PREFIX]" (an object
+// store's website endpoint, a CDN edge, or serve behind a path). Throws Error otherwise.
+ClientConfig client_config_for_server(std::string_view server);
 
 struct ReceivedUnit {
     UnitRequest unit;
@@ -92,6 +107,9 @@ struct ClientCallbacks {
     std::function<std::vector<uint8_t>(const UnitRequest&, std::span<const uint8_t>)> decode;
     // Optional, on the fetch thread as soon as a unit's last byte arrived.
     std::function<void(const UnitTiming&)> on_timing;
+    // Optional, on the fetch thread just before a unit is requested: false skips it silently
+    // (another lane has taken it since it was scheduled).
+    std::function<bool(const UnitRequest&)> before_request;
 };
 
 struct ClientStats {
@@ -99,6 +117,7 @@ struct ClientStats {
     uint64_t units_failed = 0;
     uint64_t bytes_received = 0;
     uint64_t connections_opened = 0;
+    uint64_t retries = 0;  // requests repeated after a 5xx answer
 };
 
 class UnitClient {
@@ -131,7 +150,11 @@ class UnitClient {
     ClientStats stats() const;
 
   private:
-    std::string get_small_object(const std::string& path, std::string_view what);
+    std::string get_small_object(const std::string& key, std::string_view what);
+    std::string url_path(const std::string& key) const;
+    // Sleeps before retry number `retry` (1, 2, ...); false if the client was cancelled meanwhile.
+    bool back_off(int retry);
+    void acknowledge_now();
     void fetch_loop();
     void delivery_loop();
     void fetch_unit(const UnitRequest& unit);
@@ -154,6 +177,7 @@ class UnitClient {
     std::atomic<bool> cancel_current_{false};
     std::atomic<bool> in_request_{false};
     std::atomic<bool> server_gone_{false};
+    std::atomic<int> socket_{-1};  // of the current connection
     std::thread fetch_thread_;
     std::thread delivery_thread_;
 
@@ -164,7 +188,7 @@ class UnitClient {
     bool fetch_done_ = false;
 
     std::atomic<uint64_t> units_received_{0}, units_failed_{0}, bytes_received_{0},
-        connections_opened_{0};
+        connections_opened_{0}, retries_{0};
 };
 
 const char* failure_kind_name(FailureKind kind);

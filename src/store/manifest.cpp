@@ -77,6 +77,15 @@ bool is_level_name(std::string_view name) {
     return true;
 }
 
+bool is_attempt_name(std::string_view name) {
+    if (name.empty() || name.size() > 64) return false;
+    for (char c : name)
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '-'))
+            return false;
+    return true;
+}
+
 const UnitInfo& Manifest::unit(int32_t t, int32_t l) const {
     if (t < 0 || t >= n_chunks() || l < 0 || l >= n_layers())
         fail("{} does not exist: context {} has {} chunks x {} layers", unit_name(t, l), context_id,
@@ -115,6 +124,8 @@ uint64_t Manifest::total_bytes(std::string_view level) const {
 
 void Manifest::validate() const {
     if (!is_context_id(context_id)) fail("manifest: context id \"{}\" is malformed", context_id);
+    if (!is_attempt_name(attempt))
+        fail("manifest: attempt name \"{}\" is not [A-Za-z0-9-]{{1,64}}", attempt);
     if (model.fingerprint.empty()) fail("manifest: model fingerprint is empty");
     if (model.n_layers <= 0 || model.n_layers > 1024)
         fail("manifest: n_layers = {} is invalid", model.n_layers);
@@ -137,6 +148,8 @@ void Manifest::validate() const {
                  c.first_token + c.n_tokens);
         next_token += want;
     }
+    if (!prompt_format.empty() && prompt_format != "chat" && prompt_format != "raw")
+        fail("manifest: prompt format \"{}\" is not chat or raw", prompt_format);
     if (levels.empty()) fail("manifest: no quality levels");
     std::set<std::string_view> seen;
     for (const auto& level : levels) {
@@ -177,6 +190,7 @@ nlohmann::json Manifest::to_json() const {
     j["format"] = kFormatName;
     j["version"] = kFormatVersion;
     j["context_id"] = context_id;
+    j["attempt"] = attempt;
     j["model"] = {{"fingerprint", model.fingerprint},
                   {"name", model.name},
                   {"n_layers", model.n_layers},
@@ -191,6 +205,7 @@ nlohmann::json Manifest::to_json() const {
     j["chunks"] = std::move(chunk_list);
     j["levels"] = levels;
     j["tokens"] = object_json(tokens);
+    if (!prompt_format.empty()) j["prompt_format"] = prompt_format;
     json unit_list = json::array();
     for (const auto& u : units) {
         json objects = json::object();
@@ -219,6 +234,7 @@ Manifest Manifest::from_json(const nlohmann::json& j) {
 
     Manifest m;
     m.context_id = string_field(j, "context_id", "manifest");
+    m.attempt = string_field(j, "attempt", "manifest");
     const json& model = field(j, "model", "manifest");
     m.model.fingerprint = string_field(model, "fingerprint", "model");
     m.model.name = string_field(model, "name", "model");
@@ -251,6 +267,7 @@ Manifest Manifest::from_json(const nlohmann::json& j) {
     }
 
     m.tokens = read_object(field(j, "tokens", "manifest"), "tokens", kMaxTokens * 4);
+    if (j.contains("prompt_format")) m.prompt_format = string_field(j, "prompt_format", "manifest");
 
     const json& units = field(j, "units", "manifest");
     if (!units.is_array() || static_cast<int64_t>(units.size()) != n_chunks * m.model.n_layers)

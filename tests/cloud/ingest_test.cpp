@@ -65,7 +65,7 @@ TEST_F(IngestTest, StoresEveryUnitAtEveryLevelAndCommitsTheManifest) {
                                      static_cast<uint16_t>(c.head_dim)};
         std::vector<uint16_t> k(shape.elements()), v(k.size()), k_ref(k.size()), v_ref(k.size());
         for (int l = 0; l < c.n_layer; ++l) {
-            const auto bytes = store_->read_unit(r.context_id, "fp16", chunk.index, l);
+            const auto bytes = store_->read_unit(m, "fp16", chunk.index, l);
             decoder.decode(bytes,
                            {model_->fingerprint(), static_cast<uint32_t>(chunk.index),
                             static_cast<uint32_t>(l)},

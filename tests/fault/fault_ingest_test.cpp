@@ -54,7 +54,7 @@ class IngestFaults : public ::testing::Test {
         for (const auto& u : m.units) {
             for (const auto& level : m.levels) {
                 EXPECT_TRUE(trust.object_matches(m.object(u.t, u.l, level),
-                                                 store.read_unit(id, level, u.t, u.l)));
+                                                 store.read_unit(m, level, u.t, u.l)));
             }
         }
         const auto tokens = store.read_tokens(m);
@@ -87,7 +87,10 @@ TEST_F(IngestFaults, DiskFullAtAnyWriteLeavesNothingVisibleAndReingestCompletes)
                 EXPECT_NE(what.find("nothing was committed"), std::string::npos) << what;
             }
         }
-        EXPECT_EQ(full->puts(), fail_at);
+        // Ingest stops at the first failed write; unit puts already in flight (up to 8 run
+        // concurrently, cloud/ingest.cpp) may still be attempted, and fail too.
+        EXPECT_GE(full->puts(), fail_at);
+        EXPECT_LE(full->puts(), fail_at + 8);
         EXPECT_TRUE(store.list_contexts().empty()) << "write " << fail_at;
 
         // The disk has room again: the same ingest completes and is signed.
@@ -114,7 +117,8 @@ TEST_F(IngestFaults, AnUnsignedContextIsVerifiedAndResignedNotRecomputed) {
     EXPECT_TRUE(third.already_present);
     EXPECT_FALSE(third.resigned);
     // A damaged object is not vouched for: the context is recomputed instead.
-    testing::flip_bit(std::filesystem::path(store_dir) / unit_key(first.context_id, "q5h", 2, 1),
+    testing::flip_bit(std::filesystem::path(store_dir) /
+                          unit_key(store.read_manifest(first.context_id), "q5h", 2, 1),
                       40, 0);
     const SigningKey other = SigningKey::generate();
     IngestOptions other_options = options_;

@@ -207,9 +207,9 @@ TEST(FaultMatrix, ConnectionResetMidUnit) {
     std::map<std::string, std::string> objects;
     objects["/" + manifest_key(id)] = testing::get_text(*store.backend, manifest_key(id));
     for (int l = 0; l < 3; ++l)
-        objects["/" + unit_key(id, "fp16", 0, l)] =
-            testing::get_text(*store.backend, unit_key(id, "fp16", 0, l));
-    ResettingServer server(objects, "/" + unit_key(id, "fp16", 0, 1));
+        objects["/" + unit_key(store.manifest, "fp16", 0, l)] =
+            testing::get_text(*store.backend, unit_key(store.manifest, "fp16", 0, l));
+    ResettingServer server(objects, "/" + unit_key(store.manifest, "fp16", 0, 1));
     UnitClient client(client_for(server.port()));
     client.fetch_manifest(id);
     const auto out = fetch_all(client, "fp16");
@@ -264,7 +264,7 @@ TEST(FaultMatrix, AlteredUnitMatchingTheXxhashFailsTheSha256) {
     const std::vector<uint8_t> original = store.unit("q5h", 0, 0);
     std::vector<uint8_t> poisoned = original;
     poisoned[10] ^= 0xff;
-    store.backend->put(unit_key(store.manifest.context_id, "q5h", 0, 0), poisoned);
+    store.backend->put(unit_key(store.manifest, "q5h", 0, 0), poisoned);
     Manifest m = store.manifest;
     m.unit(0, 0).objects[0].xxh64 = object_checksum(poisoned);  // the "collision"
     rewrite_manifest(store, m, &cloud);  // sha256 still that of the original bytes

@@ -39,6 +39,9 @@ class DiskFullBackend final : public StorageBackend {
     std::vector<std::string> list_children(std::string_view prefix) const override {
         return inner_.list_children(prefix);
     }
+    std::vector<ObjectInfo> list_info(std::string_view prefix) const override {
+        return inner_.list_info(prefix);
+    }
     void remove(std::string_view key) override { inner_.remove(key); }
     std::string describe() const override { return inner_.describe() + " (disk full)"; }
 

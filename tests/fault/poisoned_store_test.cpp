@@ -157,7 +157,7 @@ class PoisonedStore : public ::testing::Test {
                 codec::contiguous(k.data(), shape), codec::contiguous(v.data(), shape),
                 codec::EncodeOptions(codec::level_from_name("fp16"),
                                      static_cast<uint32_t>(c.n_layer)));
-            backend_->put(unit_key(id_, "fp16", 1, l), bytes);
+            backend_->put(unit_key(m, "fp16", 1, l), bytes);
             m.unit(1, l).objects[0] = {bytes.size(), object_checksum(bytes), sha256(bytes)};
         }
         return m;

@@ -136,14 +136,15 @@ TEST_F(AuthServer, NeedsATokenForEverythingButHealth) {
 TEST_F(AuthServer, ATenantReadsOnlyItsContextsAndAnIdGrantsNothing) {
     const std::string a = store_.manifest.context_id, b = b_manifest_.context_id;
     EXPECT_EQ(get(fmt::format("/{}", manifest_key(a)), kTokenA)->status, 200);
-    EXPECT_EQ(get(fmt::format("/{}", unit_key(a, "int8", 0, 1)), kTokenA)->status, 200);
+    EXPECT_EQ(get(fmt::format("/{}", unit_key(store_.manifest, "int8", 0, 1)), kTokenA)->status,
+              200);
     auto res = get(fmt::format("/{}", manifest_key(b)), kTokenA);
     ASSERT_TRUE(res);
     EXPECT_EQ(res->status, 403);
     EXPECT_NE(nlohmann::json::parse(res->body)["error"].get<std::string>().find("may not read"),
               std::string::npos);
-    EXPECT_EQ(get(fmt::format("/{}", unit_key(b, "int8", 0, 0)), kTokenA)->status, 403);
-    EXPECT_EQ(get(fmt::format("/{}", tokens_key(b)), kTokenA)->status, 403);
+    EXPECT_EQ(get(fmt::format("/{}", unit_key(b_manifest_, "int8", 0, 0)), kTokenA)->status, 403);
+    EXPECT_EQ(get(fmt::format("/{}", tokens_key(b_manifest_)), kTokenA)->status, 403);
     // Whether a context exists is not revealed to a tenant that may not read it.
     EXPECT_EQ(get(fmt::format("/{}", manifest_key(std::string(64, 'f'))), kTokenA)->status, 403);
     // Tenant b reads by prefix; a context it may read but which does not exist is a 404.

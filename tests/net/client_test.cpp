@@ -257,7 +257,7 @@ TEST(UnitClient, FetchesVerifiedTokenIds) {
     EXPECT_EQ(client.fetch_tokens(), store.store.read_tokens(store.manifest));
 
     // Swapped token ids are refused even when the manifest's checksum is made to match them.
-    const auto path = store.dir.path() / "store" / tokens_key(store.manifest.context_id);
+    const auto path = store.dir.path() / "store" / tokens_key(store.manifest);
     std::vector<int32_t> other(static_cast<size_t>(store.manifest.n_tokens), 5);
     std::ofstream(path, std::ios::binary | std::ios::trunc)
         .write(reinterpret_cast<const char*>(other.data()),

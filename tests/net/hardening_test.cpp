@@ -288,7 +288,7 @@ TEST(Hardening, ByteRangeEdgeCases) {
     const std::string whole(whole_bytes.begin(), whole_bytes.end());
     const size_t size = whole.size();
     httplib::Client http("127.0.0.1", server->port());
-    const std::string path = fmt::format("/{}", unit_key(store.manifest.context_id, "int8", 0, 0));
+    const std::string path = fmt::format("/{}", unit_key(store.manifest, "int8", 0, 0));
 
     // Overlapping and adjacent ranges merge into one part.
     auto res = http.Get(path.c_str(), {{"Range", "bytes=0-99,50-149,150-199"}});

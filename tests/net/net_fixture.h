@@ -47,10 +47,10 @@ class TestStore {
     }
 
     std::vector<uint8_t> unit(const std::string& level, int32_t t, int32_t l) const {
-        return store.read_unit(manifest.context_id, level, t, l);
+        return store.read_unit(manifest, level, t, l);
     }
     std::filesystem::path unit_file(const std::string& level, int32_t t, int32_t l) const {
-        return backend->root() / unit_key(manifest.context_id, level, t, l);
+        return backend->root() / unit_key(manifest, level, t, l);
     }
 
     TempDir dir;

@@ -261,7 +261,7 @@ TEST(ContextStore, IsCompleteChecksTheSha256OfEveryObject) {
     // Same size and (forged) xxhash64, different bytes: only the SHA-256 notices.
     auto m = ctx.manifest;
     std::vector<uint8_t> other(m.unit(1, 1).objects[0].bytes, 8);
-    ctx.backend->put(unit_key(m.context_id, "int8", 1, 1), other);
+    ctx.backend->put(unit_key(m, "int8", 1, 1), other);
     m.unit(1, 1).objects[0].xxh64 = object_checksum(other);
     const std::string text = m.dump();
     ctx.backend->put(manifest_key(m.context_id),
