@@ -2,6 +2,7 @@
 #pragma once
 
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <cstdlib>
 #include <filesystem>
@@ -37,6 +38,18 @@ inline std::string read_file(const std::string& path) {
 inline void write_file(const std::string& path, const std::string& bytes) {
     std::ofstream(path, std::ios::binary | std::ios::trunc)
         .write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+}
+
+// In a forked child: closes every inherited descriptor from 3 up except `keep`, so that a child
+// that outlives a failed test holds nothing of its parent's (such as the CPU lock of a build
+// wrapped in flock).
+inline void close_inherited_fds(int keep = -1) {
+    if (keep >= 3) {
+        if (keep > 3) ::close_range(3, static_cast<unsigned>(keep - 1), 0);
+        ::close_range(static_cast<unsigned>(keep + 1), ~0U, 0);
+    } else {
+        ::close_range(3, ~0U, 0);
+    }
 }
 
 // A fresh directory under the system temp dir, removed when the object goes away.

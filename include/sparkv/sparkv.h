@@ -71,6 +71,7 @@ struct IngestRequest {
     // Block-sparse prefill attention (as GenerationRequest); recorded in the manifest.
     float sparse_tau = 0.95f;
     int sparse_block = 64;
+    std::string sign_key_path;  // PREFIX.key from `sparkv keygen`: sign the manifest (optional)
     std::function<void(int32_t chunks_done, int32_t chunks_total, double seconds)> on_progress;
 };
 
@@ -82,7 +83,9 @@ struct IngestSummary {
     int32_t layers = 0;
     std::string format;
     std::vector<std::pair<std::string, uint64_t>> bytes_per_level;
-    bool already_present = false;  // the store already held the context; nothing was done
+    bool already_present = false;  // the store already held the context; nothing was computed
+    bool resigned = false;         // ... and its manifest was re-signed with the sign key
+    std::string signed_by;         // id of the key that signed the manifest; empty if unsigned
     double prefill_seconds = 0;
     double encode_seconds = 0;
     double seconds = 0;

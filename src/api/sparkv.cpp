@@ -1,6 +1,8 @@
 // The public facade: thin wiring from include/sparkv/sparkv.h to the internal components.
 #include "sparkv/sparkv.h"
 
+#include <optional>
+
 #include "cloud/ingest.h"
 #include "common/error.h"
 #include "common/paths.h"
@@ -8,6 +10,7 @@
 #include "engine/generate.h"
 #include "engine/model.h"
 #include "engine/prompt.h"
+#include "store/signing.h"
 #include "store/store_location.h"
 
 namespace sparkv {
@@ -52,6 +55,9 @@ IngestSummary ingest_document(const IngestRequest& request) {
     if (request.store_dir.empty())
         fail("ingest: no store given (a directory or s3://BUCKET/PREFIX)");
     ContextStore store(open_store(request.store_dir, StoreAccess::create));  // before the model
+    // The key is read before any work, so a bad key fails at once.
+    std::optional<SigningKey> key;
+    if (!request.sign_key_path.empty()) key.emplace(SigningKey::load(request.sign_key_path));
     const auto model =
         Model::load(request.model_path.empty() ? require_reference_model() : request.model_path);
     const PromptFormat format = request.format.empty() ? default_prompt_format(*model)
@@ -61,6 +67,7 @@ IngestSummary ingest_document(const IngestRequest& request) {
         tokens.resize(static_cast<size_t>(request.max_tokens));
 
     IngestOptions io;
+    io.signing_key = key ? &*key : nullptr;
     io.chunk_tokens = request.chunk_tokens;
     io.levels = request.levels;
     io.threads = request.threads;
@@ -82,6 +89,8 @@ IngestSummary ingest_document(const IngestRequest& request) {
     out.format = std::string(prompt_format_name(format));
     out.bytes_per_level = r.bytes_per_level;
     out.already_present = r.already_present;
+    out.resigned = r.resigned;
+    out.signed_by = r.signed_by;
     out.prefill_seconds = r.prefill_seconds;
     out.encode_seconds = r.encode_seconds;
     out.seconds = r.seconds;

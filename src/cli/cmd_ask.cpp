@@ -7,6 +7,7 @@
 #include <string>
 
 #include "cli/commands.h"
+#include "cli/device_trust.h"
 #include "cli/progress.h"
 #include "cli/runtime_output.h"
 #include "common/error.h"
@@ -36,6 +37,7 @@ struct AskCliOptions {
     double rate_mbps = 0;
     bool no_controller = false;
     double timeout_s = 10;
+    DeviceTrustOptions trust;
 };
 
 int run(const AskCliOptions& opt) {
@@ -59,6 +61,8 @@ int run(const AskCliOptions& opt) {
     ask.level = opt.level;
     ask.power_profile = opt.power;
     ask.read_timeout_s = opt.timeout_s;
+    ask.trust = trust_policy(opt.trust);
+    ask.bearer_token = read_bearer_token(opt.trust);
     ask.controller.enabled = !opt.no_controller;
     runtime::power_profile(opt.power);  // a bad name fails before any work
     if (!opt.trace.empty() || opt.rate_mbps > 0) {
@@ -131,6 +135,7 @@ CommandRunner add_ask_command(CLI::App& app) {
                   "Run the plan as made, without run-time migrations");
     cmd->add_option("--timeout", opt->timeout_s, "Seconds without a byte before a unit fails")
         ->capture_default_str();
+    add_device_trust_options(cmd, opt->trust);
     return [opt] { return run(*opt); };
 }
 

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "cli/commands.h"
+#include "cli/device_trust.h"
 #include "cli/progress.h"
 #include "common/error.h"
 #include "common/timer.h"
@@ -29,6 +30,7 @@ struct FetchOptions {
     double timeout_s = 10;
     std::string host_header;
     int retries = 2;
+    DeviceTrustOptions trust;
     bool json = false;
 };
 
@@ -37,6 +39,8 @@ int run(const FetchOptions& opt) {
     config.read_timeout_s = opt.timeout_s;
     config.host_header = opt.host_header;
     config.server_error_retries = opt.retries;
+    config.trust = trust_policy(opt.trust);
+    config.bearer_token = read_bearer_token(opt.trust);
     UnitClient client(config);
     const double t0 = now_seconds();
     const Manifest& m = client.fetch_manifest(opt.context);
@@ -87,6 +91,8 @@ int run(const FetchOptions& opt) {
         j["estimated_mbit_s"] = estimate;
         j["decode_mb_s"] = decode_mb_s;
         j["connections"] = client_stats.connections_opened;
+        j["verified"] = config.trust->enforcing();
+        j["trust"] = config.trust->describe();
         j["failures"] = nlohmann::json::array();
         for (const auto& f : failures)
             j["failures"].push_back({{"t", f.unit.t},
@@ -102,6 +108,10 @@ int run(const FetchOptions& opt) {
             total, static_cast<double>(client_stats.bytes_received) / 1e6, seconds, mbit_s,
             estimate, decode_mb_s,
             static_cast<unsigned long long>(client_stats.connections_opened));
+        std::printf("%s\n",
+                    config.trust->enforcing()
+                        ? ("signature and SHA-256 verified, " + config.trust->describe()).c_str()
+                        : config.trust->describe().c_str());
         for (const auto& f : failures) std::printf("failed: %s\n", f.reason.c_str());
     }
     return failures.empty() ? 0 : 3;
@@ -128,6 +138,7 @@ CommandRunner add_fetch_command(CLI::App& app) {
     cmd->add_option("--level", opt->level, "Codec level to stream")->capture_default_str();
     cmd->add_option("--timeout", opt->timeout_s, "Seconds without a byte before a unit fails")
         ->capture_default_str();
+    add_device_trust_options(cmd, opt->trust);
     cmd->add_flag("--json", opt->json, "Print a JSON result");
     return [opt] { return run(*opt); };
 }

@@ -34,6 +34,7 @@ struct IngestCliOptions {
     int threads = 0;
     float sparse_tau = kernels::kDefaultSparseTau;
     int sparse_block = 64;
+    std::string sign_key;
     bool json = false;
 };
 
@@ -152,6 +153,7 @@ int run(const IngestCliOptions& opt) {
     req.threads = opt.threads;
     req.sparse_tau = opt.sparse_tau;
     req.sparse_block = opt.sparse_block;
+    req.sign_key_path = opt.sign_key;
     ProgressBar bar("ingest");
     req.on_progress = [&](int32_t done, int32_t total, double seconds) {
         bar.update(done, total, seconds);
@@ -168,6 +170,9 @@ int run(const IngestCliOptions& opt) {
         j["layers"] = r.layers;
         j["format"] = r.format;
         j["already_present"] = r.already_present;
+        j["resigned"] = r.resigned;
+        j["signed_by"] =
+            r.signed_by.empty() ? nlohmann::json(nullptr) : nlohmann::json(r.signed_by);
         j["bytes"] = bytes_json(r.bytes_per_level);
         j["seconds"] = r.seconds;
         j["prefill_seconds"] = r.prefill_seconds;
@@ -178,7 +183,12 @@ int run(const IngestCliOptions& opt) {
     std::printf("%s\n", r.context_id.c_str());
     std::fprintf(stderr, "sparkv: %s: %lld tokens, %d chunks x %d layers%s\n", r.context_id.c_str(),
                  static_cast<long long>(r.tokens), r.chunks, r.layers,
-                 r.already_present ? " (already in the store, nothing to do)" : "");
+                 r.already_present ? (r.resigned ? " (already in the store, re-signed)"
+                                                 : " (already in the store, nothing to do)")
+                                   : "");
+    std::fprintf(stderr, "  manifest %s\n",
+                 r.signed_by.empty() ? "unsigned (no --sign-key)"
+                                     : ("signed by key " + r.signed_by).c_str());
     for (const auto& [level, n] : r.bytes_per_level)
         std::fprintf(stderr, "  %-5s %10.2f MB  %7.1f bytes/token\n", level.c_str(),
                      static_cast<double>(n) / 1e6,
@@ -233,8 +243,12 @@ CommandRunner add_ingest_command(CLI::App& app) {
     cmd->add_option("--sparse-block", opt->sparse_block,
                     "Block size of sparse attention (16, 32 or 64)")
         ->capture_default_str();
-    cmd->add_flag("--json", opt->json,
-                  "Print a JSON result (context_id, tokens, chunks, layers, bytes per level)");
+    cmd->add_option("--sign-key", opt->sign_key,
+                    "Sign the context with this secret key (PREFIX.key from `sparkv keygen`)")
+        ->check(CLI::ExistingFile);
+    cmd->add_flag(
+        "--json", opt->json,
+        "Print a JSON result (context_id, tokens, chunks, layers, bytes per level, signed_by)");
     return [opt] { return run(*opt); };
 }
 

@@ -2,6 +2,7 @@
 // optionally through an emulated link.
 #include <pthread.h>
 #include <signal.h>
+#include <sys/resource.h>
 
 #include <cstdio>
 #include <filesystem>
@@ -28,8 +29,32 @@ struct ServeOptions {
     double rtt_ms = 0;
     int threads = 64;
     int keep_alive_s = 5;
+    std::string auth_path;
+    ServerLimits limits;
     bool access_log = false;
 };
+
+// Every open connection is a file descriptor: raise the soft limit to the hard one, and keep the
+// connection cap below what the process can actually open.
+void fit_descriptor_limit(ServerLimits& limits) {
+    rlimit rl{};
+    if (::getrlimit(RLIMIT_NOFILE, &rl) != 0) return;
+    if (rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        ::setrlimit(RLIMIT_NOFILE, &rl);
+        ::getrlimit(RLIMIT_NOFILE, &rl);
+    }
+    constexpr rlim_t kReserve = 1100;  // store files, refused connections being drained, ...
+    const rlim_t usable = rl.rlim_cur > kReserve + 64 ? rl.rlim_cur - kReserve : 64;
+    if (limits.max_connections > usable) {
+        std::fprintf(stderr,
+                     "sparkv serve: only %llu file descriptors available; lowering "
+                     "--max-connections from %zu to %llu\n",
+                     static_cast<unsigned long long>(rl.rlim_cur), limits.max_connections,
+                     static_cast<unsigned long long>(usable));
+        limits.max_connections = usable;
+    }
+}
 
 int run(const ServeOptions& opt) {
     ServerConfig config;
@@ -40,6 +65,10 @@ int run(const ServeOptions& opt) {
     config.threads = opt.threads;
     config.keep_alive_s = opt.keep_alive_s;
     config.access_log = opt.access_log;
+    config.limits = opt.limits;
+    fit_descriptor_limit(config.limits);
+    if (!opt.auth_path.empty())
+        config.access = std::make_shared<const AccessControl>(AccessControl::load(opt.auth_path));
     if (!opt.trace_path.empty())
         config.link.trace = std::make_shared<LinkTrace>(LinkTrace::load(opt.trace_path));
     config.link.trace_scale = opt.trace_scale;
@@ -69,6 +98,18 @@ int run(const ServeOptions& opt) {
         std::printf("  /contexts/%s/manifest.json\n", contexts[i].c_str());
     if (contexts.size() > 10) std::printf("  ... and %zu more\n", contexts.size() - 10);
     std::printf("link: %s\n", config.link.describe().c_str());
+    if (config.access)
+        std::printf("access: bearer tokens required (%zu tenants, %zu tokens from %s)\n",
+                    config.access->tenant_count(), config.access->token_count(),
+                    opt.auth_path.c_str());
+    else
+        std::printf("access: open (no --auth): anyone who can connect reads every context\n");
+    std::printf(
+        "limits: %zu connections, %zu per address, %.0f requests/s per address (burst "
+        "%.0f), header %zu bytes within %.0f s\n",
+        config.limits.max_connections, config.limits.max_connections_per_address,
+        config.limits.requests_per_second, config.limits.request_burst,
+        config.limits.max_header_bytes, config.limits.header_timeout_s);
     std::printf("listening on %s with %d threads (GET /health, /contexts, /contexts/<id>/...)\n",
                 server.url().c_str(), config.threads);
     std::fflush(stdout);
@@ -82,12 +123,21 @@ int run(const ServeOptions& opt) {
     const ServerStats st = server.stats();
     std::printf(
         "served %llu requests on %llu connections: %llu objects, %.1f MB of bodies, "
-        "%llu not found, %llu rejected, %llu aborted\n",
+        "%llu not found, %llu rejected, %llu aborted; refused: %llu unauthorized, %llu "
+        "forbidden, %llu busy, %llu per-address, %llu rate-limited, %llu slow headers, %llu "
+        "large headers\n",
         static_cast<unsigned long long>(st.requests),
         static_cast<unsigned long long>(st.connections),
         static_cast<unsigned long long>(st.objects_served), st.body_bytes_sent / 1e6,
         static_cast<unsigned long long>(st.not_found), static_cast<unsigned long long>(st.rejected),
-        static_cast<unsigned long long>(st.aborted_bodies));
+        static_cast<unsigned long long>(st.aborted_bodies),
+        static_cast<unsigned long long>(st.unauthorized),
+        static_cast<unsigned long long>(st.forbidden),
+        static_cast<unsigned long long>(st.refused_busy),
+        static_cast<unsigned long long>(st.refused_address),
+        static_cast<unsigned long long>(st.rate_limited),
+        static_cast<unsigned long long>(st.header_timeouts),
+        static_cast<unsigned long long>(st.header_too_large));
     return 0;
 }
 
@@ -115,13 +165,38 @@ CommandRunner add_serve_command(CLI::App& app) {
     cmd->add_option("--rtt-ms", opt->rtt_ms, "Base RTT: delay before each response's first byte")
         ->capture_default_str();
     cmd->add_option("--threads", opt->threads,
-                    "Worker threads; each open keep-alive connection holds one")
+                    "Worker threads: requests answered at once (idle connections hold none)")
         ->capture_default_str()
         ->check(CLI::Range(1, 4096));
     cmd->add_option("--keep-alive-s", opt->keep_alive_s, "Close idle connections after this long")
         ->capture_default_str()
         ->check(CLI::Range(1, 3600));
-    cmd->add_flag("--access-log", opt->access_log, "Log every request on stderr");
+    cmd->add_option("--auth", opt->auth_path,
+                    "Access config (JSON: tokens -> tenants -> contexts or prefix); without it "
+                    "every context is public")
+        ->check(CLI::ExistingFile);
+    cmd->add_option("--max-connections", opt->limits.max_connections,
+                    "Open connections in all; beyond: 503")
+        ->capture_default_str()
+        ->check(CLI::Range(1, 1 << 20));
+    cmd->add_option("--max-connections-per-address", opt->limits.max_connections_per_address,
+                    "Open connections per client address (IPv6: per /64); beyond: 429")
+        ->capture_default_str()
+        ->check(CLI::Range(1, 1 << 20));
+    cmd->add_option("--rate", opt->limits.requests_per_second,
+                    "Requests (and new connections) per second per client address")
+        ->capture_default_str()
+        ->check(CLI::PositiveNumber);
+    cmd->add_option("--burst", opt->limits.request_burst,
+                    "Requests a client address may make at once above --rate")
+        ->capture_default_str()
+        ->check(CLI::Range(1.0, 1e9));
+    cmd->add_option("--header-timeout-s", opt->limits.header_timeout_s,
+                    "A request header must arrive within this (slowloris); beyond: 408")
+        ->capture_default_str()
+        ->check(CLI::PositiveNumber);
+    cmd->add_flag("--access-log", opt->access_log,
+                  "Log every request on stderr (address, method, path, status; never headers)");
     return [opt] { return run(*opt); };
 }
 

@@ -4,6 +4,7 @@
 
 #include <deque>
 #include <future>
+#include <optional>
 
 #include "codec/codec.h"
 #include "common/error.h"
@@ -80,6 +81,33 @@ std::vector<codec::Level> parse_levels(const std::vector<std::string>& names) {
     return levels;
 }
 
+// The result for a context the store already holds completely, or nullopt if it must be
+// (re-)ingested. With a signing key, a complete context that is unsigned or signed by another
+// key is re-signed, but only after every object passed its checksums: a signature vouches for
+// the bytes, so the bytes are read first.
+std::optional<IngestResult> already_stored(ContextStore& store, const std::string& id,
+                                           const SigningKey* key) {
+    if (!store.is_complete(id)) return std::nullopt;
+    std::optional<ManifestSignature> signature;
+    try {
+        signature = store.read_manifest_signature(id);
+    } catch (const Error&) {
+        return std::nullopt;  // a damaged signature: redo the context
+    }
+    IngestResult r = summarize(store.read_manifest(id));
+    r.already_present = true;
+    if (!key || (signature && signature->key == key->public_key())) {
+        r.signed_by = signature ? signature->key.id() : "";
+        return r;
+    }
+    if (!store.is_complete(id, ContextStore::Check::checksums)) return std::nullopt;
+    ContextWriter writer(store, store.read_manifest(id));  // the same attempt, re-committed
+    writer.commit(key);
+    r.resigned = true;
+    r.signed_by = key->public_key().id();
+    return r;
+}
+
 }  // namespace
 
 std::string sparse_kv_identity(std::string_view fingerprint, const SparseAttentionOptions& s) {
@@ -115,11 +143,9 @@ IngestResult ingest_context(const Model& model, ContextStore& store,
     const std::string fingerprint = hex64(model.fingerprint());
     const std::string id =
         context_id(sparse_kv_identity(fingerprint, options.sparse), tokens, options.chunk_tokens);
-    if (store.is_complete(id)) {
-        IngestResult r = summarize(store.read_manifest(id));
-        r.already_present = true;
-        r.seconds = now_seconds() - t_start;
-        return r;
+    if (auto present = already_stored(store, id, options.signing_key)) {
+        present->seconds = now_seconds() - t_start;
+        return *present;
     }
 
     Manifest skeleton_manifest =
@@ -133,51 +159,58 @@ IngestResult ingest_context(const Model& model, ContextStore& store,
                           .n_threads = options.threads,
                           .sparse = options.sparse});
 
-    writer.put_tokens(tokens);
-
     IngestResult result;
-    PutQueue puts(writer);
-    std::vector<uint16_t> k, v;
-    for (const auto& chunk : skeleton.chunks) {
-        const double t0 = now_seconds();
-        HiddenState h = engine.embed(tokens.subspan(static_cast<size_t>(chunk.first_token),
-                                                    static_cast<size_t>(chunk.n_tokens)),
-                                     chunk.first_token);
-        // Every layer but the last runs in full; the last one only needs its K/V projection.
-        while (h.layer < c.n_layer - 1) {
-            engine.run_layer(h);
-            writer.set_active_blocks(chunk.index, h.layer - 1,
-                                     engine.last_attention_stats().active_blocks);
-        }
-        engine.project_kv(h);
-        writer.set_active_blocks(chunk.index, c.n_layer - 1, 0);  // no attention
-        const double t1 = now_seconds();
-        result.prefill_seconds += t1 - t0;
+    try {
+        writer.put_tokens(tokens);
 
-        const codec::UnitShape shape{static_cast<uint32_t>(chunk.n_tokens),
-                                     static_cast<uint16_t>(c.n_kv_head),
-                                     static_cast<uint16_t>(c.head_dim)};
-        k.resize(shape.elements());
-        v.resize(shape.elements());
-        for (int32_t l = 0; l < c.n_layer; ++l) {
-            engine.export_kv(l, chunk.first_token, chunk.n_tokens, k.data(), v.data());
-            const codec::UnitKey key{model.fingerprint(), static_cast<uint32_t>(chunk.index),
-                                     static_cast<uint32_t>(l)};
-            for (size_t i = 0; i < levels.size(); ++i) {
-                auto bytes = codec::encode_unit(
-                    key, shape, codec::contiguous(k.data(), shape),
-                    codec::contiguous(v.data(), shape),
-                    codec::EncodeOptions(levels[i], static_cast<uint32_t>(c.n_layer)));
-                puts.put(chunk.index, l, options.levels[i], std::move(bytes));
+        PutQueue puts(writer);
+        std::vector<uint16_t> k, v;
+        for (const auto& chunk : skeleton.chunks) {
+            const double t0 = now_seconds();
+            HiddenState h = engine.embed(tokens.subspan(static_cast<size_t>(chunk.first_token),
+                                                        static_cast<size_t>(chunk.n_tokens)),
+                                         chunk.first_token);
+            // Every layer but the last runs in full; the last one only needs its K/V projection.
+            while (h.layer < c.n_layer - 1) {
+                engine.run_layer(h);
+                writer.set_active_blocks(chunk.index, h.layer - 1,
+                                         engine.last_attention_stats().active_blocks);
             }
+            engine.project_kv(h);
+            writer.set_active_blocks(chunk.index, c.n_layer - 1, 0);  // no attention
+            const double t1 = now_seconds();
+            result.prefill_seconds += t1 - t0;
+
+            const codec::UnitShape shape{static_cast<uint32_t>(chunk.n_tokens),
+                                         static_cast<uint16_t>(c.n_kv_head),
+                                         static_cast<uint16_t>(c.head_dim)};
+            k.resize(shape.elements());
+            v.resize(shape.elements());
+            for (int32_t l = 0; l < c.n_layer; ++l) {
+                engine.export_kv(l, chunk.first_token, chunk.n_tokens, k.data(), v.data());
+                const codec::UnitKey key{model.fingerprint(), static_cast<uint32_t>(chunk.index),
+                                         static_cast<uint32_t>(l)};
+                for (size_t i = 0; i < levels.size(); ++i) {
+                    auto bytes = codec::encode_unit(
+                        key, shape, codec::contiguous(k.data(), shape),
+                        codec::contiguous(v.data(), shape),
+                        codec::EncodeOptions(levels[i], static_cast<uint32_t>(c.n_layer)));
+                    puts.put(chunk.index, l, options.levels[i], std::move(bytes));
+                }
+            }
+            puts.wait_all();
+            result.encode_seconds += now_seconds() - t1;
+            if (options.on_progress)
+                options.on_progress(
+                    {chunk.index + 1, skeleton.n_chunks(), now_seconds() - t_start});
         }
-        puts.wait_all();
-        result.encode_seconds += now_seconds() - t1;
-        if (options.on_progress)
-            options.on_progress({chunk.index + 1, skeleton.n_chunks(), now_seconds() - t_start});
+    } catch (const Error& e) {
+        // Nothing is visible until the manifest is written, so a failed ingest is simply rerun.
+        fail("ingest of context {} failed; nothing was committed, run it again: {}", id, e.what());
     }
-    const Manifest& manifest = writer.commit();
+    const Manifest& manifest = writer.commit(options.signing_key);
     IngestResult summary = summarize(manifest);
+    summary.signed_by = options.signing_key ? options.signing_key->public_key().id() : "";
     summary.prefill_seconds = result.prefill_seconds;
     summary.encode_seconds = result.encode_seconds;
     summary.seconds = now_seconds() - t_start;

@@ -12,6 +12,7 @@
 #include "engine/engine.h"
 #include "engine/model.h"
 #include "store/context_store.h"
+#include "store/signing.h"
 
 namespace sparkv {
 
@@ -31,6 +32,9 @@ struct IngestOptions {
     // unit's active blocks; a sparse context gets its own id (sparse_kv_identity), so dense and
     // sparse KV of the same tokens never share one.
     SparseAttentionOptions sparse;
+    // Signs the manifest (store/manifest_signature.h). A context already in the store that is
+    // unsigned or signed by another key is verified object by object and re-signed.
+    const SigningKey* signing_key = nullptr;
     std::function<void(const IngestProgress&)> on_progress;
 };
 
@@ -41,7 +45,9 @@ struct IngestResult {
     int32_t chunks = 0;
     int32_t layers = 0;
     std::vector<std::pair<std::string, uint64_t>> bytes_per_level;
-    bool already_present = false;  // the store already held this context: nothing was done
+    bool already_present = false;  // the store already held this context: nothing was computed
+    bool resigned = false;         // ... and its manifest was (re-)signed with signing_key
+    std::string signed_by;         // key id of the manifest's signature, empty if unsigned
     double prefill_seconds = 0;
     double encode_seconds = 0;
     double seconds = 0;

@@ -4,34 +4,45 @@
 #include <cerrno>
 #include <cmath>
 #include <cstdlib>
+#include <cstring>
 #include <fstream>
+#include <sstream>
 
 #include "common/error.h"
 
 namespace sparkv {
 
 LinkTrace LinkTrace::load(const std::string& path) {
-    std::ifstream in(path);
+    std::ifstream in(path, std::ios::binary);
     if (!in) fail("link trace {}: cannot open", path);
+    std::ostringstream text;
+    text << in.rdbuf();
+    const auto slash = path.find_last_of('/');
+    return parse(text.str(), slash == std::string::npos ? path : path.substr(slash + 1));
+}
+
+LinkTrace LinkTrace::parse(std::string_view text, std::string name) {
     std::vector<uint32_t> timestamps;
-    std::string line;
     int64_t line_number = 0;
-    while (std::getline(in, line)) {
+    for (size_t start = 0; start < text.size();) {
+        size_t end = text.find('\n', start);
+        if (end == std::string_view::npos) end = text.size();
+        std::string line(text.substr(start, end - start));
+        start = end + 1;
         ++line_number;
         if (!line.empty() && line.back() == '\r') line.pop_back();
         if (line.empty()) continue;
-        char* end = nullptr;
+        char* parsed_end = nullptr;
         errno = 0;
-        const unsigned long long value = std::strtoull(line.c_str(), &end, 10);
-        if (end == line.c_str() || *end != '\0' || errno != 0 || line.front() == '-' ||
+        const unsigned long long value = std::strtoull(line.c_str(), &parsed_end, 10);
+        if (parsed_end == line.c_str() || *parsed_end != '\0' || errno != 0 ||
+            line.front() == '-' || line.size() != std::strlen(line.c_str()) ||
             value > 0xffffffffULL)
-            fail("link trace {}: line {} is not a millisecond timestamp: \"{}\"", path, line_number,
-                 line);
+            fail("link trace {}: line {} is not a millisecond timestamp: \"{}\"", name, line_number,
+                 line.substr(0, 40));
         timestamps.push_back(static_cast<uint32_t>(value));
     }
-    const auto slash = path.find_last_of('/');
-    return from_timestamps(std::move(timestamps),
-                           slash == std::string::npos ? path : path.substr(slash + 1));
+    return from_timestamps(std::move(timestamps), std::move(name));
 }
 
 LinkTrace LinkTrace::from_timestamps(std::vector<uint32_t> timestamps_ms, std::string name) {

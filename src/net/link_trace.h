@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace sparkv {
@@ -17,6 +18,8 @@ class LinkTrace {
   public:
     // Reads a Mahimahi trace file; a malformed file is an Error naming the line.
     static LinkTrace load(const std::string& path);
+    // The same from the file's text; `name` is used in messages.
+    static LinkTrace parse(std::string_view text, std::string name);
     // timestamps_ms: non-decreasing, last one > 0.
     static LinkTrace from_timestamps(std::vector<uint32_t> timestamps_ms, std::string name);
 

@@ -6,13 +6,16 @@
 #include <atomic>
 #include <charconv>
 #include <cstdio>
+#include <limits>
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <thread>
 #include <unordered_map>
 
 #include "common/error.h"
-#include "net/server_connections.h"
+#include "net/byte_ranges.h"
+#include "net/http_front.h"
+#include "net/response_body.h"
 #include "store/content_id.h"
 #include "store/context_store.h"
 
@@ -22,12 +25,17 @@ namespace {
 
 constexpr size_t kBodyBufferBytes = 64 * 1024;
 
-// httplib 0.11 listens with a backlog of 5, which drops connection attempts when dozens of
-// clients connect at once. Server exposes the listening socket to subclasses, so re-listen
-// with a deeper queue (Linux allows changing the backlog of a listening socket).
-class HttpServer : public httplib::Server {
+// httplib's routing and request parsing, driven by the front end one request at a time: the
+// front end owns the sockets, so httplib never listens or accepts.
+class HttpEngine : public httplib::Server {
   public:
-    void deepen_listen_queue() { ::listen(svr_sock_, SOMAXCONN); }
+    using httplib::Server::process_request;
+    // httplib stops writing a body as soon as its listening socket is invalid ("shutting
+    // down"); this one never listens, so it holds a descriptor number that is never a real file
+    // while serving (no httplib code path closes or uses it here) and is invalidated on stop.
+    void set_serving(bool serving) {
+        svr_sock_ = serving ? std::numeric_limits<int>::max() : INVALID_SOCKET;
+    }
 };
 
 // What a request path names in the store layout.
@@ -92,6 +100,20 @@ void set_error(httplib::Response& res, int status, const std::string& message) {
     set_json(res, status, {{"error", message}, {"status", status}});
 }
 
+FrontLimits front_limits(const ServerConfig& config) {
+    FrontLimits f;
+    f.workers = config.threads;
+    f.max_connections = config.limits.max_connections;
+    f.max_connections_per_address = config.limits.max_connections_per_address;
+    f.requests_per_second = config.limits.requests_per_second;
+    f.request_burst = config.limits.request_burst;
+    f.max_header_bytes = config.limits.max_header_bytes;
+    f.header_timeout_s = config.limits.header_timeout_s;
+    f.idle_timeout_s = config.keep_alive_s;
+    f.io_timeout_s = config.limits.io_timeout_s;
+    return f;
+}
+
 // httplib 0.11 slices bodies by req.ranges without clamping them to the content length, so the
 // object handler validates ranges itself and clears them before httplib sees the response. The
 // Request is a non-const object inside httplib; only the handler's view of it is const.
@@ -106,14 +128,18 @@ struct UnitServer::Impl {
         : backend(std::move(backend_in)),
           store(backend),
           config(std::move(config_in)),
-          connections(config.link) {}
+          front(front_limits(config), config.link,
+                [this](httplib::Stream& stream, FrontConnection& connection) {
+                    return serve(stream, connection);
+                }) {}
 
     void setup_routes();
-    void bind();
+    bool serve(httplib::Stream& stream, FrontConnection& connection);
+    // The tenant of the request, or null after answering 401. Without an access config every
+    // request is allowed and `open_access` is returned.
+    const Tenant* authenticate(const httplib::Request& req, httplib::Response& res);
     void handle_object(const httplib::Request& req, httplib::Response& res);
-    void handle_list(httplib::Response& res);
-    void serve_body(const httplib::Request& req, httplib::Response& res,
-                    std::unique_ptr<ObjectReader> reader, const char* content_type);
+    void handle_list(const Tenant& tenant, httplib::Response& res);
     void delay_first_byte() {
         if (config.link.rtt_ms > 0)
             stop.sleep_for(
@@ -143,27 +169,66 @@ struct UnitServer::Impl {
     std::shared_ptr<StorageBackend> backend;
     ContextStore store;
     ServerConfig config;
-    ConnectionRegistry connections;
     StopSignal stop;
-    HttpServer http;
+    HttpEngine http;
+    HttpFrontEnd front;
+    Tenant open_access{"(open)", {}, std::string()};
     std::thread listener;
     int port = -1;
     bool bound = false;
 
     std::atomic<uint64_t> requests{0}, objects_served{0}, body_bytes{0}, not_found{0}, rejected{0},
-        aborted{0};
+        aborted{0}, unauthorized{0}, forbidden{0};
 };
 
+bool UnitServer::Impl::serve(httplib::Stream& stream, FrontConnection& connection) {
+    bool client_closes = false;
+    const bool ok = http.process_request(stream, stop.stop_requested(), client_closes, nullptr);
+    return ok && !client_closes && !connection.close_after_response;
+}
+
+const Tenant* UnitServer::Impl::authenticate(const httplib::Request& req, httplib::Response& res) {
+    if (!config.access) return &open_access;
+    const std::string header = req.get_header_value("Authorization");
+    if (const Tenant* tenant = config.access->authenticate(header)) return tenant;
+    ++unauthorized;
+    res.set_header("WWW-Authenticate", header.empty()
+                                           ? "Bearer realm=\"sparkv\""
+                                           : "Bearer realm=\"sparkv\", error=\"invalid_token\"");
+    set_error(res, 401,
+              header.empty() ? "this server needs a bearer token (Authorization: Bearer <token>)"
+                             : "the bearer token is not valid here");
+    return nullptr;
+}
+
 void UnitServer::Impl::setup_routes() {
-    http.new_task_queue = [this] {
-        return new ConnectionTaskQueue(static_cast<size_t>(config.threads), connections);
-    };
     http.set_keep_alive_max_count(1'000'000);  // a client streams hundreds of units per connection
     http.set_keep_alive_timeout(config.keep_alive_s);
-    http.set_tcp_nodelay(
-        true);  // paced bodies are written in small pieces; never let Nagle hold them
-    http.set_read_timeout(10);
-    http.set_write_timeout(10);
+    http.set_payload_max_length(64 * 1024);  // nothing here takes a body
+
+    // Before routing (and before httplib would read a body): only GET and HEAD, short targets.
+    http.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
+        if (req.target.size() > config.limits.max_uri_bytes) {
+            ++rejected;
+            res.set_header("Connection", "close");
+            if (auto* c = HttpFrontEnd::current()) c->close_after_response = true;
+            set_error(
+                res, 414,
+                fmt::format("request target longer than {} bytes", config.limits.max_uri_bytes));
+            return httplib::Server::HandlerResponse::Handled;
+        }
+        if (req.method != "GET" && req.method != "HEAD") {
+            ++rejected;
+            res.set_header("Allow", "GET, HEAD");
+            res.set_header("Connection", "close");  // a body may follow that nobody reads
+            if (auto* c = HttpFrontEnd::current()) c->close_after_response = true;
+            set_error(
+                res, 405,
+                fmt::format("method {} is not allowed (GET, HEAD)", req.method.substr(0, 16)));
+            return httplib::Server::HandlerResponse::Handled;
+        }
+        return httplib::Server::HandlerResponse::Unhandled;
+    });
 
     http.Get("/health", [this](const httplib::Request& req, httplib::Response& res) {
         ++requests;
@@ -175,7 +240,7 @@ void UnitServer::Impl::setup_routes() {
         ++requests;
         take_ranges(req);
         delay_first_byte();
-        handle_list(res);
+        if (const Tenant* tenant = authenticate(req, res)) handle_list(*tenant, res);
     });
     http.Get("/.*", [this](const httplib::Request& req, httplib::Response& res) {
         ++requests;
@@ -200,6 +265,7 @@ void UnitServer::Impl::setup_routes() {
             set_error(res, 500, message);
         });
     if (config.access_log) {
+        // The path and status only: never headers, which carry bearer tokens.
         http.set_logger([](const httplib::Request& req, const httplib::Response& res) {
             std::fprintf(stderr, "%s:%d %s %s -> %d\n", req.remote_addr.c_str(), req.remote_port,
                          req.method.c_str(), req.path.c_str(), res.status);
@@ -207,9 +273,10 @@ void UnitServer::Impl::setup_routes() {
     }
 }
 
-void UnitServer::Impl::handle_list(httplib::Response& res) {
+void UnitServer::Impl::handle_list(const Tenant& tenant, httplib::Response& res) {
     nlohmann::json list = nlohmann::json::array();
     for (const auto& id : store.list_contexts()) {
+        if (!tenant.may_read(id)) continue;
         try {
             const Manifest m = store.read_manifest(id);
             nlohmann::json bytes = nlohmann::json::object();
@@ -231,8 +298,10 @@ void UnitServer::Impl::handle_list(httplib::Response& res) {
 }
 
 void UnitServer::Impl::handle_object(const httplib::Request& req, httplib::Response& res) {
-    const httplib::Ranges ranges = take_ranges(req);
+    const httplib::Ranges requested = take_ranges(req);
     delay_first_byte();
+    const Tenant* tenant = authenticate(req, res);
+    if (!tenant) return;
     const std::string key = req.path.size() > 1 ? req.path.substr(1) : std::string();
     if (!is_valid_key(key)) {
         ++rejected;
@@ -242,6 +311,14 @@ void UnitServer::Impl::handle_object(const httplib::Request& req, httplib::Respo
     }
     const auto path = parse_object_path(key);
     if (!path) return set_error(res, 404, fmt::format("no such object: /{}", key));
+    // Access is decided on the id alone, before looking at the store, so that a tenant learns
+    // nothing about contexts it may not read (not even whether they exist).
+    if (!tenant->may_read(path->context_id)) {
+        ++forbidden;
+        return set_error(
+            res, 403,
+            fmt::format("tenant {} may not read context {}", tenant->name, path->context_id));
+    }
     if (!is_committed(path->context_id))
         return set_error(res, 404, fmt::format("unknown context {}", path->context_id));
 
@@ -264,68 +341,63 @@ void UnitServer::Impl::handle_object(const httplib::Request& req, httplib::Respo
     }
 
     const uint64_t size = reader->size();
-    uint64_t first = 0, length = size;
-    if (ranges.size() > 1) {
+    const RangeAnswer answer = resolve_ranges(requested, size);
+    if (answer.kind == RangeAnswer::Kind::unsatisfiable) {
         ++rejected;
-        return set_error(res, 416, "multiple byte ranges are not supported; ask for one");
+        res.set_header("Content-Range", fmt::format("bytes */{}", size));
+        return set_error(res, 416, fmt::format("range not satisfiable for {} bytes", size));
     }
-    if (ranges.size() == 1) {
-        const auto [a, b] = ranges[0];
-        bool satisfiable;
-        if (a < 0) {  // suffix: the last b bytes
-            satisfiable = b > 0 && size > 0;
-            first = size > static_cast<uint64_t>(std::max<ssize_t>(b, 0)) ? size - b : 0;
-        } else {
-            satisfiable = static_cast<uint64_t>(a) < size && (b < 0 || b >= a);
-            first = static_cast<uint64_t>(a);
-        }
-        if (!satisfiable) {
-            ++rejected;
-            res.set_header("Content-Range", fmt::format("bytes */{}", size));
-            return set_error(res, 416, fmt::format("range not satisfiable for {} bytes", size));
-        }
-        const uint64_t last = (a >= 0 && b >= 0) ? std::min<uint64_t>(b, size - 1) : size - 1;
-        length = last - first + 1;
+    const char* type =
+        path->kind == ObjectPath::Kind::manifest ? "application/json" : "application/octet-stream";
+    std::string content_type = type;
+    ResponseBody body = ResponseBody::range(0, size);
+    if (answer.kind == RangeAnswer::Kind::partial) {
         res.status = 206;
-        res.set_header("Content-Range", fmt::format("bytes {}-{}/{}", first, last, size));
+        if (answer.ranges.size() == 1) {
+            const ByteRange& r = answer.ranges[0];
+            body = ResponseBody::range(r.first, r.length());
+            res.set_header("Content-Range", fmt::format("bytes {}-{}/{}", r.first, r.last, size));
+        } else {
+            const std::string boundary = random_boundary();
+            body = ResponseBody::multipart(answer.ranges, size, type, boundary);
+            content_type = "multipart/byteranges; boundary=" + boundary;
+        }
     }
     res.set_header("Accept-Ranges", "bytes");
     res.set_header("Cache-Control", std::string(cache_control_for_key(key)));
 
-    ServedConnection* connection = connections.current();
+    FrontConnection* connection = HttpFrontEnd::current();
     LinkPacer* pacer = connection ? connection->pacer.get() : nullptr;
     if (pacer)
         res.set_header("X-Sparkv-Link-Time",
                        fmt::format("{:.6f}", pacer->link_time(LinkPacer::Clock::now())));
-    const char* type =
-        path->kind == ObjectPath::Kind::manifest ? "application/json" : "application/octet-stream";
-    if (length == 0) return res.set_content("", type);
+    if (body.size() == 0) return res.set_content("", content_type);
 
     // State shared by the provider calls of this one body.
     struct Body {
         std::unique_ptr<ObjectReader> reader;
-        uint64_t first;
+        ResponseBody layout;
         LinkPacer* pacer;
         bool started = false;
         std::vector<uint8_t> buffer;
     };
-    auto body = std::make_shared<Body>(Body{std::move(reader), first, pacer, false, {}});
+    auto state = std::make_shared<Body>(Body{std::move(reader), std::move(body), pacer, false, {}});
     const bool head = req.method == "HEAD";
     res.set_content_provider(
-        length, type,
-        [this, body](size_t offset, size_t remaining, httplib::DataSink& sink) {
-            if (!body->started) {
-                body->started = true;
-                body->buffer.resize(kBodyBufferBytes);
-                if (body->pacer) body->pacer->begin_body();
+        state->layout.size(), content_type,
+        [this, state](size_t offset, size_t remaining, httplib::DataSink& sink) {
+            if (!state->started) {
+                state->started = true;
+                state->buffer.resize(kBodyBufferBytes);
+                if (state->pacer) state->pacer->begin_body();
             }
-            size_t n = std::min(remaining, body->buffer.size());
-            if (body->pacer) n = body->pacer->wait_for_credit(n, stop);
+            size_t n = std::min(remaining, state->buffer.size());
+            if (state->pacer) n = state->pacer->wait_for_credit(n, stop);
             if (n == 0 || stop.stop_requested()) return false;
             const size_t got =
-                body->reader->read_at(body->first + offset, std::span(body->buffer.data(), n));
+                state->layout.read(*state->reader, offset, std::span(state->buffer.data(), n));
             if (got != n) return false;  // the file shrank under us: end the response early
-            if (!sink.write(reinterpret_cast<const char*>(body->buffer.data()), n)) return false;
+            if (!sink.write(reinterpret_cast<const char*>(state->buffer.data()), n)) return false;
             body_bytes += n;
             return true;
         },
@@ -337,51 +409,44 @@ void UnitServer::Impl::handle_object(const httplib::Request& req, httplib::Respo
         });
 }
 
-UnitServer::UnitServer(std::shared_ptr<StorageBackend> backend, ServerConfig config)
-    : impl_(std::make_unique<Impl>(std::move(backend), std::move(config))) {
-    impl_->config.link.validate();
-    if (impl_->config.threads < 1) fail("server: need at least one thread");
-    if (impl_->config.keep_alive_s < 1) fail("server: keep-alive timeout must be >= 1 s");
+UnitServer::UnitServer(std::shared_ptr<StorageBackend> backend, ServerConfig config) {
+    config.link.validate();
+    if (config.threads < 1) fail("server: need at least one thread");
+    if (config.keep_alive_s < 1) fail("server: keep-alive timeout must be >= 1 s");
+    if (config.limits.max_uri_bytes < 64) fail("server: max URI length must be at least 64");
+    impl_ = std::make_unique<Impl>(std::move(backend), std::move(config));
     impl_->setup_routes();
+    impl_->http.set_serving(true);
 }
 
 UnitServer::~UnitServer() {
     stop();
 }
 
-void UnitServer::Impl::bind() {
-    if (bound) fail("server: already started");
-    port = config.port == 0 ? http.bind_to_any_port(config.host)
-                            : (http.bind_to_port(config.host, config.port) ? config.port : -1);
-    if (port < 0)
-        fail("server: cannot listen on {}:{} (address in use, or not an address of this host?)",
-             config.host, config.port);
-    http.deepen_listen_queue();
-    bound = true;
-}
-
 int UnitServer::start() {
     Impl& s = *impl_;
-    s.bind();
-    s.listener = std::thread([&s] { s.http.listen_after_bind(); });
-    // httplib's stop() does nothing until the listener runs; a stop() right after start() would
-    // otherwise be lost and the join in stop() would wait forever.
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-    while (!s.http.is_running() && std::chrono::steady_clock::now() < deadline)
-        std::this_thread::sleep_for(std::chrono::microseconds(200));
+    if (s.bound) fail("server: already started");
+    s.port = s.front.bind(s.config.host, s.config.port);
+    s.bound = true;
+    s.listener = std::thread([&s] { s.front.run(); });
     return s.port;
 }
 
 void UnitServer::run() {
-    if (!impl_->bound) impl_->bind();
-    if (impl_->listener.joinable()) fail("server: already serving on a background thread");
-    impl_->http.listen_after_bind();
+    Impl& s = *impl_;
+    if (s.listener.joinable()) fail("server: already serving on a background thread");
+    if (!s.bound) {
+        s.port = s.front.bind(s.config.host, s.config.port);
+        s.bound = true;
+    }
+    s.front.run();
 }
 
 void UnitServer::stop() {
     Impl& s = *impl_;
-    s.http.stop();  // no new connections first, so clients of aborted bodies find it closed
-    s.stop.request_stop();
+    s.stop.request_stop();  // paced bodies and RTT delays end at once
+    s.http.set_serving(false);
+    s.front.stop();
     if (s.listener.joinable()) s.listener.join();
 }
 
@@ -399,6 +464,7 @@ const ServerConfig& UnitServer::config() const {
 
 ServerStats UnitServer::stats() const {
     const Impl& s = *impl_;
+    const FrontStats f = s.front.stats();
     ServerStats st;
     st.requests = s.requests;
     st.objects_served = s.objects_served;
@@ -406,8 +472,16 @@ ServerStats UnitServer::stats() const {
     st.not_found = s.not_found;
     st.rejected = s.rejected;
     st.aborted_bodies = s.aborted;
-    st.connections = s.connections.total_connections();
-    st.open_connections = s.connections.open_connections();
+    st.connections = f.connections;
+    st.open_connections = f.open_connections;
+    st.unauthorized = s.unauthorized;
+    st.forbidden = s.forbidden;
+    st.refused_busy = f.refused_busy;
+    st.refused_address = f.refused_address;
+    st.rate_limited = f.rate_limited;
+    st.header_timeouts = f.header_timeouts;
+    st.header_too_large = f.header_too_large;
+    st.idle_closed = f.idle_closed;
     return st;
 }
 

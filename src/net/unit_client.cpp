@@ -1,5 +1,6 @@
 #include "net/unit_client.h"
 
+#include <arpa/inet.h>
 #include <httplib.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -81,6 +82,8 @@ const char* failure_kind_name(FailureKind kind) {
             return "size_mismatch";
         case FailureKind::checksum_mismatch:
             return "checksum_mismatch";
+        case FailureKind::hash_mismatch:
+            return "hash_mismatch";
         case FailureKind::timeout:
             return "timeout";
         case FailureKind::connection_lost:
@@ -97,6 +100,7 @@ const char* failure_kind_name(FailureKind kind) {
 
 UnitClient::UnitClient(ClientConfig config)
     : config_(std::move(config)),
+      trust_(config_.trust ? config_.trust : std::make_shared<const TrustPolicy>()),
       http_(std::make_unique<httplib::Client>(config_.host, config_.port)) {
     if (!(config_.read_timeout_s > 0) || !(config_.connect_timeout_s > 0))
         fail("client: timeouts must be positive");
@@ -116,9 +120,18 @@ UnitClient::UnitClient(ClientConfig config)
     http_->set_keep_alive(true);
     http_->set_tcp_nodelay(true);
     http_->set_decompress(false);
-    http_->set_socket_options([this](int socket) {
+    if (!config_.bearer_token.empty()) http_->set_bearer_token_auth(config_.bearer_token.c_str());
+    sockaddr_in source{};
+    if (!config_.source_address.empty()) {
+        source.sin_family = AF_INET;
+        if (::inet_pton(AF_INET, config_.source_address.c_str(), &source.sin_addr) != 1)
+            fail("client: source address \"{}\" is not an IPv4 address", config_.source_address);
+    }
+    http_->set_socket_options([this, source](int fd) {
         ++connections_opened_;
-        socket_ = socket;
+        socket_ = fd;
+        if (source.sin_family == AF_INET)  // before httplib connects: bind the local end
+            ::bind(fd, reinterpret_cast<const sockaddr*>(&source), sizeof(source));
     });
 }
 
@@ -173,17 +186,19 @@ std::string UnitClient::get_small_object(const std::string& key, std::string_vie
 
 const Manifest& UnitClient::fetch_manifest(std::string_view context_id) {
     if (!is_context_id(context_id))
-        fail("\"{}\" is not a context id (32 lowercase hex digits)", context_id);
+        fail("\"{}\" is not a context id (64 lowercase hex digits)", context_id);
+    trust_->note_if_unverified();
     const std::string body =
         get_small_object(manifest_key(context_id), fmt::format("the manifest of {}", context_id));
     Manifest m;
     try {
-        m = Manifest::parse(body);
+        m = trust_->check_manifest(body, context_id, config_.model_fingerprint);
+    } catch (const UntrustedContext& e) {
+        throw UntrustedContext(
+            fmt::format("{} (from {}:{})", e.what(), config_.host, config_.port));
     } catch (const Error& e) {
         fail("manifest of {} from {}:{}: {}", context_id, config_.host, config_.port, e.what());
     }
-    if (m.context_id != context_id)
-        fail("server sent the manifest of {} when asked for {}", m.context_id, context_id);
     manifest_ = std::move(m);
     have_manifest_ = true;
     return manifest_;
@@ -421,6 +436,21 @@ void UnitClient::deliver(ReceivedUnit&& unit) {
     queue_changed_.notify_all();
 }
 
+bool UnitClient::verify_hash(ReceivedUnit& unit) {
+    if (!trust_->enforcing()) return true;
+    const double start = now_seconds();
+    const UnitObject& expected = manifest_.object(unit.unit.t, unit.unit.l, unit.unit.level);
+    const bool ok = sha256(unit.bytes) == expected.sha256;
+    unit.verify_s = now_seconds() - start;
+    if (!ok) {
+        unit.bytes.clear();  // refused bytes never reach the caller
+        report(unit.unit, FailureKind::hash_mismatch,
+               fmt::format("{}: SHA-256 differs from the signed manifest: refused",
+                           unit_name(unit.unit)));
+    }
+    return ok;
+}
+
 void UnitClient::delivery_loop() {
     for (;;) {
         ReceivedUnit unit;
@@ -432,6 +462,7 @@ void UnitClient::delivery_loop() {
             queue_.pop_front();
         }
         queue_changed_.notify_all();
+        if (!verify_hash(unit)) continue;
         if (callbacks_.decode) {
             const double start = now_seconds();
             try {

@@ -1,6 +1,7 @@
 // The device side's network client. It fetches a context's manifest, then streams units over one
 // persistent HTTP/1.1 connection in the order of a FetchSchedule that the caller may change while
-// it runs. Every unit is checked against the manifest's size and xxhash64 before it is handed on;
+// it runs. Every unit is checked against the manifest's size and xxhash64 before it is handed on,
+// and, under a trust policy (store/trust.h), the manifest's signature and every unit's SHA-256;
 // a unit that fails (timeout, reset, bad checksum, HTTP error) is reported with a reason and the
 // stream goes on with the next one. Decoding and the caller's callback run on a delivery thread,
 // so the link never idles while a unit is being decoded.
@@ -21,6 +22,7 @@
 #include "net/bandwidth_estimator.h"
 #include "net/fetch_schedule.h"
 #include "store/manifest.h"
+#include "store/trust.h"
 
 namespace httplib {
 class Client;
@@ -48,6 +50,18 @@ struct ClientConfig {
     // is reported as failed.
     int server_error_retries = 2;
     double retry_backoff_s = 0.05;
+    // Keys whose signatures the device trusts (--trust-key). Null or empty: contexts are not
+    // verified, as before signing existed, and the client says so once per process.
+    std::shared_ptr<const TrustPolicy> trust{};
+    // When set, a manifest for other weights is refused (UntrustedContext): KV from another
+    // model is never usable. The engine's hex64(Model::fingerprint()).
+    std::string model_fingerprint{};
+    // Sent as "Authorization: Bearer <token>" to a server with per-tenant access; never logged.
+    std::string bearer_token{};
+    // Local IPv4 address to connect from (empty: the system's choice). Lets a test or benchmark
+    // play several devices on one machine (any 127/8 address is local), since the server limits
+    // each client address.
+    std::string source_address{};
 };
 
 // A --server argument: "HOST:PORT" (`sparkv serve`) or "http://HOST[:PORT][/PREFIX]" (an object
@@ -60,6 +74,7 @@ struct ReceivedUnit {
     std::vector<uint8_t> decoded;  // the decode hook's output (empty without a hook)
     UnitTiming timing;
     double decode_s = 0;
+    double verify_s = 0;  // SHA-256 check under a trust policy (delivery thread)
 };
 
 enum class FailureKind {
@@ -67,6 +82,7 @@ enum class FailureKind {
     http_status,      // the server answered with an error status
     size_mismatch,
     checksum_mismatch,
+    hash_mismatch,  // the SHA-256 differs from the signed manifest's: refused under a trust key
     timeout,
     connection_lost,
     unreachable,  // the server cannot be reached any more; every later unit fails this way
@@ -111,7 +127,8 @@ class UnitClient {
     UnitClient(const UnitClient&) = delete;
     UnitClient& operator=(const UnitClient&) = delete;
 
-    // Fetches and validates the manifest on the client's connection; throws Error.
+    // Fetches and validates the manifest on the client's connection; throws Error, or
+    // UntrustedContext (an Error) when the trust policy or the model fingerprint refuses it.
     const Manifest& fetch_manifest(std::string_view context_id);
     const Manifest& manifest() const { return manifest_; }
     // Fetches the context's token ids (after fetch_manifest), checked against the manifest and
@@ -143,8 +160,11 @@ class UnitClient {
     void fetch_unit(const UnitRequest& unit);
     void report(const UnitRequest& unit, FailureKind kind, std::string reason);
     void deliver(ReceivedUnit&& unit);
+    // Under an enforcing trust policy: the SHA-256 check; reports and returns false on mismatch.
+    bool verify_hash(ReceivedUnit& unit);
 
     ClientConfig config_;
+    std::shared_ptr<const TrustPolicy> trust_;  // never null
     std::unique_ptr<httplib::Client> http_;
     Manifest manifest_;
     bool have_manifest_ = false;

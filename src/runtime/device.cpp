@@ -104,6 +104,8 @@ AskResult Device::ask(const AskOptions& opt) {
     if (opt.n_predict < 1) fail("ask: -n must be at least 1");
     ClientConfig client_config = client_config_for_server(opt.server);
     client_config.read_timeout_s = opt.read_timeout_s;
+    client_config.trust = opt.trust;
+    client_config.bearer_token = opt.bearer_token;
     const auto& config = model_->config();
 
     // The oracle is told what will happen: plan it first, on a connection of its own, untimed.

@@ -56,6 +56,11 @@ struct AskOptions {
     ControllerSettings controller;
     std::string power_profile = "phone";
     double read_timeout_s = 10;
+    // Keys whose signatures the device trusts (store/trust.h): with any, an unsigned, foreign or
+    // other-model context is refused and a streamed unit whose SHA-256 differs from the signed
+    // manifest is refused (and computed instead). Null: not verified, as before signing.
+    std::shared_ptr<const TrustPolicy> trust;
+    std::string bearer_token;  // for a server with per-tenant access (serve --auth)
     // oracle only: the realised link and, when known, measured per-unit compute seconds (e.g.
     // from a local run of the same request) instead of the profile's predictions.
     std::optional<RealisedLink> realised_link;

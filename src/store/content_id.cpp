@@ -3,21 +3,22 @@
 #include <xxhash.h>
 
 #include <array>
-#include <memory>
 
 #include "common/error.h"
+#include "store/crypto.h"
 
 namespace sparkv {
 
 namespace {
 
-// Bumped if the hashed byte layout ever changes, so old and new ids cannot collide by accident.
-constexpr std::string_view kIdDomain = "sparkv-context-v1";
+// Bumped whenever the hashed byte layout changes, so ids of different layouts never collide. v1
+// was XXH3-128 of the same layout.
+constexpr std::string_view kIdDomain = "sparkv-context-v2";
 
-void update_le(XXH3_state_t* state, uint64_t value, int n_bytes) {
+void update_le(Sha256& hash, uint64_t value, int n_bytes) {
     std::array<uint8_t, 8> bytes{};
     for (int i = 0; i < n_bytes; ++i) bytes[i] = static_cast<uint8_t>(value >> (8 * i));
-    XXH3_128bits_update(state, bytes.data(), static_cast<size_t>(n_bytes));
+    hash.update(std::span(bytes.data(), static_cast<size_t>(n_bytes)));
 }
 
 }  // namespace
@@ -25,32 +26,30 @@ void update_le(XXH3_state_t* state, uint64_t value, int n_bytes) {
 std::string context_id(std::string_view model_fingerprint, std::span<const int32_t> tokens,
                        int32_t chunk_size) {
     if (chunk_size <= 0) fail("context id: chunk size must be positive, got {}", chunk_size);
-    std::unique_ptr<XXH3_state_t, decltype(&XXH3_freeState)> state(XXH3_createState(),
-                                                                   &XXH3_freeState);
-    if (!state) fail("context id: out of memory");
-    XXH3_128bits_reset(state.get());
+    Sha256 hash;
     // Every variable-length field is length-prefixed, so no two inputs share a byte stream.
-    XXH3_128bits_update(state.get(), kIdDomain.data(), kIdDomain.size());
-    update_le(state.get(), model_fingerprint.size(), 8);
-    XXH3_128bits_update(state.get(), model_fingerprint.data(), model_fingerprint.size());
-    update_le(state.get(), static_cast<uint32_t>(chunk_size), 4);
-    update_le(state.get(), tokens.size(), 8);
-    for (int32_t token : tokens) update_le(state.get(), static_cast<uint32_t>(token), 4);
-
-    XXH128_canonical_t canonical;
-    XXH128_canonicalFromHash(&canonical, XXH3_128bits_digest(state.get()));
-    static constexpr char kDigits[] = "0123456789abcdef";
-    std::string id;
-    id.reserve(32);
-    for (unsigned char byte : canonical.digest) {
-        id.push_back(kDigits[byte >> 4]);
-        id.push_back(kDigits[byte & 15]);
+    hash.update(kIdDomain);
+    update_le(hash, model_fingerprint.size(), 8);
+    hash.update(model_fingerprint);
+    update_le(hash, static_cast<uint32_t>(chunk_size), 4);
+    update_le(hash, tokens.size(), 8);
+    // Token ids as little-endian int32, hashed in blocks rather than one call per token.
+    std::array<uint8_t, 4096> block;
+    size_t used = 0;
+    for (int32_t token : tokens) {
+        const auto v = static_cast<uint32_t>(token);
+        for (int i = 0; i < 4; ++i) block[used++] = static_cast<uint8_t>(v >> (8 * i));
+        if (used == block.size()) {
+            hash.update(block);
+            used = 0;
+        }
     }
-    return id;
+    hash.update(std::span(block.data(), used));
+    return to_hex(hash.finish());
 }
 
 bool is_context_id(std::string_view text) {
-    if (text.size() != 32) return false;
+    if (text.size() != kContextIdDigits) return false;
     for (char c : text)
         if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return false;
     return true;

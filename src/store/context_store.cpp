@@ -7,6 +7,7 @@
 
 #include "common/error.h"
 #include "store/content_id.h"
+#include "store/crypto.h"
 
 namespace sparkv {
 
@@ -14,7 +15,7 @@ namespace {
 
 void require_context_id(std::string_view context_id) {
     if (!is_context_id(context_id))
-        fail("\"{}\" is not a context id (32 lowercase hex digits)", context_id);
+        fail("\"{}\" is not a context id (64 lowercase hex digits)", context_id);
 }
 
 }  // namespace
@@ -67,6 +68,8 @@ std::vector<int32_t> parse_tokens(const Manifest& manifest, std::span<const uint
              bytes.size(), manifest.tokens.bytes);
     if (object_checksum(bytes) != manifest.tokens.xxh64)
         fail("context {}: the token ids fail their checksum", manifest.context_id);
+    if (sha256(bytes) != manifest.tokens.sha256)
+        fail("context {}: the token ids fail their SHA-256", manifest.context_id);
     std::vector<int32_t> tokens(bytes.size() / sizeof(int32_t));
     std::memcpy(tokens.data(), bytes.data(), tokens.size() * sizeof(int32_t));
     if (context_id(kv_identity(manifest), tokens, manifest.chunk_size) != manifest.context_id)
@@ -108,6 +111,24 @@ Manifest ContextStore::read_manifest(std::string_view context_id) const {
     return m;
 }
 
+std::optional<ManifestSignature> ContextStore::read_manifest_signature(
+    std::string_view context_id) const {
+    require_context_id(context_id);
+    const std::string key = manifest_key(context_id);
+    const auto bytes = backend_->get(key);
+    nlohmann::json j;
+    try {
+        j = nlohmann::json::parse(bytes.begin(), bytes.end());
+    } catch (const nlohmann::json::exception& e) {
+        fail("{} in {}: not valid JSON ({})", key, backend_->describe(), e.what());
+    }
+    auto signature = sparkv::read_manifest_signature(j);
+    if (signature && !manifest_signature_valid(j, *signature))
+        fail("{} in {}: does not match its signature by key {}", key, backend_->describe(),
+             signature->key.id());
+    return signature;
+}
+
 bool ContextStore::is_complete(std::string_view context_id, Check check) const {
     if (!has_manifest(context_id)) return false;
     Manifest m;
@@ -136,6 +157,7 @@ bool ContextStore::is_complete(std::string_view context_id, Check check) const {
             std::vector<uint8_t> bytes(reader->size());
             if (reader->read_at(0, bytes) != bytes.size()) return false;
             if (object_checksum(bytes) != u.objects[k].xxh64) return false;
+            if (sha256(bytes) != u.objects[k].sha256) return false;
         }
     }
     return true;
@@ -194,7 +216,7 @@ void ContextWriter::put_unit(int32_t t, int32_t l, std::string_view level,
     if (bytes.empty()) fail("unit ({}, {}) at level {}: empty object", t, l, level);
     const auto index = static_cast<size_t>(manifest_.require_level(level));
     manifest_.unit(t, l);  // throws for a unit outside the context
-    const UnitObject object{bytes.size(), object_checksum(bytes)};
+    const UnitObject object{bytes.size(), object_checksum(bytes), sha256(bytes)};
     store_.backend().put(unit_key(manifest_, level, t, l), bytes);
     std::lock_guard lock(mutex_);
     if (committed_) fail("context {} is already committed", manifest_.context_id);
@@ -213,7 +235,7 @@ void ContextWriter::put_tokens(std::span<const int32_t> tokens) {
              tokens.size(), manifest_.n_tokens);
     std::vector<uint8_t> bytes(tokens.size_bytes());
     std::memcpy(bytes.data(), tokens.data(), bytes.size());
-    const UnitObject object{bytes.size(), object_checksum(bytes)};
+    const UnitObject object{bytes.size(), object_checksum(bytes), sha256(bytes)};
     store_.backend().put(tokens_key(manifest_), bytes);
     std::lock_guard lock(mutex_);
     if (committed_) fail("context {} is already committed", manifest_.context_id);
@@ -249,12 +271,14 @@ void ContextWriter::verify_objects() const {
                   fmt::format("unit ({}, {}) at level {}", u.t, u.l, manifest_.levels[k]));
 }
 
-const Manifest& ContextWriter::commit() {
+const Manifest& ContextWriter::commit(const SigningKey* key) {
     std::lock_guard lock(mutex_);
     if (committed_) return manifest_;
     manifest_.validate();  // names the first unit/level without an object
     verify_objects();
-    const std::string text = manifest_.dump();
+    nlohmann::json j = manifest_.to_json();
+    if (key) sign_manifest_json(j, *key);
+    const std::string text = j.dump(1);
     store_.backend().put(manifest_key(manifest_.context_id),
                          std::span(reinterpret_cast<const uint8_t*>(text.data()), text.size()));
     committed_ = true;

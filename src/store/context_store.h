@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "store/manifest.h"
+#include "store/manifest_signature.h"
 #include "store/storage_backend.h"
 
 namespace sparkv {
@@ -56,8 +57,8 @@ struct AttemptInfo {
 };
 
 // The token ids stored as the tokens object of `manifest`'s context, checked against everything
-// the manifest says of them: size, checksum, and that they hash to the context id (so the tokens
-// a device computes from are the ones the id names). Throws Error naming what disagrees.
+// the manifest says of them: size, xxhash64, SHA-256, and that they hash to the context id (so the
+// tokens a device computes from are the ones the id names). Throws Error naming what disagrees.
 std::vector<int32_t> parse_tokens(const Manifest& manifest, std::span<const uint8_t> bytes);
 
 class ContextStore {
@@ -70,11 +71,14 @@ class ContextStore {
     std::vector<std::string> list_contexts() const;
     bool has_manifest(std::string_view context_id) const;
     Manifest read_manifest(std::string_view context_id) const;
+    // The stored manifest's signature, or nullopt if it is unsigned (store/manifest_signature.h).
+    // Throws Error if the manifest is absent or its signature is malformed or does not match.
+    std::optional<ManifestSignature> read_manifest_signature(std::string_view context_id) const;
 
     enum class Check { sizes, checksums };
     // True when the manifest is present and valid and every object it names exists with the
-    // recorded size (and, with Check::checksums, the recorded xxhash64). A complete context needs
-    // no re-ingest.
+    // recorded size (and, with Check::checksums, the recorded xxhash64 and SHA-256). A complete
+    // context needs no re-ingest.
     bool is_complete(std::string_view context_id, Check check = Check::sizes) const;
 
     // The attempts stored for a context, committed or not, sorted by name.
@@ -111,8 +115,9 @@ class ContextWriter {
     void put_tokens(std::span<const int32_t> tokens);
     void set_prompt_format(std::string format);
     // Checks that every object the manifest names is in the store with its recorded size, then
-    // writes the manifest; throws Error naming the first missing object if any.
-    const Manifest& commit();
+    // writes the manifest, signed with `key` if given (store/manifest_signature.h); throws Error
+    // naming the first missing object if any.
+    const Manifest& commit(const SigningKey* key = nullptr);
 
   private:
     void verify_objects() const;

@@ -53,6 +53,23 @@ std::string string_field(const json& object, const char* name, const std::string
     return value.get<std::string>();
 }
 
+json object_json(const UnitObject& object) {
+    return {
+        {"bytes", object.bytes}, {"xxh64", hex64(object.xxh64)}, {"sha256", to_hex(object.sha256)}};
+}
+
+UnitObject read_object(const json& j, const std::string& where, int64_t max_bytes) {
+    UnitObject object;
+    object.bytes = static_cast<uint64_t>(int_field(j, "bytes", where, 1, max_bytes));
+    const auto xxh64 = parse_hex64(string_field(j, "xxh64", where));
+    if (!xxh64) fail("manifest: {}.xxh64 is not 16 lowercase hex digits", where);
+    object.xxh64 = *xxh64;
+    const auto digest = parse_sha256_hex(string_field(j, "sha256", where));
+    if (!digest) fail("manifest: {}.sha256 is not 64 lowercase hex digits", where);
+    object.sha256 = *digest;
+    return object;
+}
+
 std::string unit_name(int32_t t, int32_t l) {
     return fmt::format("unit ({}, {})", t, l);
 }
@@ -239,14 +256,13 @@ nlohmann::json Manifest::to_json() const {
             {{"index", c.index}, {"first_token", c.first_token}, {"n_tokens", c.n_tokens}});
     j["chunks"] = std::move(chunk_list);
     j["levels"] = levels;
-    j["tokens"] = {{"bytes", tokens.bytes}, {"xxh64", hex64(tokens.xxh64)}};
+    j["tokens"] = object_json(tokens);
     if (!prompt_format.empty()) j["prompt_format"] = prompt_format;
     json unit_list = json::array();
     for (const auto& u : units) {
         json objects = json::object();
         for (size_t k = 0; k < levels.size() && k < u.objects.size(); ++k)
-            objects[levels[k]] = {{"bytes", u.objects[k].bytes},
-                                  {"xxh64", hex64(u.objects[k].xxh64)}};
+            objects[levels[k]] = object_json(u.objects[k]);
         json ju = {{"t", u.t},
                    {"l", u.l},
                    {"first_token", u.first_token},
@@ -310,11 +326,7 @@ Manifest Manifest::from_json(const nlohmann::json& j) {
         m.levels.push_back(level.get<std::string>());
     }
 
-    const json& tokens = field(j, "tokens", "manifest");
-    m.tokens.bytes = static_cast<uint64_t>(int_field(tokens, "bytes", "tokens", 1, kMaxTokens * 4));
-    const auto tokens_hash = parse_hex64(string_field(tokens, "xxh64", "tokens"));
-    if (!tokens_hash) fail("manifest: tokens.xxh64 is not 16 lowercase hex digits");
-    m.tokens.xxh64 = *tokens_hash;
+    m.tokens = read_object(field(j, "tokens", "manifest"), "tokens", kMaxTokens * 4);
     if (j.contains("prompt_format")) m.prompt_format = string_field(j, "prompt_format", "manifest");
 
     if (auto it = j.find("sparse_attention"); it != j.end()) {
@@ -352,14 +364,8 @@ Manifest Manifest::from_json(const nlohmann::json& j) {
             fail("manifest: {}.objects must hold one entry per level", where);
         for (const auto& level : m.levels) {
             const std::string object_where = where + ".objects." + level;
-            const json& jo = field(objects, level.c_str(), where + ".objects");
-            UnitObject object;
-            object.bytes = static_cast<uint64_t>(
-                int_field(jo, "bytes", object_where, 1, std::numeric_limits<int64_t>::max()));
-            const auto hash = parse_hex64(string_field(jo, "xxh64", object_where));
-            if (!hash) fail("manifest: {}.xxh64 is not 16 lowercase hex digits", object_where);
-            object.xxh64 = *hash;
-            u.objects.push_back(object);
+            u.objects.push_back(read_object(field(objects, level.c_str(), where + ".objects"),
+                                            object_where, std::numeric_limits<int64_t>::max()));
         }
         m.units.push_back(std::move(u));
     }

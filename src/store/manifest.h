@@ -11,6 +11,8 @@
 #include <string_view>
 #include <vector>
 
+#include "store/crypto.h"
+
 namespace sparkv {
 
 struct ModelInfo {
@@ -30,7 +32,8 @@ struct ChunkInfo {
 // One encoded object: unit (t, l) at one quality level.
 struct UnitObject {
     uint64_t bytes = 0;
-    uint64_t xxh64 = 0;
+    uint64_t xxh64 = 0;     // fast check against accidents
+    Sha256Digest sha256{};  // cryptographic hash: what a signed manifest vouches for
 };
 
 struct UnitInfo {
@@ -75,9 +78,10 @@ int64_t causal_blocks(int64_t first_token, int64_t n_tokens, int32_t n_kv_heads,
 
 struct Manifest {
     // Version 2 added the token ids object ("tokens"); version 3 put every object of the context
-    // under the prefix of the ingest attempt that wrote it ("attempt"). Older stores must be
-    // re-ingested.
-    static constexpr int kFormatVersion = 3;
+    // under the prefix of the ingest attempt that wrote it ("attempt"); version 4 the SHA-256 of
+    // every object and SHA-256 context ids (and an optional "signature", see
+    // store/manifest_signature.h). Older stores must be re-ingested.
+    static constexpr int kFormatVersion = 4;
 
     std::string context_id;
     // The ingest attempt whose objects this manifest names: every object of the context lives

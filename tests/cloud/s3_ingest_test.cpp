@@ -214,7 +214,7 @@ TEST_F(S3Ingest, GarageHoldsBitIdenticalUnitsAndDevicesStreamThem) {
         EXPECT_EQ(client.fetch_tokens(), ids);
     }
     // An unknown context answers 404 both ways, with the store's words.
-    const std::string unknown(32, 'e');
+    const std::string unknown(64, 'e');
     try {
         UnitClient(direct).fetch_manifest(unknown);
         FAIL() << "a missing manifest was fetched";

@@ -319,7 +319,7 @@ TEST(UnitClient, ManifestErrorsAreActionable) {
         UnitClient client(config_for(*server));
         EXPECT_THROW(client.fetch_manifest("nope"), Error);
         try {
-            client.fetch_manifest(std::string(32, 'a'));
+            client.fetch_manifest(std::string(64, 'a'));
             FAIL();
         } catch (const Error& e) {
             EXPECT_NE(std::string(e.what()).find("404"), std::string::npos) << e.what();

@@ -29,6 +29,9 @@ TEST(LinkTrace, RejectsMalformedFiles) {
         EXPECT_THROW(LinkTrace::load(dir.file("bad")), Error) << text;
     }
     EXPECT_THROW(LinkTrace::load(dir.file("missing")), Error);
+    EXPECT_THROW(LinkTrace::parse(std::string("1\n2\0junk\n", 9), "nul"), Error);
+    EXPECT_EQ(LinkTrace::parse("1\r\n\n3\n", "crlf").timestamps_ms(),
+              (std::vector<uint32_t>{1, 3}));
 }
 
 TEST(LinkTrace, CountsOpportunitiesAcrossLoops) {

@@ -107,7 +107,7 @@ TEST(ObjectStoreClient, ReportsS3ErrorsInTheStoresWords) {
         client_config_for_server(fmt::format("http://127.0.0.1:{}/pfx", bucket.port()));
     config.host_header = "bucket.web";
     try {
-        UnitClient(config).fetch_manifest(std::string(32, 'a'));
+        UnitClient(config).fetch_manifest(std::string(64, 'a'));
         FAIL() << "a missing manifest was fetched";
     } catch (const Error& e) {
         EXPECT_NE(std::string(e.what()).find("404 for the manifest"), std::string::npos);

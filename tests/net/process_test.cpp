@@ -38,6 +38,7 @@ TEST(ServerProcess, ClientReportsFailuresWhenTheServerIsKilled) {
     ASSERT_GE(child, 0);
     if (child == 0) {
         close(fds[0]);
+        testing::close_inherited_fds(fds[1]);
         ServerConfig config;
         config.link.rate_mbps = 8;  // 0.1 s per unit
         UnitServer server(store.backend, config);
@@ -96,8 +97,7 @@ TEST(ServeCommand, PrintsWhatItServesAndStopsOnSignals) {
         ASSERT_GE(child, 0);
         if (child == 0) {
             dup2(fds[1], STDOUT_FILENO);
-            close(fds[0]);
-            close(fds[1]);
+            testing::close_inherited_fds();
             execl(SPARKV_BINARY, SPARKV_BINARY, "serve", "--store", store_dir.c_str(), "--listen",
                   "127.0.0.1:0", "--rate-mbps", "50", "--rtt-ms", "5", nullptr);
             _exit(127);

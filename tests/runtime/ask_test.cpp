@@ -8,6 +8,8 @@
 #include "common/error.h"
 #include "engine/prompt.h"
 #include "runtime_fixture.h"
+#include "store/signing.h"
+#include "store/trust.h"
 
 namespace sparkv {
 namespace {
@@ -162,6 +164,39 @@ TEST_F(AskTest, TheControllerMovesUnitsToTheComputeLaneWhenTheLinkIsSlow) {
     EXPECT_EQ(r.answer_tokens, device.ask(world_->ask(Policy::local)).answer_tokens);
 }
 
+// With a trust key the runtime refuses an unsigned context or one signed by another key, and
+// answers exactly as before once the context is signed by the trusted key.
+TEST_F(AskTest, ATrustKeyRefusesUnsignedOrForeignContexts) {
+    const SigningKey cloud = SigningKey::generate();
+    const SigningKey stranger = SigningKey::generate();
+    runtime::Device device(world_->device_options());
+    const auto local = device.ask(world_->ask(Policy::local));
+    auto ask = stream_all();
+    ask.trust = std::make_shared<const TrustPolicy>(std::vector<PublicKey>{cloud.public_key()});
+    EXPECT_THROW(device.ask(ask), UntrustedContext);  // unsigned
+
+    // Re-signing a present context verifies its objects and signs the same attempt.
+    const auto resign = [&](const SigningKey& key) {
+        ContextStore store(world_->backend);
+        IngestOptions io;
+        io.chunk_tokens = 32;
+        io.levels = {"fp16", "q5h"};
+        io.threads = 1;
+        io.prompt_format = "raw";
+        io.signing_key = &key;
+        const auto r = ingest_context(*world_->model, store, world_->tokens, io);
+        EXPECT_TRUE(r.already_present);
+        EXPECT_TRUE(r.resigned);
+    };
+    resign(stranger);
+    EXPECT_THROW(device.ask(ask), UntrustedContext);  // signed, but not by a trusted key
+    resign(cloud);
+    const auto r = device.ask(ask);
+    EXPECT_TRUE(r.failures.empty());
+    EXPECT_EQ(r.answer_tokens, local.answer_tokens);
+    EXPECT_LT(max_rel_error(r.first_logits, local.first_logits), 1e-4);
+}
+
 TEST_F(AskTest, TheAnswerComesWhenTheServerDiesMidRun) {
     // A slow link keeps the stream lane busy; the server goes away mid-run. Every unit it did not
     // deliver is computed, and nothing waits for the dead link.
@@ -185,7 +220,7 @@ TEST_F(AskTest, TheAnswerComesWhenTheServerDiesMidRun) {
 TEST_F(AskTest, BadRequestsAreClearErrors) {
     runtime::Device device(world_->device_options());
     auto ask = world_->ask(Policy::sparkv);
-    ask.context_id = std::string(32, 'a');
+    ask.context_id = std::string(64, 'a');
     EXPECT_THROW(device.ask(ask), Error);  // unknown context: 404
     ask = world_->ask(Policy::sparkv);
     ask.level = "q9z";

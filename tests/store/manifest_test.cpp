@@ -101,6 +101,12 @@ TEST(Manifest, RejectsCorruptManifests) {
         {"zero bytes", [](auto& j) { j["units"][2]["objects"]["q5h"]["bytes"] = 0; }},
         {"bad hash", [](auto& j) { j["units"][2]["objects"]["q5h"]["xxh64"] = "xyz"; }},
         {"hash as number", [](auto& j) { j["units"][2]["objects"]["q5h"]["xxh64"] = 5; }},
+        {"no sha256", [](auto& j) { j["units"][2]["objects"]["q5h"].erase("sha256"); }},
+        {"short sha256", [](auto& j) { j["units"][2]["objects"]["q5h"]["sha256"] = "abcd"; }},
+        {"upper-case sha256",
+         [](auto& j) { j["units"][2]["objects"]["q5h"]["sha256"] = std::string(64, 'A'); }},
+        {"no token sha256", [](auto& j) { j["tokens"].erase("sha256"); }},
+        {"version 3 (no SHA-256)", [](auto& j) { j["version"] = 3; }},
         {"units not array", [](auto& j) { j["units"] = nlohmann::json::object(); }},
         {"too many units", [](auto& j) { j["units"].push_back(j["units"][0]); }},
     };
@@ -211,7 +217,7 @@ TEST(ContentId, HexRoundTrip) {
         EXPECT_EQ(parse_hex64(hex64(v)), v);
     EXPECT_FALSE(parse_hex64("0123456789ABCDEF"));
     EXPECT_FALSE(parse_hex64("123"));
-    EXPECT_FALSE(is_context_id("0123456789abcdef0123456789abcdeg"));
+    EXPECT_FALSE(is_context_id("0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdeg"));
 }
 
 }  // namespace

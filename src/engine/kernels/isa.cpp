@@ -1,9 +1,14 @@
 #include "engine/kernels/isa.h"
 
+#include <cstdint>
 #include <cstdlib>
 #include <string_view>
 
 #include "common/error.h"
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <cpuid.h>
+#endif
 
 namespace sparkv::kernels {
 
@@ -19,16 +24,48 @@ const char* isa_name(Isa isa) {
     return "portable";
 }
 
+#if defined(__x86_64__) && defined(__GNUC__)
+namespace {
+
+// The CPU's feature bits, read with cpuid directly: clang 14 and 16 reject
+// __builtin_cpu_supports("f16c"), and cpuid also tells whether the OS saves the wide registers.
+struct CpuFeatures {
+    bool avx2 = false;    // AVX2 + FMA + F16C, with the OS saving YMM state
+    bool avx512 = false;  // F, BW, VL, DQ, with the OS saving ZMM state
+};
+
+uint64_t read_xcr0() {
+    uint32_t eax = 0, edx = 0;
+    __asm__ volatile("xgetbv" : "=a"(eax), "=d"(edx) : "c"(0));
+    return (static_cast<uint64_t>(edx) << 32) | eax;
+}
+
+CpuFeatures read_cpu_features() {
+    CpuFeatures f;
+    unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
+    if (!__get_cpuid(1, &eax, &ebx, &ecx, &edx)) return f;
+    const bool fma = ecx & (1u << 12), osxsave = ecx & (1u << 27), avx = ecx & (1u << 28),
+               f16c = ecx & (1u << 29);
+    if (!osxsave || !avx) return f;
+    const uint64_t xcr0 = read_xcr0();
+    const bool ymm_saved = (xcr0 & 0x6) == 0x6;    // SSE and AVX state
+    const bool zmm_saved = (xcr0 & 0xe6) == 0xe6;  // plus opmask and ZMM state
+    if (!__get_cpuid_count(7, 0, &eax, &ebx, &ecx, &edx)) return f;
+    const bool avx2 = ebx & (1u << 5), avx512f = ebx & (1u << 16), avx512dq = ebx & (1u << 17),
+               avx512bw = ebx & (1u << 30), avx512vl = ebx & (1u << 31);
+    f.avx2 = ymm_saved && avx2 && fma && f16c;
+    f.avx512 = f.avx2 && zmm_saved && avx512f && avx512bw && avx512vl && avx512dq;
+    return f;
+}
+
+}  // namespace
+#endif
+
 Isa cpu_isa() {
 #if defined(__x86_64__) && defined(__GNUC__)
-    __builtin_cpu_init();
-    const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
-                      __builtin_cpu_supports("f16c");
-    const bool avx512 = avx2 && __builtin_cpu_supports("avx512f") &&
-                        __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
-                        __builtin_cpu_supports("avx512dq");
-    if (avx512) return Isa::avx512;
-    if (avx2) return Isa::avx2;
+    const CpuFeatures f = read_cpu_features();
+    if (f.avx512) return Isa::avx512;
+    if (f.avx2) return Isa::avx2;
 #endif
     return Isa::portable;
 }
