@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Installs the llama.cpp peer (npm node-llama-cpp 3.21.1, prebuilt CPU libraries) into the SparKV
+# Installs the llama.cpp peer (npm node-llama-cpp (version in package.json), prebuilt CPU libraries) into the SparKV
 # cache, outside git. Used only by the comparison scripts in bench/, never by the product.
 set -euo pipefail
 root="${SPARKV_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/sparkv}/peer"

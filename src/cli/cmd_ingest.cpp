@@ -96,7 +96,8 @@ CommandRunner add_ingest_command(CLI::App& app) {
     auto opt = std::make_shared<IngestCliOptions>();
     auto* cmd =
         app.add_subcommand("ingest", "Prefill a document once, encode its KV units and store them");
-    cmd->add_option("--model", opt->model, "GGUF model (default: the reference model)");
+    cmd->add_option("--model", opt->model,
+                    "GGUF file or known model name (default: the reference model)");
     cmd->add_option("--store", opt->store, "Store directory (created if missing)")->required();
     cmd->add_option("--doc", opt->doc, "Document (UTF-8 text) to ingest")
         ->required()
