@@ -26,7 +26,7 @@ Isa cpu_isa() {
                       __builtin_cpu_supports("f16c");
     const bool avx512 = avx2 && __builtin_cpu_supports("avx512f") &&
                         __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
-                        __builtin_cpu_supports("avx512dq");
+                        __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vnni");
     if (avx512) return Isa::avx512;
     if (avx2) return Isa::avx2;
 #endif
