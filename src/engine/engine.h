@@ -72,6 +72,7 @@ class Engine {
     };
     void prepare(const HiddenState& h, int layer);
     void compute_kv(const HiddenState& h, int layer);  // fills ws_.k / ws_.v and the cache
+    void store_kv(const HiddenState& h, int layer);    // ws_.k / ws_.v (projected) -> the cache
     void check_history(int layer, int64_t pos0) const;
     void check_range(int layer, int64_t pos0, int64_t n, const char* what) const;
     std::vector<float> logits_rows(const HiddenState& h, int64_t first_row);

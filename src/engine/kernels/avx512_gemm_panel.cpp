@@ -30,6 +30,7 @@ namespace {
 constexpr int kLanes = 16;
 constexpr int kPanels = 2;  // 16-row panels per tile
 constexpr int kMaxTileTokens = 4;
+constexpr int64_t kPanelMinTokens = 2;
 
 // One 16-row panel of one 32-element block: the quants (lane = row), then per scale group the
 // rows' scales and offset factors.
@@ -192,7 +193,11 @@ void gemm_panels(const GemmTask& task, ActivationLayout layout) {
 }  // namespace
 
 bool gemm_panel(const GemmTask& task) {
-    if (task.t1 - task.t0 < avx2::kPanelMinTokens) return false;
+    // From 2 tokens on (1 token is the GEMV's): every token's result is then the same bits
+    // whatever the chunk it arrives in, so that a short chunk (an ingest's last one, say) gives
+    // exactly the K/V the same tokens get inside a longer prefill. The AVX2 tile the panel would
+    // otherwise hand short tasks to sums in another order.
+    if (task.t1 - task.t0 < kPanelMinTokens) return false;
     constexpr ActivationLayout k32{0, false}, kSuper32{3, false}, kSuper16{3, true};
     switch (task.w->type) {
         case GgmlType::Q4_0:

@@ -57,6 +57,13 @@ inline __m256i iq4_levels_u8() {
 template <GgmlType kType>
 struct Unpack;
 
+// The quants of block b alone; the scale work block() also does is dead code once inlined.
+template <GgmlType kType>
+inline __m256i unpack_quants(const uint8_t* row, int64_t b) {
+    float scale[2], off[2];
+    return Unpack<kType>::block(row, b, scale, off);
+}
+
 // ---- 32-element blocks ----
 
 template <>

@@ -183,8 +183,8 @@ TEST_P(TokenizerModel, MatchesLlamaCppOnTheDemoText) {
 }
 
 INSTANTIATE_TEST_SUITE_P(LlamaCpp, TokenizerModel, ::testing::ValuesIn(kModelFixtures),
-                         [](const auto& info) {
-                             std::string name = info.param.model;
+                         [](const auto& param_info) {
+                             std::string name = param_info.param.model;
                              for (char& c : name)
                                  if (!std::isalnum(static_cast<unsigned char>(c))) c = '_';
                              return name;
