@@ -4,7 +4,7 @@
 //   cmake --build build --target sparkv engine_bench
 //   node bench/engine_vs_llamacpp.mjs [--models q4_k_m,q8_0,q4_0,q4_1] [--model FILE] [--runs 3]
 //        [--threads 2] [--chunks 8] [--decode 64] [--batch 1024] [--no-native] [--lock FILE]
-//        [--build build] [--json FILE]
+//        [--build build] [--json FILE] [--avx2]
 //
 // Models (--models, comma-separated; or one --model FILE):
 //   q4_k_m  Qwen2.5-Coder-0.5B-Instruct Q4_K_M (`sparkv model --fetch`): Q5_0, Q8_0, Q4_K, Q6_K;
@@ -21,6 +21,8 @@
 //   * native llama-bench built from the same llama.cpp sources (bench/llamacpp_native.sh builds
 //     it; --no-native skips it): pp1024 at depths 0, 3072, 7168 and tg64 at depth 0, flash
 //     attention off and on.
+//   * with --avx2, also sparkv_avx2: the same binary with SPARKV_ISA=avx2 (the kernels an
+//     AVX2-only CPU gets; on an AVX-512 VNNI CPU the default is the AVX-512 level).
 // Metrics: prefill tok/s of each 1024-token chunk of a sequential chunked prefill (the chunk at
 // depth d attends to d earlier tokens), reported at depths 0, 3072 and 7168, and decode tok/s of
 // --decode greedy tokens from an (almost) empty context (SparKV and node: after 1 token; native:
@@ -54,11 +56,11 @@ const median = (values) => {
   const m = Math.floor(s.length / 2);
   return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
 };
-const run = (cmd, cmdArgs) => {
+const run = (cmd, cmdArgs, env = process.env) => {
   const [c, a] = lock ? ["flock", [lock, cmd, ...cmdArgs]] : [cmd, cmdArgs];
-  return execFileSync(c, a, { encoding: "utf8", stdio: ["ignore", "pipe", "inherit"], maxBuffer: 1 << 26 });
+  return execFileSync(c, a, { encoding: "utf8", env, stdio: ["ignore", "pipe", "inherit"], maxBuffer: 1 << 26 });
 };
-const runJson = (cmd, cmdArgs) => JSON.parse(run(cmd, cmdArgs));
+const runJson = (cmd, cmdArgs, env) => JSON.parse(run(cmd, cmdArgs, env));
 
 // The GGUF file of a --models key, converting the reference model when a copy is missing.
 function modelFile(key) {
@@ -106,6 +108,9 @@ function benchModel(key, modelPath) {
       node_fa_on: () =>
         runJson("node", [llamaScript, "--model", modelPath, "--batch", batch, "--flash-attention", "on", ...common]),
     };
+    if (flag("--avx2"))
+      engines.sparkv_avx2 = () =>
+        runJson(join(buildDir, "bench", "engine_bench"), ["--model", modelPath, "--json", ...common], { ...process.env, SPARKV_ISA: "avx2" });
     let native = null;
     if (!flag("--no-native")) {
       const binary = nativeBench();
@@ -125,7 +130,7 @@ function benchModel(key, modelPath) {
     }
     // Medians: prefill by depth, decode at depth 0 (SparKV / node: their depth-1 decode).
     const series = {};
-    for (const name of ["sparkv", "node_fa_off", "node_fa_on"]) {
+    for (const name of ["sparkv", "node_fa_off", "node_fa_on", "sparkv_avx2"].filter((n) => raw[n])) {
       series[name] = {
         prefill: Object.fromEntries(REPORT_DEPTHS.map((d) => [d, median(raw[name].map((x) => x.prefill.find((p) => p.depth === d).tok_s))])),
         decode0: median(raw[name].map((x) => x.decode[0].tok_s)),
@@ -146,14 +151,15 @@ function benchModel(key, modelPath) {
     for (const d of REPORT_DEPTHS) {
       const node = best({ value: series.node_fa_off.prefill[d], config: "fa off" }, { value: series.node_fa_on.prefill[d], config: "fa on" });
       const nat = native ? best({ value: native.fa_off.prefill[d], config: "fa off" }, { value: native.fa_on.prefill[d], config: "fa on" }) : null;
-      rows.push({ metric: `prefill 1024 @ ${d}`, sparkv: series.sparkv.prefill[d], node, native: nat });
+      rows.push({ metric: `prefill 1024 @ ${d}`, sparkv: series.sparkv.prefill[d], avx2: series.sparkv_avx2?.prefill[d], node, native: nat });
     }
     const node = best({ value: series.node_fa_off.decode0, config: "fa off" }, { value: series.node_fa_on.decode0, config: "fa on" });
     const nat = native ? best({ value: native.fa_off.decode0, config: "fa off" }, { value: native.fa_on.decode0, config: "fa on" }) : null;
-    rows.push({ metric: `decode ${decode} @ 0`, sparkv: series.sparkv.decode0, node, native: nat });
+    rows.push({ metric: `decode ${decode} @ 0`, sparkv: series.sparkv.decode0, avx2: series.sparkv_avx2?.decode0, node, native: nat });
     for (const r of rows) {
       r.ratio_node = r.sparkv / r.node.value;
       if (r.native) r.ratio_native = r.sparkv / r.native.value;
+      if (r.avx2 !== undefined) r.ratio_avx2_node = r.avx2 / r.node.value;
     }
     return { key, model: modelPath, rows, series, native, raw, load_average: load };
   } finally {
@@ -171,16 +177,17 @@ for (const key of keys) {
 const fmt = (v) => (v === undefined || v === null ? "-" : v.toFixed(1));
 console.log(`SparKV engine vs llama.cpp (${peerName}; native llama-bench from its sources), ${threads} threads, ` +
             `medians of ${runs} runs; tok/s; ratio = SparKV / llama.cpp's better flash-attention setting`);
-console.log(`| model | metric | SparKV | llama.cpp node (fa) | ratio | llama-bench native (fa) | ratio |`);
-console.log(`|---|---|---:|---:|---:|---:|---:|`);
+console.log(`| model | metric | SparKV | llama.cpp node (fa) | ratio | llama-bench native (fa) | ratio | SparKV AVX2 | ratio |`);
+console.log(`|---|---|---:|---:|---:|---:|---:|---:|---:|`);
 for (const res of results) {
   for (const r of res.rows) {
     const nat = r.native ? `${fmt(r.native.value)} (${r.native.config}) | **${r.ratio_native.toFixed(2)}**` : "- | -";
     console.log(`| ${basename(res.model)} | ${r.metric} | ${fmt(r.sparkv)} | ${fmt(r.node.value)} (${r.node.config}) | ` +
-                `**${r.ratio_node.toFixed(2)}** | ${nat} |`);
+                `**${r.ratio_node.toFixed(2)}** | ${nat} | ` +
+                (r.avx2 !== undefined ? `${fmt(r.avx2)} | ${r.ratio_avx2_node.toFixed(2)} |` : "- | - |"));
   }
   const load = res.load_average;
-  console.log(`|   | 1-min load average during the runs: median ${median(load).toFixed(1)}, max ${Math.max(...load).toFixed(1)} | | | | | |`);
+  console.log(`|   | 1-min load average during the runs: median ${median(load).toFixed(1)}, max ${Math.max(...load).toFixed(1)} | | | | | | | |`);
 }
 if (jsonOut) {
   writeFileSync(resolve(jsonOut), JSON.stringify({ peer: peerName, threads: Number(threads), runs, chunk, cache: sparkvCache(), results }, null, 2) + "\n");

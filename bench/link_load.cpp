@@ -62,6 +62,7 @@ std::vector<std::string> build_store(const Options& opt,
         if (store.is_complete(id)) continue;  // content-addressed: already ingested
         ContextWriter writer(store, make_manifest(id, model, static_cast<int64_t>(tokens.size()),
                                                   opt.chunk_tokens, {"q5h"}));
+        writer.put_tokens(tokens);
         std::mt19937_64 rng(static_cast<uint64_t>(c) + 1);
         std::vector<uint8_t> bytes;
         for (int t = 0; t < opt.chunks; ++t)

@@ -63,9 +63,10 @@ std::string make_object(const fs::path& dir, double megabytes,
         const uint64_t v = rng();
         std::memcpy(bytes.data() + i, &v, 8);
     }
+    writer.put_tokens(tokens);
     writer.put_unit(0, 0, "raw", bytes);
     const Manifest& m = writer.commit();
-    return fmt::format("/{}", unit_key(m.context_id, "raw", 0, 0));
+    return fmt::format("/{}", unit_key(m, "raw", 0, 0));
 }
 
 double percentile(std::vector<double> values, double p) {

@@ -6,7 +6,7 @@ set -euo pipefail
 declare -A tools=([cmake]=cmake [ninja]=ninja-build [g++]=g++ [pkg-config]=pkg-config
                   [python3]=python3 [npm]=npm)
 libraries=(libgtest-dev libzstd-dev libxxhash-dev nlohmann-json3-dev libcli11-dev libfmt-dev
-           libcpp-httplib-dev libssl-dev zlib1g-dev libbrotli-dev)
+           libcpp-httplib-dev libssl-dev zlib1g-dev libbrotli-dev libcurl4-openssl-dev libexpat1-dev)
 missing=()
 for tool in "${!tools[@]}"; do
   command -v "$tool" >/dev/null 2>&1 || missing+=("${tools[$tool]}")

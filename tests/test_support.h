@@ -5,6 +5,8 @@
 
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <string>
 
 #include "common/paths.h"
@@ -39,6 +41,16 @@ inline std::string reference_model_or_skip() {
     if (var.empty()) GTEST_SKIP() << (name) << " not fetched (sparkv model --fetch)"
 
 #define SPARKV_REQUIRE_REFERENCE_MODEL(var) SPARKV_REQUIRE_KNOWN_MODEL(var, "smollm2-135m")
+
+inline std::string read_file(const std::string& path) {
+    std::ifstream in(path, std::ios::binary);
+    return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+inline void write_file(const std::string& path, const std::string& bytes) {
+    std::ofstream(path, std::ios::binary | std::ios::trunc)
+        .write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+}
 
 // A fresh directory under the system temp dir, removed when the object goes away.
 class TempDir {

@@ -59,6 +59,8 @@ GenerationResult generate_text(const GenerationRequest& request,
 
 struct IngestRequest {
     std::string model_path;  // a file or known model name (resolve_model_path); empty: reference
+    // A directory or s3://BUCKET/PREFIX (src/store/store_location.h: S3 settings come from
+    // AWS_ENDPOINT_URL, AWS_REGION, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY or ~/.aws).
     std::string store_dir;
     std::string document_text;
     std::string format;  // "chat" or "raw"; empty: chat when the model has a template
@@ -71,6 +73,7 @@ struct IngestRequest {
 
 struct IngestSummary {
     std::string context_id;
+    std::string attempt;  // the ingest attempt the context's manifest names
     int64_t tokens = 0;
     int32_t chunks = 0;
     int32_t layers = 0;

@@ -8,7 +8,7 @@
 #include "engine/generate.h"
 #include "engine/model.h"
 #include "engine/prompt.h"
-#include "store/fs_backend.h"
+#include "store/store_location.h"
 
 namespace sparkv {
 
@@ -44,7 +44,9 @@ GenerationResult generate_text(const GenerationRequest& request,
 }
 
 IngestSummary ingest_document(const IngestRequest& request) {
-    if (request.store_dir.empty()) fail("ingest: no store directory given");
+    if (request.store_dir.empty())
+        fail("ingest: no store given (a directory or s3://BUCKET/PREFIX)");
+    ContextStore store(open_store(request.store_dir, StoreAccess::create));  // before the model
     const auto model = Model::load(resolve_model_path(request.model_path));
     const PromptFormat format = request.format.empty() ? default_prompt_format(*model)
                                                        : prompt_format_from_name(request.format);
@@ -52,11 +54,11 @@ IngestSummary ingest_document(const IngestRequest& request) {
     if (request.max_tokens > 0 && static_cast<int64_t>(tokens.size()) > request.max_tokens)
         tokens.resize(static_cast<size_t>(request.max_tokens));
 
-    ContextStore store(std::make_shared<FilesystemBackend>(request.store_dir));
     IngestOptions io;
     io.chunk_tokens = request.chunk_tokens;
     io.levels = request.levels;
     io.threads = request.threads;
+    io.prompt_format = std::string(prompt_format_name(format));
     if (request.on_progress)
         io.on_progress = [&](const IngestProgress& p) {
             request.on_progress(p.chunks_done, p.chunks_total, p.seconds);
@@ -65,6 +67,7 @@ IngestSummary ingest_document(const IngestRequest& request) {
 
     IngestSummary out;
     out.context_id = r.context_id;
+    out.attempt = r.attempt;
     out.tokens = r.tokens;
     out.chunks = r.chunks;
     out.layers = r.layers;

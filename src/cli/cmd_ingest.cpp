@@ -1,4 +1,5 @@
-// `sparkv ingest`: the cloud side's one-time work for a context (prefill, export, encode, store).
+// `sparkv ingest`: the cloud side's one-time work for a context (prefill, export, encode, store),
+// for one document (--doc) or a batch (--docs-from), into a directory or an S3 bucket.
 #include <cstdio>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -7,8 +8,12 @@
 
 #include "cli/commands.h"
 #include "cli/progress.h"
+#include "cloud/ingest_batch.h"
 #include "common/error.h"
+#include "common/paths.h"
+#include "engine/model.h"
 #include "sparkv/sparkv.h"
+#include "store/store_location.h"
 
 namespace sparkv::cli {
 
@@ -18,6 +23,9 @@ struct IngestCliOptions {
     std::string model;
     std::string store;
     std::string doc;
+    std::string docs_from;
+    int busy_window_s = 60;
+    int wait_limit_s = 600;
     int32_t chunk_tokens = 1024;
     std::string levels = "fp16,int8,q5h,q3h";
     std::string format;
@@ -42,7 +50,91 @@ std::vector<std::string> split_list(const std::string& text) {
     return out;
 }
 
+nlohmann::json bytes_json(const std::vector<std::pair<std::string, uint64_t>>& per_level) {
+    nlohmann::json bytes = nlohmann::json::object();
+    for (const auto& [level, n] : per_level) bytes[level] = n;
+    return bytes;
+}
+
+int run_batch(const IngestCliOptions& opt) {
+    const auto paths = list_documents(opt.docs_from);
+    ContextStore store(open_store(opt.store, StoreAccess::create));  // bad settings fail first
+    const auto model = Model::load(resolve_model_path(opt.model));
+    BatchOptions options;
+    options.ingest.chunk_tokens = opt.chunk_tokens;
+    options.ingest.levels = split_list(opt.levels);
+    options.ingest.threads = opt.threads;
+    options.format =
+        opt.format.empty() ? default_prompt_format(*model) : prompt_format_from_name(opt.format);
+    options.max_tokens = opt.max_tokens;
+    options.busy_window = std::chrono::seconds(opt.busy_window_s);
+    options.wait_limit = std::chrono::seconds(opt.wait_limit_s);
+    std::fprintf(stderr, "sparkv: ingesting %zu documents into %s\n", paths.size(),
+                 store.backend().describe().c_str());
+    ProgressBar bar("  chunks");
+    options.ingest.on_progress = [&](const IngestProgress& p) {
+        bar.update(p.chunks_done, p.chunks_total, p.seconds);
+    };
+    const auto on_event = [&](const BatchEvent& e) {
+        const std::string& path = paths[e.index];
+        if (e.kind == BatchEvent::Kind::deferred) {
+            std::fprintf(stderr, "  %s: another worker is ingesting it; coming back to it\n",
+                         path.c_str());
+        } else if (e.kind == BatchEvent::Kind::started) {
+            std::fprintf(stderr, "[%zu/%zu] %s\n", e.done + 1, e.total, path.c_str());
+        } else {
+            bar.finish();
+            const BatchItem& item = *e.item;
+            if (item.status == BatchItem::Status::failed)
+                std::fprintf(stderr, "  %s: failed: %s\n", path.c_str(), item.error.c_str());
+            else
+                std::fprintf(stderr, "  %s: %s %s (%.1fs)\n", path.c_str(), item.context_id.c_str(),
+                             item.status == BatchItem::Status::ingested ? "ingested"
+                                                                        : "already in the store",
+                             item.result.seconds);
+        }
+    };
+    const BatchSummary summary = ingest_batch(*model, store, paths, options, on_event);
+
+    if (opt.json) {
+        nlohmann::json docs = nlohmann::json::array();
+        for (const auto& item : summary.items) {
+            nlohmann::json d = {{"path", item.path},
+                                {"status", batch_status_name(item.status)},
+                                {"context_id", item.context_id}};
+            if (item.status == BatchItem::Status::failed) {
+                d["error"] = item.error;
+            } else {
+                d["attempt"] = item.result.attempt;
+                d["tokens"] = item.result.tokens;
+                d["bytes"] = bytes_json(item.result.bytes_per_level);
+                d["seconds"] = item.result.seconds;
+            }
+            docs.push_back(std::move(d));
+        }
+        const nlohmann::json j = {{"documents", docs},
+                                  {"ingested", summary.ingested},
+                                  {"already_present", summary.already_present},
+                                  {"failed", summary.failed},
+                                  {"seconds", summary.seconds}};
+        std::printf("%s\n", j.dump(2).c_str());
+    } else {
+        for (const auto& item : summary.items)
+            std::printf("%s\t%s\t%s\n", item.context_id.empty() ? "-" : item.context_id.c_str(),
+                        batch_status_name(item.status), item.path.c_str());
+    }
+    std::fprintf(stderr,
+                 "sparkv: %zu documents in %.1fs: %zu ingested, %zu already in the store, %zu "
+                 "failed\n",
+                 summary.items.size(), summary.seconds, summary.ingested, summary.already_present,
+                 summary.failed);
+    return summary.failed == 0 ? 0 : 1;
+}
+
 int run(const IngestCliOptions& opt) {
+    if (opt.doc.empty() == opt.docs_from.empty())
+        fail("give one document with --doc FILE or a batch with --docs-from FILE|DIR");
+    if (!opt.docs_from.empty()) return run_batch(opt);
     IngestRequest req;
     req.model_path = opt.model;
     req.store_dir = opt.store;
@@ -62,14 +154,13 @@ int run(const IngestCliOptions& opt) {
     if (opt.json) {
         nlohmann::json j;
         j["context_id"] = r.context_id;
+        j["attempt"] = r.attempt;
         j["tokens"] = r.tokens;
         j["chunks"] = r.chunks;
         j["layers"] = r.layers;
         j["format"] = r.format;
         j["already_present"] = r.already_present;
-        nlohmann::json bytes = nlohmann::json::object();
-        for (const auto& [level, n] : r.bytes_per_level) bytes[level] = n;
-        j["bytes"] = bytes;
+        j["bytes"] = bytes_json(r.bytes_per_level);
         j["seconds"] = r.seconds;
         j["prefill_seconds"] = r.prefill_seconds;
         j["encode_seconds"] = r.encode_seconds;
@@ -98,10 +189,24 @@ CommandRunner add_ingest_command(CLI::App& app) {
         app.add_subcommand("ingest", "Prefill a document once, encode its KV units and store them");
     cmd->add_option("--model", opt->model,
                     "GGUF file or known model name (default: the reference model)");
-    cmd->add_option("--store", opt->store, "Store directory (created if missing)")->required();
-    cmd->add_option("--doc", opt->doc, "Document (UTF-8 text) to ingest")
-        ->required()
-        ->check(CLI::ExistingFile);
+    cmd->add_option("--store", opt->store,
+                    "Store: a directory (created if missing) or s3://BUCKET/PREFIX (endpoint, "
+                    "region and keys from AWS_ENDPOINT_URL, AWS_REGION, AWS_ACCESS_KEY_ID, "
+                    "AWS_SECRET_ACCESS_KEY or ~/.aws)")
+        ->required();
+    auto* doc = cmd->add_option("--doc", opt->doc, "Document (UTF-8 text) to ingest")
+                    ->check(CLI::ExistingFile);
+    cmd->add_option("--docs-from", opt->docs_from,
+                    "Batch: a directory of documents, or a file listing one path per line")
+        ->excludes(doc);
+    cmd->add_option("--busy-window", opt->busy_window_s,
+                    "Batch: put off a context another worker wrote to within this many seconds")
+        ->capture_default_str()
+        ->check(CLI::Range(0, 86400));
+    cmd->add_option("--wait-limit", opt->wait_limit_s,
+                    "Batch: after this many seconds put off, ingest it anyway")
+        ->capture_default_str()
+        ->check(CLI::Range(0, 86400));
     cmd->add_option("--chunk-tokens", opt->chunk_tokens, "Tokens per chunk (C)")
         ->capture_default_str();
     cmd->add_option("--levels", opt->levels,

@@ -1,4 +1,5 @@
-// `sparkv serve`: serves a context store over HTTP, optionally through an emulated link.
+// `sparkv serve`: serves a context store (a directory or an S3 bucket it fronts) over HTTP,
+// optionally through an emulated link.
 #include <pthread.h>
 #include <signal.h>
 
@@ -8,9 +9,10 @@
 
 #include "cli/commands.h"
 #include "common/error.h"
+#include "net/endpoint.h"
 #include "net/server.h"
 #include "store/context_store.h"
-#include "store/fs_backend.h"
+#include "store/store_location.h"
 
 namespace sparkv::cli {
 
@@ -29,28 +31,12 @@ struct ServeOptions {
     bool access_log = false;
 };
 
-void split_listen(const std::string& listen, std::string& host, int& port) {
-    const auto colon = listen.rfind(':');
-    if (colon == std::string::npos || colon == 0)
-        fail("--listen wants HOST:PORT (e.g. 127.0.0.1:8080), got \"{}\"", listen);
-    host = listen.substr(0, colon);
-    if (host.size() > 2 && host.front() == '[' && host.back() == ']')  // [::1]:8080
-        host = host.substr(1, host.size() - 2);
-    try {
-        size_t used = 0;
-        port = std::stoi(listen.substr(colon + 1), &used);
-        if (used != listen.size() - colon - 1) throw std::invalid_argument("trailing");
-    } catch (const std::exception&) {
-        fail("--listen: \"{}\" is not a port number", listen.substr(colon + 1));
-    }
-    if (port < 0 || port > 65535) fail("--listen: port {} is out of range", port);
-}
-
 int run(const ServeOptions& opt) {
-    if (!std::filesystem::is_directory(opt.store_dir))
-        fail("--store {}: no such directory", opt.store_dir);
     ServerConfig config;
-    split_listen(opt.listen, config.host, config.port);
+    const Endpoint listen = parse_endpoint(opt.listen, true);
+    if (!listen.path.empty()) fail("--listen takes HOST:PORT, not a path ({})", opt.listen);
+    config.host = listen.host;
+    config.port = listen.port;
     config.threads = opt.threads;
     config.keep_alive_s = opt.keep_alive_s;
     config.access_log = opt.access_log;
@@ -62,7 +48,8 @@ int run(const ServeOptions& opt) {
     config.link.rtt_ms = opt.rtt_ms;
     config.link.validate();
 
-    auto backend = std::make_shared<FilesystemBackend>(opt.store_dir);
+    const std::shared_ptr<StorageBackend> backend =
+        open_store(opt.store_dir, StoreAccess::existing);
     const ContextStore store(backend);
     const auto contexts = store.list_contexts();
 
@@ -109,7 +96,11 @@ int run(const ServeOptions& opt) {
 CommandRunner add_serve_command(CLI::App& app) {
     auto opt = std::make_shared<ServeOptions>();
     CLI::App* cmd = app.add_subcommand("serve", "Serve a context store over HTTP/1.1");
-    cmd->add_option("--store", opt->store_dir, "Store directory (holds contexts/)")->required();
+    cmd->add_option("--store", opt->store_dir,
+                    "Store: a directory (holds contexts/) or s3://BUCKET/PREFIX (settings from "
+                    "AWS_ENDPOINT_URL, AWS_REGION, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY or "
+                    "~/.aws)")
+        ->required();
     cmd->add_option("--listen", opt->listen, "HOST:PORT to listen on (port 0: any free port)")
         ->capture_default_str();
     cmd->add_option("--trace", opt->trace_path, "Mahimahi trace to pace every connection by");

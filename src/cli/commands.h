@@ -15,5 +15,10 @@ CommandRunner add_serve_command(CLI::App& app);
 CommandRunner add_ingest_command(CLI::App& app);
 CommandRunner add_codec_bench_command(CLI::App& app);
 CommandRunner add_fetch_command(CLI::App& app);
+CommandRunner add_ask_command(CLI::App& app);
+CommandRunner add_profile_command(CLI::App& app);
+CommandRunner add_bench_command(CLI::App& app);
+CommandRunner add_demo_command(CLI::App& app);
+CommandRunner add_gc_command(CLI::App& app);
 
 }  // namespace sparkv::cli

@@ -22,6 +22,11 @@ int main(int argc, char** argv) {
     add(sparkv::cli::add_codec_bench_command);
     add(sparkv::cli::add_serve_command);
     add(sparkv::cli::add_fetch_command);
+    add(sparkv::cli::add_ask_command);
+    add(sparkv::cli::add_profile_command);
+    add(sparkv::cli::add_bench_command);
+    add(sparkv::cli::add_demo_command);
+    add(sparkv::cli::add_gc_command);
 
     try {
         app.parse(argc, argv);

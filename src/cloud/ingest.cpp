@@ -1,6 +1,7 @@
 #include "cloud/ingest.h"
 
-#include <cstring>
+#include <deque>
+#include <future>
 
 #include "codec/codec.h"
 #include "common/error.h"
@@ -26,6 +27,7 @@ ModelInfo model_info(const Model& model) {
 IngestResult summarize(const Manifest& manifest) {
     IngestResult r;
     r.context_id = manifest.context_id;
+    r.attempt = manifest.attempt;
     r.tokens = manifest.n_tokens;
     r.chunks = manifest.n_chunks();
     r.layers = manifest.n_layers();
@@ -33,6 +35,36 @@ IngestResult summarize(const Manifest& manifest) {
         r.bytes_per_level.emplace_back(level, manifest.total_bytes(level));
     return r;
 }
+
+// Puts run on their own threads, a few at a time: an object store answers each PUT after a
+// network round trip (and its replicas' writes), which would otherwise add up unit by unit.
+class PutQueue {
+  public:
+    explicit PutQueue(ContextWriter& writer) : writer_(writer) {}
+    ~PutQueue() {
+        for (auto& f : pending_)
+            if (f.valid()) f.wait();  // an exception is already on its way out
+    }
+    void put(int32_t t, int32_t l, const std::string& level, std::vector<uint8_t> bytes) {
+        if (pending_.size() >= kInFlight) wait_one();
+        pending_.push_back(std::async(
+            std::launch::async,
+            [this, t, l, level, b = std::move(bytes)] { writer_.put_unit(t, l, level, b); }));
+    }
+    void wait_all() {
+        while (!pending_.empty()) wait_one();
+    }
+
+  private:
+    static constexpr size_t kInFlight = 8;
+    void wait_one() {
+        auto f = std::move(pending_.front());
+        pending_.pop_front();
+        f.get();  // rethrows the put's error
+    }
+    ContextWriter& writer_;
+    std::deque<std::future<void>> pending_;
+};
 
 std::vector<codec::Level> parse_levels(const std::vector<std::string>& names) {
     if (names.empty()) fail("ingest: no quality levels given");
@@ -47,10 +79,6 @@ std::vector<codec::Level> parse_levels(const std::vector<std::string>& names) {
 }
 
 }  // namespace
-
-std::string tokens_key(std::string_view context_id) {
-    return "contexts/" + std::string(context_id) + "/tokens.i32";
-}
 
 IngestResult ingest_context(const Model& model, ContextStore& store,
                             std::span<const int32_t> tokens, const IngestOptions& options) {
@@ -75,15 +103,15 @@ IngestResult ingest_context(const Model& model, ContextStore& store,
     ContextWriter writer(store,
                          make_manifest(id, model_info(model), static_cast<int64_t>(tokens.size()),
                                        options.chunk_tokens, options.levels));
+    writer.set_prompt_format(options.prompt_format);
     const Manifest& skeleton = writer.manifest();
     Engine engine(model,
                   {.n_ctx = static_cast<int64_t>(tokens.size()), .n_threads = options.threads});
 
-    std::vector<uint8_t> token_bytes(tokens.size() * sizeof(int32_t));
-    std::memcpy(token_bytes.data(), tokens.data(), token_bytes.size());
-    store.backend().put(tokens_key(id), token_bytes);
+    writer.put_tokens(tokens);
 
     IngestResult result;
+    PutQueue puts(writer);
     std::vector<uint16_t> k, v;
     for (const auto& chunk : skeleton.chunks) {
         const double t0 = now_seconds();
@@ -106,13 +134,14 @@ IngestResult ingest_context(const Model& model, ContextStore& store,
             const codec::UnitKey key{model.fingerprint(), static_cast<uint32_t>(chunk.index),
                                      static_cast<uint32_t>(l)};
             for (size_t i = 0; i < levels.size(); ++i) {
-                const auto bytes = codec::encode_unit(
+                auto bytes = codec::encode_unit(
                     key, shape, codec::contiguous(k.data(), shape),
                     codec::contiguous(v.data(), shape),
                     codec::EncodeOptions(levels[i], static_cast<uint32_t>(c.n_layer)));
-                writer.put_unit(chunk.index, l, options.levels[i], bytes);
+                puts.put(chunk.index, l, options.levels[i], std::move(bytes));
             }
         }
+        puts.wait_all();
         result.encode_seconds += now_seconds() - t1;
         if (options.on_progress)
             options.on_progress({chunk.index + 1, skeleton.n_chunks(), now_seconds() - t_start});

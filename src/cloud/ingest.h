@@ -25,11 +25,13 @@ struct IngestOptions {
     // Levels to encode, lossless first; the device picks among them per unit.
     std::vector<std::string> levels = {"fp16", "int8", "q5h", "q3h"};
     int threads = 0;
+    std::string prompt_format;  // recorded in the manifest for the device ("chat" / "raw")
     std::function<void(const IngestProgress&)> on_progress;
 };
 
 struct IngestResult {
     std::string context_id;
+    std::string attempt;  // the attempt the manifest names (store/context_store.h)
     int64_t tokens = 0;
     int32_t chunks = 0;
     int32_t layers = 0;
@@ -39,10 +41,6 @@ struct IngestResult {
     double encode_seconds = 0;
     double seconds = 0;
 };
-
-// The store key of a context's token ids (little-endian int32), kept beside its manifest so that a
-// device holding only the context id can still compute any unit locally.
-std::string tokens_key(std::string_view context_id);
 
 IngestResult ingest_context(const Model& model, ContextStore& store,
                             std::span<const int32_t> tokens, const IngestOptions& options);

@@ -1,6 +1,7 @@
 #include "common/thread_pool.h"
 
 #include <algorithm>
+#include <chrono>
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
@@ -12,12 +13,16 @@
 namespace sparkv {
 
 namespace {
-// About 50-100 microseconds of spinning: longer than the gap between two kernels of one layer,
-// much shorter than the gap between requests.
-constexpr int kSpinIterations = 20000;
+int64_t steady_ns() {
+    return std::chrono::duration_cast<std::chrono::nanoseconds>(
+               std::chrono::steady_clock::now().time_since_epoch())
+        .count();
+}
 }  // namespace
 
-ThreadPool::ThreadPool(int n_threads) : n_threads_(std::max(1, n_threads)) {
+ThreadPool::ThreadPool(int n_threads, int spin_us)
+    : n_threads_(std::max(1, n_threads)),
+      spin_ns_(int64_t{spin_us < 0 ? kDefaultSpinUs : spin_us} * 1000) {
     workers_.reserve(n_threads_ - 1);
     for (int t = 1; t < n_threads_; ++t) workers_.emplace_back([this, t] { worker_loop(t); });
 }
@@ -30,6 +35,12 @@ ThreadPool::~ThreadPool() {
     }
     wake_.notify_all();
     for (auto& w : workers_) w.join();
+}
+
+bool ThreadPool::keep_spinning(int64_t start, int iteration) const {
+    // Reading the clock costs more than a pause; look at it every 64 iterations only.
+    if (spin_ns_ == 0) return false;
+    return (iteration & 63) != 0 || steady_ns() - start < spin_ns_;
 }
 
 int ThreadPool::default_threads() {
@@ -57,7 +68,8 @@ void ThreadPool::worker_loop(int thread) {
     uint32_t seen = 0;
     for (;;) {
         uint32_t gen = generation_.load(std::memory_order_acquire);
-        for (int spin = 0; gen == seen && spin < kSpinIterations; ++spin) {
+        const int64_t spin_start = gen == seen ? steady_ns() : 0;
+        for (int spin = 1; gen == seen && keep_spinning(spin_start, spin); ++spin) {
             SPARKV_CPU_RELAX();
             gen = generation_.load(std::memory_order_acquire);
         }
@@ -104,9 +116,10 @@ void ThreadPool::parallel_for(int64_t n_tasks,
     run_tasks(gen, 0);
     // Wait for tasks that workers took: spin briefly, then sleep.
     int spin = 0;
+    const int64_t spin_start = steady_ns();
     for (int64_t done = done_tasks_.load(std::memory_order_acquire); done != n_tasks;
          done = done_tasks_.load(std::memory_order_acquire)) {
-        if (++spin < kSpinIterations) {
+        if (keep_spinning(spin_start, ++spin)) {
             SPARKV_CPU_RELAX();
         } else {
             done_tasks_.wait(done, std::memory_order_acquire);

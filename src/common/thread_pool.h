@@ -17,13 +17,20 @@ namespace sparkv {
 
 class ThreadPool {
   public:
-    // n_threads counts the calling thread: ThreadPool(1) runs everything inline.
-    explicit ThreadPool(int n_threads);
+    // Spin budget of an idle worker (and of a caller waiting for workers) before it sleeps:
+    // about what 20,000 pause instructions took on the machines the kernels were tuned on.
+    static constexpr int kDefaultSpinUs = 500;
+
+    // n_threads counts the calling thread: ThreadPool(1) runs everything inline. spin_us < 0
+    // means kDefaultSpinUs; 0 sleeps at once (for a pool sharing its cores with other busy
+    // threads, which a spinning worker would otherwise hold off the CPU).
+    explicit ThreadPool(int n_threads, int spin_us = -1);
     ~ThreadPool();
     ThreadPool(const ThreadPool&) = delete;
     ThreadPool& operator=(const ThreadPool&) = delete;
 
     int size() const { return n_threads_; }
+    int spin_us() const { return static_cast<int>(spin_ns_ / 1000); }
 
     // Runs fn(task, thread) for every task in [0, n_tasks), handing tasks out dynamically.
     // Returns when all tasks are done. Callers from several threads are serialised; fn must not
@@ -42,7 +49,11 @@ class ThreadPool {
     // Takes and runs tasks of job `generation` until none is left or a newer job replaced it.
     void run_tasks(uint32_t generation, int thread);
 
+    // True while a spin that started at `start` (steady clock, ns) is within its budget.
+    bool keep_spinning(int64_t start, int iteration) const;
+
     const int n_threads_;
+    const int64_t spin_ns_;
     std::vector<std::thread> workers_;
 
     // The current job. ticket_ holds (generation << 32) | next task index: a task is taken by a

@@ -35,7 +35,8 @@ void add_rows(float* dst, const float* src, int64_t n) {
 
 Engine::Engine(const Model& model, EngineOptions options)
     : model_(model),
-      pool_(options.n_threads > 0 ? options.n_threads : ThreadPool::default_threads()),
+      pool_(options.n_threads > 0 ? options.n_threads : ThreadPool::default_threads(),
+            options.pool_spin_us),
       cache_(model.config().n_layer, model.config().n_kv_head, model.config().head_dim,
              options.n_ctx > 0 ? options.n_ctx : model.config().n_ctx_train) {}
 
@@ -128,25 +129,52 @@ void Engine::store_kv(const HiddenState& h, int layer) {
     cache_.mark_filled(layer, h.pos0, n);
 }
 
+void Engine::compute_q(const HiddenState& h, int layer) {
+    const auto& c = config();
+    k::matmul(model_.layer(layer).wq, ws_.norm.data(), c.n_embd, h.n_tokens, ws_.q.data(),
+              c.q_dim(), pool_);
+    finish_q(h, layer);
+}
+
+void Engine::finish_q(const HiddenState& h, int layer) {
+    const auto& c = config();
+    const auto& w = model_.layer(layer);
+    const int64_t n = h.n_tokens;
+    add_bias(ws_.q.data(), n, w.bq);
+    norm_heads(ws_.q.data(), n, c.n_head, c.head_dim, w.q_norm, c.rms_eps);
+    k::rope(ws_.q.data(), n, c.n_head, c.head_dim, ws_.positions.data(), c.rope);
+}
+
 void Engine::run_layer(HiddenState& h) {
     const auto& c = config();
     const int layer = h.layer;
     check_range(layer, h.pos0, h.n_tokens, "run_layer");
     check_history(layer, h.pos0);
-    const auto& w = model_.layer(layer);
-    const int64_t n = h.n_tokens;
-
-    // Attention block: Q, K and V of the normed input in one job.
     prepare(h, layer);
+    // Q, K and V of the normed input in one job on the pool.
+    const auto& w = model_.layer(layer);
     const k::MatmulOutput qkv[3] = {{&w.wq, ws_.q.data(), c.q_dim()},
                                     {&w.wk, ws_.k.data(), c.kv_dim()},
                                     {&w.wv, ws_.v.data(), c.kv_dim()}};
-    k::matmul_many(qkv, ws_.norm.data(), c.n_embd, n, pool_);
-    add_bias(ws_.q.data(), n, w.bq);
-    norm_heads(ws_.q.data(), n, c.n_head, c.head_dim, w.q_norm, c.rms_eps);
-    k::rope(ws_.q.data(), n, c.n_head, c.head_dim, ws_.positions.data(), c.rope);
+    k::matmul_many(qkv, ws_.norm.data(), c.n_embd, h.n_tokens, pool_);
+    finish_q(h, layer);
     store_kv(h, layer);
+    finish_layer(h, layer);
+}
 
+void Engine::run_layer_over_cached_kv(HiddenState& h) {
+    const int layer = h.layer;
+    check_range(layer, h.pos0, h.n_tokens, "run_layer_over_cached_kv");
+    check_history(layer, h.pos0 + h.n_tokens);
+    prepare(h, layer);
+    compute_q(h, layer);
+    finish_layer(h, layer);
+}
+
+void Engine::finish_layer(HiddenState& h, int layer) {
+    const auto& c = config();
+    const auto& w = model_.layer(layer);
+    const int64_t n = h.n_tokens;
     k::AttentionShape shape;
     shape.n_head = c.n_head;
     shape.n_kv_head = c.n_kv_head;

@@ -5,6 +5,19 @@
 //   * project_kv(h) writes KV(t, l) only (what the last layer of a context chunk needs);
 //   * import_kv / export_kv move one unit's KV in and out of the cache.
 // The query is prefilled with run_layer on its own hidden state once each layer is complete.
+//
+// Concurrency contract (what SparKV's runtime relies on; tests/runtime run it under TSan):
+//   * One thread at a time drives an Engine (the compute lane): embed, run_layer,
+//     run_layer_over_cached_kv, project_kv, the logits calls and prefill use the engine's
+//     workspace and thread pool and must not overlap each other.
+//   * Meanwhile other threads (the stream lane) may fill other units of the cache: through
+//     cache().unit_view() + cache().commit(), or import_kv(). A unit has exactly one writer;
+//     deciding who is the caller's job (runtime/unit_board.h). The engine writes only the units
+//     of the hidden state it runs (run_layer, project_kv) and reads only positions the cache
+//     reports filled, and KvCache publishes a unit under its mutex, so a reader never sees a
+//     unit before its last byte is written.
+//   * export_kv only reads filled positions and may run on any thread; cache().truncate()
+//     and clear() must not overlap anything.
 #pragma once
 
 #include <cstdint>
@@ -21,6 +34,10 @@ namespace sparkv {
 struct EngineOptions {
     int64_t n_ctx = 0;  // KV capacity in positions; 0 = the model's training context
     int n_threads = 0;  // 0 = all hardware threads
+    // How long pool workers spin for the next job before sleeping (see common/thread_pool.h);
+    // < 0: the pool's default. Lower it when another busy thread (the stream lane's decoder)
+    // shares the cores, so idle workers do not take its time.
+    int pool_spin_us = -1;
 };
 
 // The hidden state of a run of consecutive tokens entering layer `layer`.
@@ -48,6 +65,12 @@ class Engine {
     // missing at that layer.
     void run_layer(HiddenState& h);
 
+    // Runs layer h.layer for h's tokens with the K/V of their own positions taken from the
+    // cache, where they already are (streamed, say), and advances h; writes nothing to the cache.
+    // How a chunk whose unit at this layer came from elsewhere is computed deeper. Throws if
+    // any position up to h's last is missing at that layer.
+    void run_layer_over_cached_kv(HiddenState& h);
+
     // Computes and stores only the K/V of layer h.layer for h's tokens (no attention, no FFN);
     // h is unchanged.
     void project_kv(const HiddenState& h);
@@ -71,8 +94,11 @@ class Engine {
         std::vector<int32_t> positions;
     };
     void prepare(const HiddenState& h, int layer);
+    void compute_q(const HiddenState& h, int layer);   // fills ws_.q
     void compute_kv(const HiddenState& h, int layer);  // fills ws_.k / ws_.v and the cache
     void store_kv(const HiddenState& h, int layer);    // ws_.k / ws_.v (projected) -> the cache
+    void finish_q(const HiddenState& h, int layer);    // ws_.q (projected): bias, norm, RoPE
+    void finish_layer(HiddenState& h, int layer);      // attention, output, FFN; advances h
     void check_history(int layer, int64_t pos0) const;
     void check_range(int layer, int64_t pos0, int64_t n, const char* what) const;
     std::vector<float> logits_rows(const HiddenState& h, int64_t first_row);

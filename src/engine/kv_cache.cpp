@@ -18,6 +18,21 @@ KvCache::KvCache(int n_layer, int n_kv_head, int head_dim, int64_t capacity)
                    std::vector<uint8_t>(static_cast<size_t>(capacity), 0));
 }
 
+UnitWriteView KvCache::unit_view(int layer, int64_t pos0, int64_t n) {
+    if (layer < 0 || layer >= n_layer_ || pos0 < 0 || n <= 0 || pos0 + n > capacity_)
+        fail("KV cache: unit at layer {} positions [{}, {}) is outside {} layers x {} positions",
+             layer, pos0, pos0 + n, n_layer_, capacity_);
+    {
+        std::lock_guard lock(filled_mutex_);
+        const auto& f = filled_[static_cast<size_t>(layer)];
+        if (std::any_of(f.begin() + pos0, f.begin() + pos0 + n, [](uint8_t b) { return b != 0; }))
+            fail("KV cache: layer {} positions [{}, {}) already hold KV; it is never overwritten",
+                 layer, pos0, pos0 + n);
+    }
+    const size_t offset = layer_offset(layer) + static_cast<size_t>(pos0) * head_dim_;
+    return {layer, pos0, n, keys_.data() + offset, values_.data() + offset, head_offset(1)};
+}
+
 void KvCache::mark_filled(int layer, int64_t pos0, int64_t n) {
     std::lock_guard lock(filled_mutex_);
     auto& f = filled_[static_cast<size_t>(layer)];

@@ -3,6 +3,12 @@
 // (chunk x layer) is one contiguous block per head, so import and export are plain copies.
 // The cache also records which positions of each layer hold valid KV; the engine refuses to run
 // a layer whose earlier positions are missing (the dependency rule of DESIGN.md section 3).
+//
+// Concurrency: positions are written by one owner at a time (the compute lane through the
+// engine, or the stream lane through a UnitWriteView) and become visible only through commit /
+// mark_filled, which publishes the bytes under the cache's mutex; readers check is_filled (also
+// under it) before they read, and filled positions are never written again until truncate().
+// Which thread owns which unit is decided outside the cache (runtime/unit_board.h).
 #pragma once
 
 #include <cstdint>
@@ -10,6 +16,17 @@
 #include <vector>
 
 namespace sparkv {
+
+// Where one unit (a layer's K and V for positions [pos0, pos0 + n)) lives in the cache: head h's
+// rows start at k + h * head_stride (values likewise), consecutive positions head_dim apart.
+struct UnitWriteView {
+    int layer = 0;
+    int64_t pos0 = 0;
+    int64_t n = 0;
+    uint16_t* k = nullptr;
+    uint16_t* v = nullptr;
+    uint64_t head_stride = 0;  // elements
+};
 
 class KvCache {
   public:
@@ -27,6 +44,13 @@ class KvCache {
     const uint16_t* values(int layer) const { return values_.data() + layer_offset(layer); }
     // Start of head h's rows in a layer; consecutive positions are head_dim apart.
     size_t head_offset(int head) const { return static_cast<size_t>(head) * capacity_ * head_dim_; }
+
+    // A unit's place in the cache, for its one writer to fill in place (e.g. a decoder writing
+    // straight into it), then commit(). Throws Error if the range is outside the cache or any
+    // of its positions is already filled: committed KV is never overwritten.
+    UnitWriteView unit_view(int layer, int64_t pos0, int64_t n);
+    // Publishes a view's positions as filled, once its last byte is written.
+    void commit(const UnitWriteView& view) { mark_filled(view.layer, view.pos0, view.n); }
 
     // Validity bookkeeping, safe to call from the compute and the stream lane at once.
     void mark_filled(int layer, int64_t pos0, int64_t n);

@@ -6,8 +6,10 @@
 #include <atomic>
 #include <charconv>
 #include <cstdio>
+#include <mutex>
 #include <nlohmann/json.hpp>
 #include <thread>
+#include <unordered_map>
 
 #include "common/error.h"
 #include "net/server_connections.h"
@@ -30,8 +32,9 @@ class HttpServer : public httplib::Server {
 
 // What a request path names in the store layout.
 struct ObjectPath {
-    enum class Kind { manifest, unit } kind;
+    enum class Kind { manifest, tokens, unit } kind;
     std::string context_id;
+    std::string attempt;  // empty for the manifest
     std::string level;
     int32_t t = 0;
     int32_t l = 0;
@@ -58,9 +61,17 @@ std::optional<ObjectPath> parse_object_path(std::string_view key) {
         path.kind = ObjectPath::Kind::manifest;
         return path;
     }
-    // t<t>_l<l>.kvu
-    if (parts.size() != 5 || parts[2] != "units" || !is_level_name(parts[3])) return std::nullopt;
-    std::string_view name = parts[4];
+    // contexts/<id>/attempts/<attempt>/...: the objects of one ingest attempt.
+    if (parts.size() < 5 || parts[2] != "attempts" || !is_attempt_name(parts[3]))
+        return std::nullopt;
+    path.attempt = std::string(parts[3]);
+    if (parts.size() == 5 && parts[4] == "tokens.i32") {
+        path.kind = ObjectPath::Kind::tokens;
+        return path;
+    }
+    // units/<level>/t<t>_l<l>.kvu
+    if (parts.size() != 7 || parts[4] != "units" || !is_level_name(parts[5])) return std::nullopt;
+    std::string_view name = parts[6];
     if (name.size() < 8 || name.front() != 't' || !name.ends_with(".kvu")) return std::nullopt;
     name = name.substr(1, name.size() - 5);
     const size_t sep = name.find("_l");
@@ -68,7 +79,7 @@ std::optional<ObjectPath> parse_object_path(std::string_view key) {
         !parse_index(name.substr(sep + 2), path.l))
         return std::nullopt;
     path.kind = ObjectPath::Kind::unit;
-    path.level = std::string(parts[3]);
+    path.level = std::string(parts[5]);
     return path;
 }
 
@@ -108,6 +119,26 @@ struct UnitServer::Impl {
             stop.sleep_for(
                 std::chrono::nanoseconds(static_cast<int64_t>(config.link.rtt_ms * 1e6)));
     }
+
+    // Whether the context has a manifest. A positive answer is remembered for a few seconds, so a
+    // server in front of an object store does not ask it once per unit request.
+    bool is_committed(const std::string& context_id) {
+        const auto now = std::chrono::steady_clock::now();
+        {
+            std::lock_guard lock(committed_mutex);
+            const auto it = committed.find(context_id);
+            if (it != committed.end() && now - it->second < kCommittedTtl) return true;
+        }
+        if (!store.has_manifest(context_id)) return false;
+        std::lock_guard lock(committed_mutex);
+        if (committed.size() > 4096) committed.clear();  // bounded: ids come from requests
+        committed[context_id] = now;
+        return true;
+    }
+
+    static constexpr std::chrono::seconds kCommittedTtl{5};
+    std::mutex committed_mutex;
+    std::unordered_map<std::string, std::chrono::steady_clock::time_point> committed;
 
     std::shared_ptr<StorageBackend> backend;
     ContextStore store;
@@ -211,7 +242,7 @@ void UnitServer::Impl::handle_object(const httplib::Request& req, httplib::Respo
     }
     const auto path = parse_object_path(key);
     if (!path) return set_error(res, 404, fmt::format("no such object: /{}", key));
-    if (!store.has_manifest(path->context_id))
+    if (!is_committed(path->context_id))
         return set_error(res, 404, fmt::format("unknown context {}", path->context_id));
 
     std::unique_ptr<ObjectReader> reader;
@@ -224,6 +255,9 @@ void UnitServer::Impl::handle_object(const httplib::Request& req, httplib::Respo
     if (!reader) {
         if (path->kind == ObjectPath::Kind::manifest)
             return set_error(res, 404, fmt::format("unknown context {}", path->context_id));
+        if (path->kind == ObjectPath::Kind::tokens)
+            return set_error(res, 404,
+                             fmt::format("context {} has no token ids", path->context_id));
         return set_error(res, 404,
                          fmt::format("unit ({}, {}) at level {} not found in context {}", path->t,
                                      path->l, path->level, path->context_id));
@@ -256,8 +290,7 @@ void UnitServer::Impl::handle_object(const httplib::Request& req, httplib::Respo
         res.set_header("Content-Range", fmt::format("bytes {}-{}/{}", first, last, size));
     }
     res.set_header("Accept-Ranges", "bytes");
-    if (path->kind == ObjectPath::Kind::unit)
-        res.set_header("Cache-Control", "public, max-age=31536000, immutable");
+    res.set_header("Cache-Control", std::string(cache_control_for_key(key)));
 
     ServedConnection* connection = connections.current();
     LinkPacer* pacer = connection ? connection->pacer.get() : nullptr;
@@ -331,6 +364,11 @@ int UnitServer::start() {
     Impl& s = *impl_;
     s.bind();
     s.listener = std::thread([&s] { s.http.listen_after_bind(); });
+    // httplib's stop() does nothing until the listener runs; a stop() right after start() would
+    // otherwise be lost and the join in stop() would wait forever.
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (!s.http.is_running() && std::chrono::steady_clock::now() < deadline)
+        std::this_thread::sleep_for(std::chrono::microseconds(200));
     return s.port;
 }
 

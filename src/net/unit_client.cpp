@@ -12,8 +12,10 @@
 
 #include "common/error.h"
 #include "common/timer.h"
+#include "net/endpoint.h"
 #include "store/content_id.h"
 #include "store/context_store.h"
+#include "store/s3_xml.h"
 
 namespace sparkv {
 
@@ -23,7 +25,8 @@ std::string unit_name(const UnitRequest& u) {
     return fmt::format("unit ({}, {})", u.t, u.l);
 }
 
-// The "error" field of a JSON error body, else the body itself (shortened).
+// The "error" field of a JSON error body (`sparkv serve`), the Code and Message of an S3 XML
+// error body (an object store, a CDN in front of one), else the body itself (shortened).
 std::string error_message(const std::string& body) {
     try {
         const auto j = nlohmann::json::parse(body);
@@ -31,7 +34,25 @@ std::string error_message(const std::string& body) {
             return j["error"].get<std::string>();
     } catch (const nlohmann::json::exception&) {
     }
-    return body.substr(0, 200);
+    if (const auto s3 = parse_s3_error(body)) return fmt::format("{}: {}", s3->code, s3->message);
+    std::string text = body.substr(0, 200);
+    for (char& c : text)
+        if (c == '\n' || c == '\r') c = ' ';
+    return text;
+}
+
+bool is_server_error(int status) {
+    return status == 500 || status == 502 || status == 503 || status == 504;
+}
+
+httplib::Headers request_headers(const ClientConfig& config) {
+    httplib::Headers headers;
+    if (!config.host_header.empty()) headers.emplace("Host", config.host_header);
+    return headers;
+}
+
+int64_t unit_id(int32_t t, int32_t l) {
+    return (static_cast<int64_t>(t) << 32) | static_cast<uint32_t>(l);
 }
 
 void split_seconds(double seconds, time_t& sec, time_t& usec) {
@@ -40,6 +61,15 @@ void split_seconds(double seconds, time_t& sec, time_t& usec) {
 }
 
 }  // namespace
+
+ClientConfig client_config_for_server(std::string_view server) {
+    const Endpoint e = parse_endpoint(server);
+    ClientConfig config;
+    config.host = e.host;
+    config.port = e.port;
+    config.path_prefix = e.path;
+    return config;
+}
 
 const char* failure_kind_name(FailureKind kind) {
     switch (kind) {
@@ -59,6 +89,8 @@ const char* failure_kind_name(FailureKind kind) {
             return "unreachable";
         case FailureKind::decode:
             return "decode";
+        case FailureKind::cancelled:
+            return "cancelled";
     }
     return "unknown";
 }
@@ -69,6 +101,12 @@ UnitClient::UnitClient(ClientConfig config)
     if (!(config_.read_timeout_s > 0) || !(config_.connect_timeout_s > 0))
         fail("client: timeouts must be positive");
     if (config_.max_queued_units == 0) fail("client: max_queued_units must be at least 1");
+    if (!config_.path_prefix.empty() &&
+        (config_.path_prefix.front() != '/' || config_.path_prefix.back() == '/'))
+        fail("client: path prefix \"{}\" must start with '/' and not end with one",
+             config_.path_prefix);
+    if (config_.server_error_retries < 0 || !(config_.retry_backoff_s >= 0))
+        fail("client: retries and backoff must not be negative");
     time_t sec, usec;
     split_seconds(config_.connect_timeout_s, sec, usec);
     http_->set_connection_timeout(sec, usec);
@@ -78,7 +116,10 @@ UnitClient::UnitClient(ClientConfig config)
     http_->set_keep_alive(true);
     http_->set_tcp_nodelay(true);
     http_->set_decompress(false);
-    http_->set_socket_options([this](int) { ++connections_opened_; });
+    http_->set_socket_options([this](int socket) {
+        ++connections_opened_;
+        socket_ = socket;
+    });
 }
 
 UnitClient::~UnitClient() {
@@ -86,20 +127,58 @@ UnitClient::~UnitClient() {
     wait();
 }
 
+std::string UnitClient::url_path(const std::string& key) const {
+    return fmt::format("{}/{}", config_.path_prefix, key);
+}
+
+void UnitClient::acknowledge_now() {
+    // A server that writes without TCP_NODELAY (Garage's web endpoint) holds a small segment
+    // (the body after the headers, a body's last piece) until the data before it is
+    // acknowledged, which Linux delays by up to 40 ms on a keep-alive connection: acknowledge at
+    // once whenever data arrives (Garage: 44 -> 1 ms per small unit on loopback).
+    const int socket = socket_.load();
+    const int one = 1;
+    if (socket >= 0) setsockopt(socket, IPPROTO_TCP, TCP_QUICKACK, &one, sizeof(one));
+}
+
+bool UnitClient::back_off(int retry) {
+    ++retries_;
+    const auto until = std::chrono::steady_clock::now() +
+                       std::chrono::duration<double>(config_.retry_backoff_s *
+                                                     static_cast<double>(1 << (retry - 1)));
+    while (std::chrono::steady_clock::now() < until) {
+        if (cancelled_) return false;
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    return !cancelled_;
+}
+
+std::string UnitClient::get_small_object(const std::string& key, std::string_view what) {
+    if (fetch_thread_.joinable()) fail("client: cannot fetch {} while streaming", what);
+    for (int retry = 0;; ++retry) {
+        auto result = http_->Get(url_path(key), request_headers(config_));
+        if (!result)
+            fail("cannot fetch {} from {}:{}: {}", what, config_.host, config_.port,
+                 httplib::to_string(result.error()));
+        if (is_server_error(result->status) && retry < config_.server_error_retries &&
+            back_off(retry + 1))
+            continue;
+        if (result->status != 200)
+            fail("server {}:{} answered {} for {}: {}", config_.host, config_.port, result->status,
+                 what, error_message(result->body));
+        bytes_received_ += result->body.size();
+        return std::move(result->body);
+    }
+}
+
 const Manifest& UnitClient::fetch_manifest(std::string_view context_id) {
     if (!is_context_id(context_id))
         fail("\"{}\" is not a context id (32 lowercase hex digits)", context_id);
-    const std::string path = fmt::format("/{}", manifest_key(context_id));
-    auto result = http_->Get(path);
-    if (!result)
-        fail("cannot fetch the manifest of {} from {}:{}: {}", context_id, config_.host,
-             config_.port, httplib::to_string(result.error()));
-    if (result->status != 200)
-        fail("server {}:{} answered {} for context {}: {}", config_.host, config_.port,
-             result->status, context_id, error_message(result->body));
+    const std::string body =
+        get_small_object(manifest_key(context_id), fmt::format("the manifest of {}", context_id));
     Manifest m;
     try {
-        m = Manifest::parse(result->body);
+        m = Manifest::parse(body);
     } catch (const Error& e) {
         fail("manifest of {} from {}:{}: {}", context_id, config_.host, config_.port, e.what());
     }
@@ -108,6 +187,32 @@ const Manifest& UnitClient::fetch_manifest(std::string_view context_id) {
     manifest_ = std::move(m);
     have_manifest_ = true;
     return manifest_;
+}
+
+std::vector<int32_t> UnitClient::fetch_tokens() {
+    if (!have_manifest_) fail("client: fetch the manifest before the token ids");
+    const std::string body = get_small_object(
+        tokens_key(manifest_), fmt::format("the token ids of {}", manifest_.context_id));
+    return parse_tokens(manifest_,
+                        std::span(reinterpret_cast<const uint8_t*>(body.data()), body.size()));
+}
+
+bool UnitClient::cancel_unit(int32_t t, int32_t l) {
+    std::unique_lock lock(queue_mutex_);
+    if (current_unit_.load() == unit_id(t, l)) {
+        cancel_current_ = true;  // the fetch loop reports it when the transfer stops
+        return true;
+    }
+    for (auto it = queue_.begin(); it != queue_.end(); ++it) {
+        if (it->unit.t != t || it->unit.l != l) continue;
+        const UnitRequest unit = it->unit;
+        queue_.erase(it);
+        lock.unlock();
+        queue_changed_.notify_all();
+        report(unit, FailureKind::cancelled, fmt::format("{}: withdrawn", unit_name(unit)));
+        return true;
+    }
+    return false;
 }
 
 void UnitClient::start(std::shared_ptr<FetchSchedule> schedule, ClientCallbacks callbacks) {
@@ -141,11 +246,17 @@ void UnitClient::wait() {
 }
 
 ClientStats UnitClient::stats() const {
-    return {units_received_, units_failed_, bytes_received_, connections_opened_};
+    ClientStats st;
+    st.units_received = units_received_;
+    st.units_failed = units_failed_;
+    st.bytes_received = bytes_received_;
+    st.connections_opened = connections_opened_;
+    st.retries = retries_;
+    return st;
 }
 
 void UnitClient::report(const UnitRequest& unit, FailureKind kind, std::string reason) {
-    ++units_failed_;
+    if (kind != FailureKind::cancelled) ++units_failed_;
     if (callbacks_.on_failure) callbacks_.on_failure({unit, kind, std::move(reason)});
 }
 
@@ -157,7 +268,11 @@ void UnitClient::fetch_loop() {
                                config_.port));
             continue;
         }
+        if (callbacks_.before_request && !callbacks_.before_request(*unit)) continue;
         fetch_unit(*unit);
+        std::lock_guard lock(queue_mutex_);
+        current_unit_ = -1;
+        cancel_current_ = false;
     }
     {
         std::lock_guard lock(queue_mutex_);
@@ -181,42 +296,69 @@ void UnitClient::fetch_unit(const UnitRequest& unit) {
     int status = 0;
     std::string error_body;
     bool overflow = false;
-    const std::string path =
-        fmt::format("/{}", unit_key(manifest_.context_id, unit.level, unit.t, unit.l));
+    const std::string path = url_path(unit_key(manifest_, unit.level, unit.t, unit.l));
+    const httplib::Headers headers = request_headers(config_);
 
-    timing.request_s = now_seconds();
-    in_request_ = true;
-    if (cancelled_) {
-        in_request_ = false;
-        return;
+    {
+        std::lock_guard lock(queue_mutex_);
+        current_unit_ = unit_id(unit.t, unit.l);
+        cancel_current_ = false;
     }
-    auto result = http_->Get(
-        path, httplib::Headers{},
-        [&](const httplib::Response& response) {
-            timing.headers_s = now_seconds();
-            status = response.status;
-            return !cancelled_;
-        },
-        [&](const char* data, size_t n) {
-            const double now = now_seconds();
-            if (timing.first_byte_s == 0) timing.first_byte_s = now;
-            timing.last_byte_s = now;
-            if (status != 200) {
-                error_body.append(
-                    data, std::min<size_t>(n, 4096 - std::min<size_t>(4096, error_body.size())));
-                return !cancelled_.load();
-            }
-            if (received.bytes.size() + n > expected.bytes) {
-                overflow = true;  // stop reading: the object is not the one the manifest names
-                return false;
-            }
-            received.bytes.insert(received.bytes.end(), data, data + n);
-            return !cancelled_.load();
-        });
-    in_request_ = false;
+    const auto stop_reading = [this] { return cancelled_.load() || cancel_current_.load(); };
+    httplib::Result result{nullptr, httplib::Error::Unknown};
+    for (int retry = 0;; ++retry) {
+        timing = UnitTiming{};
+        timing.request_s = now_seconds();
+        received.bytes.clear();
+        error_body.clear();
+        status = 0;
+        in_request_ = true;
+        if (cancelled_) {
+            in_request_ = false;
+            return;
+        }
+        result = http_->Get(
+            path, headers,
+            [&](const httplib::Response& response) {
+                timing.headers_s = now_seconds();
+                status = response.status;
+                acknowledge_now();
+                return !stop_reading();
+            },
+            [&](const char* data, size_t n) {
+                acknowledge_now();
+                const double now = now_seconds();
+                if (timing.first_byte_s == 0) timing.first_byte_s = now;
+                timing.last_byte_s = now;
+                if (status != 200) {
+                    error_body.append(
+                        data,
+                        std::min<size_t>(n, 4096 - std::min<size_t>(4096, error_body.size())));
+                    return !stop_reading();
+                }
+                if (received.bytes.size() + n > expected.bytes) {
+                    overflow = true;  // stop reading: the object is not the one the manifest names
+                    return false;
+                }
+                received.bytes.insert(received.bytes.end(), data, data + n);
+                return !stop_reading();
+            });
+        in_request_ = false;
+        if (cancelled_) return;
+        // An object store's 503 SlowDown or a CDN's 502 is worth asking again, briefly.
+        if (result && is_server_error(status) && !cancel_current_ &&
+            retry < config_.server_error_retries && back_off(retry + 1))
+            continue;
+        break;
+    }
     if (cancelled_) return;
 
     const std::string name = unit_name(unit);
+    if (cancel_current_) {
+        return report(unit, FailureKind::cancelled,
+                      fmt::format("{}: withdrawn after {} of {} bytes", name, received.bytes.size(),
+                                  expected.bytes));
+    }
     if (overflow)
         return report(
             unit, FailureKind::size_mismatch,
@@ -268,6 +410,12 @@ void UnitClient::deliver(ReceivedUnit&& unit) {
     queue_changed_.wait(lock,
                         [&] { return queue_.size() < config_.max_queued_units || cancelled_; });
     if (cancelled_) return;
+    if (cancel_current_) {  // withdrawn between its last byte and now
+        lock.unlock();
+        return report(unit.unit, FailureKind::cancelled,
+                      fmt::format("{}: withdrawn", unit_name(unit.unit)));
+    }
+    current_unit_ = -1;  // from here on cancel_unit finds it in the queue
     queue_.push_back(std::move(unit));
     lock.unlock();
     queue_changed_.notify_all();
@@ -296,10 +444,12 @@ void UnitClient::delivery_loop() {
             unit.decode_s = now_seconds() - start;
         }
         if (cancelled_) return;
+        const UnitRequest request = unit.unit;
         try {
             if (callbacks_.on_unit) callbacks_.on_unit(std::move(unit));
         } catch (const std::exception& e) {
-            std::fprintf(stderr, "sparkv client: unit callback threw: %s\n", e.what());
+            report(request, FailureKind::decode,
+                   fmt::format("{}: could not be used: {}", unit_name(request), e.what()));
         }
     }
 }

@@ -37,7 +37,22 @@ struct ClientConfig {
     double read_timeout_s = 10;
     // Received units waiting for the delivery thread; the fetch loop waits when it is full.
     size_t max_queued_units = 16;
+    // Where the store's root is on the server: "" for `sparkv serve`, "/PREFIX" when an object
+    // store's website endpoint or a CDN serves the store's objects under a path.
+    std::string path_prefix;
+    // Sent as the Host header instead of host:port: an object store's website endpoint or a CDN
+    // picks the bucket or site by name. Empty: host:port.
+    std::string host_header;
+    // A unit answered 500, 502, 503 or 504 (an object store's SlowDown, a CDN's origin error) is
+    // asked for again up to this many times, after retry_backoff_s, then 2x, 4x..., before it
+    // is reported as failed.
+    int server_error_retries = 2;
+    double retry_backoff_s = 0.05;
 };
+
+// A --server argument: "HOST:PORT" (`sparkv serve`) or "http://HOST[:PORT][/PREFIX]" (an object
+// store's website endpoint, a CDN edge, or serve behind a path). Throws Error otherwise.
+ClientConfig client_config_for_server(std::string_view server);
 
 struct ReceivedUnit {
     UnitRequest unit;
@@ -55,7 +70,8 @@ enum class FailureKind {
     timeout,
     connection_lost,
     unreachable,  // the server cannot be reached any more; every later unit fails this way
-    decode,       // the decode hook rejected the bytes
+    decode,       // the decode hook or the unit callback rejected the bytes
+    cancelled,    // the caller withdrew the unit while it was in flight (cancel_unit)
 };
 
 struct UnitFailure {
@@ -65,7 +81,8 @@ struct UnitFailure {
 };
 
 struct ClientCallbacks {
-    // Runs on the delivery thread, in arrival order.
+    // Runs on the delivery thread, in arrival order. Throwing reports the unit as a decode
+    // failure (on_failure), so a unit the caller could not use is never silently lost.
     std::function<void(ReceivedUnit&&)> on_unit;
     // Runs on the fetch or the delivery thread.
     std::function<void(const UnitFailure&)> on_failure;
@@ -74,6 +91,9 @@ struct ClientCallbacks {
     std::function<std::vector<uint8_t>(const UnitRequest&, std::span<const uint8_t>)> decode;
     // Optional, on the fetch thread as soon as a unit's last byte arrived.
     std::function<void(const UnitTiming&)> on_timing;
+    // Optional, on the fetch thread just before a unit is requested: false skips it silently
+    // (another lane has taken it since it was scheduled).
+    std::function<bool(const UnitRequest&)> before_request;
 };
 
 struct ClientStats {
@@ -81,6 +101,7 @@ struct ClientStats {
     uint64_t units_failed = 0;
     uint64_t bytes_received = 0;
     uint64_t connections_opened = 0;
+    uint64_t retries = 0;  // requests repeated after a 5xx answer
 };
 
 class UnitClient {
@@ -93,17 +114,30 @@ class UnitClient {
     // Fetches and validates the manifest on the client's connection; throws Error.
     const Manifest& fetch_manifest(std::string_view context_id);
     const Manifest& manifest() const { return manifest_; }
+    // Fetches the context's token ids (after fetch_manifest), checked against the manifest and
+    // the context id (store/context_store.h parse_tokens); throws Error. Not while streaming.
+    std::vector<int32_t> fetch_tokens();
 
     // Starts streaming the units of `schedule` (after fetch_manifest). Returns at once.
     void start(std::shared_ptr<FetchSchedule> schedule, ClientCallbacks callbacks);
     // Stops promptly, mid-unit if need be; units not yet delivered are dropped unreported.
     void cancel();
+    // Withdraws one unit: if it is being downloaded, the transfer is cut (the connection is
+    // reopened for the next unit); if it waits for delivery, it is dropped. Either way it is
+    // reported once with FailureKind::cancelled. Returns whether the unit was in flight; a unit
+    // still pending in the schedule is the schedule's business (FetchSchedule::remove).
+    bool cancel_unit(int32_t t, int32_t l);
     // Waits until the schedule is closed and drained (or cancel()) and every delivery ran.
     void wait();
 
     ClientStats stats() const;
 
   private:
+    std::string get_small_object(const std::string& key, std::string_view what);
+    std::string url_path(const std::string& key) const;
+    // Sleeps before retry number `retry` (1, 2, ...); false if the client was cancelled meanwhile.
+    bool back_off(int retry);
+    void acknowledge_now();
     void fetch_loop();
     void delivery_loop();
     void fetch_unit(const UnitRequest& unit);
@@ -118,18 +152,23 @@ class UnitClient {
     ClientCallbacks callbacks_;
 
     std::atomic<bool> cancelled_{false};
+    // The unit being downloaded ((t << 32) | l, or -1) and whether the caller withdrew it.
+    std::atomic<int64_t> current_unit_{-1};
+    std::atomic<bool> cancel_current_{false};
     std::atomic<bool> in_request_{false};
     std::atomic<bool> server_gone_{false};
+    std::atomic<int> socket_{-1};  // of the current connection
     std::thread fetch_thread_;
     std::thread delivery_thread_;
 
     std::mutex queue_mutex_;
     std::condition_variable queue_changed_;
     std::deque<ReceivedUnit> queue_;
+    std::vector<std::pair<int32_t, int32_t>> withdrawn_;  // queued units to drop on delivery
     bool fetch_done_ = false;
 
     std::atomic<uint64_t> units_received_{0}, units_failed_{0}, bytes_received_{0},
-        connections_opened_{0};
+        connections_opened_{0}, retries_{0};
 };
 
 const char* failure_kind_name(FailureKind kind);

@@ -211,9 +211,15 @@ std::unique_ptr<ObjectReader> FilesystemBackend::open(std::string_view key) cons
 
 std::vector<std::string> FilesystemBackend::list(std::string_view prefix) const {
     std::vector<std::string> keys;
+    for (auto& info : list_info(prefix)) keys.push_back(std::move(info.key));
+    return keys;
+}
+
+std::vector<ObjectInfo> FilesystemBackend::list_info(std::string_view prefix) const {
+    std::vector<ObjectInfo> objects;
     const fs::path dir = prefix.empty() ? root_ : resolve(prefix);
     std::error_code ec;
-    if (!fs::is_directory(dir, ec)) return keys;
+    if (!fs::is_directory(dir, ec)) return objects;
     for (auto it = fs::recursive_directory_iterator(dir, ec);
          !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
         const std::string name = it->path().filename().string();
@@ -221,10 +227,18 @@ std::vector<std::string> FilesystemBackend::list(std::string_view prefix) const 
             if (it->is_directory()) it.disable_recursion_pending();
             continue;
         }
-        if (it->is_regular_file()) keys.push_back(it->path().lexically_relative(root_).string());
+        struct stat st;
+        if (::stat(it->path().c_str(), &st) != 0 || !S_ISREG(st.st_mode)) continue;
+        const auto since_epoch =
+            std::chrono::seconds(st.st_mtim.tv_sec) + std::chrono::nanoseconds(st.st_mtim.tv_nsec);
+        objects.push_back(
+            {it->path().lexically_relative(root_).string(), static_cast<uint64_t>(st.st_size),
+             std::chrono::system_clock::time_point(
+                 std::chrono::duration_cast<std::chrono::system_clock::duration>(since_epoch))});
     }
-    std::sort(keys.begin(), keys.end());
-    return keys;
+    std::sort(objects.begin(), objects.end(),
+              [](const ObjectInfo& a, const ObjectInfo& b) { return a.key < b.key; });
+    return objects;
 }
 
 std::vector<std::string> FilesystemBackend::list_children(std::string_view prefix) const {

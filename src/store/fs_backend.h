@@ -25,7 +25,11 @@ class FilesystemBackend final : public StorageBackend {
     std::unique_ptr<ObjectReader> open(std::string_view key) const override;
     std::vector<std::string> list(std::string_view prefix) const override;
     std::vector<std::string> list_children(std::string_view prefix) const override;
+    std::vector<ObjectInfo> list_info(std::string_view prefix) const override;
     void remove(std::string_view key) override;
+    size_t remove_incomplete_writes(std::chrono::seconds min_age) override {
+        return remove_stale_temp_files(min_age);
+    }
     std::string describe() const override;
 
     const std::filesystem::path& root() const { return root_; }

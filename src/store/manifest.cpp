@@ -60,6 +60,15 @@ bool is_level_name(std::string_view name) {
     return true;
 }
 
+bool is_attempt_name(std::string_view name) {
+    if (name.empty() || name.size() > 64) return false;
+    for (char c : name)
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '-'))
+            return false;
+    return true;
+}
+
 const UnitInfo& Manifest::unit(int32_t t, int32_t l) const {
     if (t < 0 || t >= n_chunks() || l < 0 || l >= n_layers())
         fail("{} does not exist: context {} has {} chunks x {} layers", unit_name(t, l), context_id,
@@ -98,6 +107,8 @@ uint64_t Manifest::total_bytes(std::string_view level) const {
 
 void Manifest::validate() const {
     if (!is_context_id(context_id)) fail("manifest: context id \"{}\" is malformed", context_id);
+    if (!is_attempt_name(attempt))
+        fail("manifest: attempt name \"{}\" is not [A-Za-z0-9-]{{1,64}}", attempt);
     if (model.fingerprint.empty()) fail("manifest: model fingerprint is empty");
     if (model.n_layers <= 0 || model.n_layers > 1024)
         fail("manifest: n_layers = {} is invalid", model.n_layers);
@@ -120,6 +131,8 @@ void Manifest::validate() const {
                  c.first_token + c.n_tokens);
         next_token += want;
     }
+    if (!prompt_format.empty() && prompt_format != "chat" && prompt_format != "raw")
+        fail("manifest: prompt format \"{}\" is not chat or raw", prompt_format);
     if (levels.empty()) fail("manifest: no quality levels");
     std::set<std::string_view> seen;
     for (const auto& level : levels) {
@@ -127,6 +140,9 @@ void Manifest::validate() const {
             fail("manifest: level name \"{}\" is not [a-z0-9_-]{{1,32}}", level);
         if (!seen.insert(level).second) fail("manifest: level \"{}\" is listed twice", level);
     }
+    if (tokens.bytes != static_cast<uint64_t>(n_tokens) * sizeof(int32_t))
+        fail("manifest: the token object holds {} bytes, {} tokens need {}", tokens.bytes, n_tokens,
+             n_tokens * static_cast<int64_t>(sizeof(int32_t)));
     const int64_t expected_units = expected_chunks * model.n_layers;
     if (static_cast<int64_t>(units.size()) != expected_units)
         fail("manifest: expected {} units ({} chunks x {} layers), found {}", expected_units,
@@ -157,6 +173,7 @@ nlohmann::json Manifest::to_json() const {
     j["format"] = kFormatName;
     j["version"] = kFormatVersion;
     j["context_id"] = context_id;
+    j["attempt"] = attempt;
     j["model"] = {{"fingerprint", model.fingerprint},
                   {"name", model.name},
                   {"n_layers", model.n_layers},
@@ -170,6 +187,8 @@ nlohmann::json Manifest::to_json() const {
             {{"index", c.index}, {"first_token", c.first_token}, {"n_tokens", c.n_tokens}});
     j["chunks"] = std::move(chunk_list);
     j["levels"] = levels;
+    j["tokens"] = {{"bytes", tokens.bytes}, {"xxh64", hex64(tokens.xxh64)}};
+    if (!prompt_format.empty()) j["prompt_format"] = prompt_format;
     json unit_list = json::array();
     for (const auto& u : units) {
         json objects = json::object();
@@ -193,11 +212,13 @@ Manifest Manifest::from_json(const nlohmann::json& j) {
         fail("manifest: format is not \"{}\"", kFormatName);
     const int64_t version = int_field(j, "version", "manifest", 0, 1 << 30);
     if (version != kFormatVersion)
-        fail("manifest: format version {} is not supported (this build reads version {})", version,
-             kFormatVersion);
+        fail("manifest: format version {} is not supported (this build reads version {}{})",
+             version, kFormatVersion,
+             version < kFormatVersion ? "; re-ingest the context with this build" : "");
 
     Manifest m;
     m.context_id = string_field(j, "context_id", "manifest");
+    m.attempt = string_field(j, "attempt", "manifest");
     const json& model = field(j, "model", "manifest");
     m.model.fingerprint = string_field(model, "fingerprint", "model");
     m.model.name = string_field(model, "name", "model");
@@ -228,6 +249,13 @@ Manifest Manifest::from_json(const nlohmann::json& j) {
         if (!level.is_string()) fail("manifest: a level name is not a string");
         m.levels.push_back(level.get<std::string>());
     }
+
+    const json& tokens = field(j, "tokens", "manifest");
+    m.tokens.bytes = static_cast<uint64_t>(int_field(tokens, "bytes", "tokens", 1, kMaxTokens * 4));
+    const auto tokens_hash = parse_hex64(string_field(tokens, "xxh64", "tokens"));
+    if (!tokens_hash) fail("manifest: tokens.xxh64 is not 16 lowercase hex digits");
+    m.tokens.xxh64 = *tokens_hash;
+    if (j.contains("prompt_format")) m.prompt_format = string_field(j, "prompt_format", "manifest");
 
     const json& units = field(j, "units", "manifest");
     if (!units.is_array() || static_cast<int64_t>(units.size()) != n_chunks * m.model.n_layers)

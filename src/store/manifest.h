@@ -44,15 +44,29 @@ struct UnitInfo {
 };
 
 struct Manifest {
-    static constexpr int kFormatVersion = 1;
+    // Version 2 added the token ids object ("tokens"); version 3 put every object of the context
+    // under the prefix of the ingest attempt that wrote it ("attempt"). Older stores must be
+    // re-ingested.
+    static constexpr int kFormatVersion = 3;
 
     std::string context_id;
+    // The ingest attempt whose objects this manifest names: every object of the context lives
+    // under contexts/<id>/attempts/<attempt>/ (store/context_store.h). Two workers that ingest the
+    // same context write disjoint attempts, so whichever manifest is written last names a
+    // complete set that no other worker touched.
+    std::string attempt;
     ModelInfo model;
     int64_t n_tokens = 0;
     int32_t chunk_size = 0;
     std::vector<ChunkInfo> chunks;
     std::vector<std::string> levels;  // quality level names, e.g. "fp16", "int8", "q5h"
     std::vector<UnitInfo> units;      // t-major: units[t * n_layers + l]
+    // The context's token ids (little-endian int32, object "tokens.i32"): with them a device
+    // that holds only the context id can compute any unit itself.
+    UnitObject tokens;
+    // How the device must render its question after these tokens ("chat" or "raw"; empty when
+    // the ingest did not say): the context is the first half of one prompt.
+    std::string prompt_format;
 
     int32_t n_chunks() const { return static_cast<int32_t>(chunks.size()); }
     int32_t n_layers() const { return model.n_layers; }
@@ -82,5 +96,8 @@ Manifest make_manifest(std::string context_id, ModelInfo model, int64_t n_tokens
 
 // Level names become path components: 1-32 characters of [a-z0-9_-].
 bool is_level_name(std::string_view name);
+
+// Attempt names are path components too: 1-64 characters of [A-Za-z0-9-].
+bool is_attempt_name(std::string_view name);
 
 }  // namespace sparkv

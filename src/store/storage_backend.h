@@ -3,6 +3,7 @@
 // unchanged because keys are plain relative paths ("contexts/<id>/manifest.json").
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -22,6 +23,13 @@ class ObjectReader {
     virtual size_t read_at(uint64_t offset, std::span<uint8_t> dst) = 0;
 };
 
+// One complete object as a listing sees it.
+struct ObjectInfo {
+    std::string key;
+    uint64_t size = 0;
+    std::chrono::system_clock::time_point modified;  // when it was last written (store's clock)
+};
+
 class StorageBackend {
   public:
     virtual ~StorageBackend() = default;
@@ -38,8 +46,14 @@ class StorageBackend {
     virtual std::vector<std::string> list(std::string_view prefix) const = 0;
     // Names directly under prefix (objects and sub-prefixes alike), like a delimiter listing.
     virtual std::vector<std::string> list_children(std::string_view prefix) const = 0;
+    // list() with each object's size and modification time.
+    virtual std::vector<ObjectInfo> list_info(std::string_view prefix) const = 0;
     // Removing a missing object is not an error.
     virtual void remove(std::string_view key) = 0;
+    // Deletes what interrupted writes left behind and readers never see (temporary files,
+    // unfinished multipart uploads) once it is at least min_age old: a younger one may belong to
+    // a writer still running. Returns how many were removed.
+    virtual size_t remove_incomplete_writes(std::chrono::seconds min_age) { return 0; }
     // Where the objects are, for messages.
     virtual std::string describe() const = 0;
 };

@@ -65,7 +65,7 @@ TEST_F(IngestTest, StoresEveryUnitAtEveryLevelAndCommitsTheManifest) {
                                      static_cast<uint16_t>(c.head_dim)};
         std::vector<uint16_t> k(shape.elements()), v(k.size()), k_ref(k.size()), v_ref(k.size());
         for (int l = 0; l < c.n_layer; ++l) {
-            const auto bytes = store_->read_unit(r.context_id, "fp16", chunk.index, l);
+            const auto bytes = store_->read_unit(m, "fp16", chunk.index, l);
             decoder.decode(bytes,
                            {model_->fingerprint(), static_cast<uint32_t>(chunk.index),
                             static_cast<uint32_t>(l)},
@@ -76,9 +76,9 @@ TEST_F(IngestTest, StoresEveryUnitAtEveryLevelAndCommitsTheManifest) {
             EXPECT_EQ(v, v_ref) << "unit (" << chunk.index << ", " << l << ")";
         }
     }
-    // The token ids are kept beside the manifest.
-    const auto ids = store_->backend().get(tokens_key(r.context_id));
-    EXPECT_EQ(ids.size(), tokens_.size() * 4);
+    // The token ids are a checksummed object of the context.
+    EXPECT_EQ(m.tokens.bytes, tokens_.size() * 4);
+    EXPECT_EQ(store_->read_tokens(m), tokens_);
 }
 
 TEST_F(IngestTest, ReingestingIsANoOp) {

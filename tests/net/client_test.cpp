@@ -248,6 +248,70 @@ TEST(UnitClient, RunsTheDecodeHookOffTheFetchThread) {
     EXPECT_EQ(sink.failures[0].reason, "unit (0, 1): decode failed: bad unit header");
 }
 
+TEST(UnitClient, FetchesVerifiedTokenIds) {
+    TestStore store(2, 1, {"q5h"}, 1000);
+    auto server = start_server(store);
+    UnitClient client(config_for(*server));
+    EXPECT_THROW(client.fetch_tokens(), Error);  // no manifest yet
+    client.fetch_manifest(store.manifest.context_id);
+    EXPECT_EQ(client.fetch_tokens(), store.store.read_tokens(store.manifest));
+
+    // Swapped token ids are refused even when the manifest's checksum is made to match them.
+    const auto path = store.dir.path() / "store" / tokens_key(store.manifest);
+    std::vector<int32_t> other(static_cast<size_t>(store.manifest.n_tokens), 5);
+    std::ofstream(path, std::ios::binary | std::ios::trunc)
+        .write(reinterpret_cast<const char*>(other.data()),
+               static_cast<std::streamsize>(other.size() * 4));
+    EXPECT_THROW(client.fetch_tokens(), Error);
+}
+
+TEST(UnitClient, AThrowingUnitCallbackIsAReportedFailure) {
+    TestStore store(1, 3, {"q5h"}, 5'000);
+    auto server = start_server(store);
+    UnitClient client(config_for(*server));
+    client.fetch_manifest(store.manifest.context_id);
+    Sink sink;
+    auto callbacks = sink.callbacks();
+    callbacks.on_unit = [&](ReceivedUnit&& u) {
+        if (u.unit.l == 2) fail("cache refused the unit");
+        std::lock_guard lock(sink.mutex);
+        sink.units.push_back(std::move(u));
+    };
+    client.start(all_units(store.manifest, "q5h"), callbacks);
+    client.wait();
+    EXPECT_EQ(sink.units.size(), 2u);
+    ASSERT_EQ(sink.failures.size(), 1u);
+    EXPECT_EQ(sink.failures[0].kind, FailureKind::decode);
+    EXPECT_EQ(sink.failures[0].unit.l, 2);
+    EXPECT_NE(sink.failures[0].reason.find("cache refused the unit"), std::string::npos);
+}
+
+TEST(UnitClient, WithdrawsAUnitInFlight) {
+    TestStore store(1, 2, {"fp16"}, 500'000);
+    LinkConfig link;
+    link.rate_mbps = 2;  // one unit takes ~2 s
+    auto server = start_server(store, link);
+    UnitClient client(config_for(*server));
+    client.fetch_manifest(store.manifest.context_id);
+    Sink sink;
+    client.start(all_units(store.manifest, "fp16"), sink.callbacks());
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));  // (0, 0) is mid-transfer
+    EXPECT_FALSE(client.cancel_unit(0, 1));  // still pending in the schedule, not in flight
+    const double start = now_seconds();
+    EXPECT_TRUE(client.cancel_unit(0, 0));
+    ASSERT_TRUE(testing::wait_for([&] {
+        std::lock_guard lock(sink.mutex);
+        return !sink.failures.empty();
+    }));
+    EXPECT_LT(now_seconds() - start, 1.0);  // cut, not waited out
+    client.wait();
+    ASSERT_EQ(sink.failures.size(), 1u);
+    EXPECT_EQ(sink.failures[0].kind, FailureKind::cancelled);
+    EXPECT_EQ(sink.failures[0].unit.l, 0);
+    EXPECT_EQ(sink.order(), (std::vector<std::pair<int, int>>{{0, 1}}));
+    EXPECT_EQ(client.stats().units_failed, 0u);  // a withdrawal is not a failure
+}
+
 TEST(UnitClient, ManifestErrorsAreActionable) {
     TestStore store(1, 1, {"q5h"}, 1000);
     auto server = start_server(store);

@@ -34,6 +34,7 @@ class TestStore {
         const ModelInfo model{"test-fingerprint", "test-model", n_layers, 3, 64};
         ContextWriter writer(store, make_manifest(context_id(model.fingerprint, tokens, 64), model,
                                                   n_tokens, 64, levels));
+        writer.put_tokens(tokens);
         std::mt19937 rng(seed);
         for (int32_t t = 0; t < n_chunks; ++t)
             for (int32_t l = 0; l < n_layers; ++l)
@@ -46,10 +47,10 @@ class TestStore {
     }
 
     std::vector<uint8_t> unit(const std::string& level, int32_t t, int32_t l) const {
-        return store.read_unit(manifest.context_id, level, t, l);
+        return store.read_unit(manifest, level, t, l);
     }
     std::filesystem::path unit_file(const std::string& level, int32_t t, int32_t l) const {
-        return backend->root() / unit_key(manifest.context_id, level, t, l);
+        return backend->root() / unit_key(manifest, level, t, l);
     }
 
     TempDir dir;

@@ -42,7 +42,7 @@ void expect_windows_match(const ArrivalLog& log, const LinkConfig& link, double 
 }
 
 std::string big_object(const TestStore& store) {
-    return fmt::format("/{}", unit_key(store.manifest.context_id, "fp16", 0, 0));
+    return fmt::format("/{}", unit_key(store.manifest, "fp16", 0, 0));
 }
 
 // Each probe is one body longer than the probe, so the link is never idle: the turnaround

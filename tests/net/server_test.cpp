@@ -21,7 +21,7 @@ using testing::start_server;
 using testing::TestStore;
 
 std::string unit_path(const Manifest& m, const std::string& level, int t, int l) {
-    return fmt::format("/{}", unit_key(m.context_id, level, t, l));
+    return fmt::format("/{}", unit_key(m, level, t, l));
 }
 
 std::string as_string(const std::vector<uint8_t>& bytes) {
@@ -57,9 +57,16 @@ TEST(Server, ServesHealthListManifestAndUnits) {
     EXPECT_EQ(unit->body, as_string(store.unit("q3h", 1, 2)));
     EXPECT_EQ(unit->get_header_value("Accept-Ranges"), "bytes");
     // The URL is the file's path relative to the store: a static server would serve the same.
-    std::ifstream file(store.backend->root() / unit_key(store.manifest.context_id, "q3h", 1, 2),
+    std::ifstream file(store.backend->root() / unit_key(store.manifest, "q3h", 1, 2),
                        std::ios::binary);
     EXPECT_EQ(unit->body, std::string(std::istreambuf_iterator<char>(file), {}));
+
+    // The token ids are an immutable object of the context too.
+    auto tokens = http.Get(fmt::format("/{}", tokens_key(store.manifest)));
+    ASSERT_TRUE(tokens);
+    EXPECT_EQ(tokens->status, 200);
+    EXPECT_EQ(tokens->body.size(), store.manifest.tokens.bytes);
+    EXPECT_EQ(tokens->get_header_value("Cache-Control"), "public, max-age=31536000, immutable");
 }
 
 TEST(Server, UnknownObjectsAre404WithJsonError) {
@@ -96,18 +103,20 @@ TEST(Server, RejectsPathsThatLeaveTheStore) {
     auto server = start_server(store);
     const int port = server->port();
     const std::string id = store.manifest.context_id;
+    const std::string units = "/contexts/" + id + "/attempts/" + store.manifest.attempt + "/units";
     for (const std::string& target : std::vector<std::string>{
              "/../secret.txt", "/contexts/../../secret.txt", "/contexts/%2e%2e/%2e%2e/secret.txt",
-             "/contexts/" + id + "/units/int8/%2E%2E/%2E%2E/%2E%2E/%2E%2E/secret.txt",
-             "/contexts/" + id + "/units/..%2f..%2f..%2f..%2fsecret.txt", "//etc/passwd",
+             units + "/int8/%2E%2E/%2E%2E/%2E%2E/%2E%2E/%2E%2E/%2E%2E/secret.txt",
+             units + "/..%2f..%2f..%2f..%2f..%2f..%2fsecret.txt", "//etc/passwd",
+             "/contexts/" + id + "/attempts/..%2f..%2f..%2fsecret.txt/tokens.i32",
              "/contexts/" + id + "/./manifest.json", "/contexts/" + id + "/.tmp-x",
              "/contexts/%00/manifest.json"}) {
         const int status = raw_get_status(port, target);
         EXPECT_TRUE(status == 400 || status == 404) << target << " -> " << status;
     }
-    EXPECT_EQ(raw_get_status(port, "/contexts/" + id + "/units/int8/t0_l9.kvu"), 403);
-    const std::string reply = raw_http(port, "GET /contexts/" + id +
-                                                 "/units/int8/t0_l9.kvu HTTP/1.1\r\nHost: x\r\n"
+    EXPECT_EQ(raw_get_status(port, units + "/int8/t0_l9.kvu"), 403);
+    const std::string reply = raw_http(port, "GET " + units +
+                                                 "/int8/t0_l9.kvu HTTP/1.1\r\nHost: x\r\n"
                                                  "Connection: close\r\n\r\n");
     EXPECT_EQ(reply.find("secret\n"), std::string::npos);
     EXPECT_EQ(reply.find("\r\n\r\nsecret"), std::string::npos);

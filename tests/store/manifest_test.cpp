@@ -18,6 +18,8 @@ Manifest filled_manifest(int64_t n_tokens = 2500, int32_t chunk_size = 1024) {
     uint64_t seed = 1;
     for (auto& u : m.units)
         for (auto& o : u.objects) o = {1000 + seed, seed * 0x9e3779b97f4a7c15ULL}, ++seed;
+    m.tokens = {static_cast<uint64_t>(n_tokens) * 4, 0x1234};
+    m.attempt = "20261202T101500Z-0123456789abcdef";
     return m;
 }
 
@@ -43,6 +45,17 @@ TEST(Manifest, JsonRoundTripIsExact) {
     EXPECT_EQ(back.total_bytes("fp16"), m.total_bytes("fp16"));
 }
 
+TEST(Manifest, OldVersionsAskForAReingest) {
+    nlohmann::json j = filled_manifest().to_json();
+    j["version"] = 2;
+    try {
+        Manifest::parse(j.dump());
+        FAIL() << "a version 2 manifest was accepted";
+    } catch (const Error& e) {
+        EXPECT_NE(std::string(e.what()).find("re-ingest"), std::string::npos) << e.what();
+    }
+}
+
 TEST(Manifest, SkeletonWithoutObjectsDoesNotValidate) {
     Manifest m = filled_manifest();
     m.unit(1, 1).objects[0] = {};
@@ -61,7 +74,16 @@ TEST(Manifest, RejectsCorruptManifests) {
     const std::vector<std::pair<std::string, std::function<void(nlohmann::json&)>>> mutations = {
         {"not an object", [](auto& j) { j = nlohmann::json::array(); }},
         {"wrong format", [](auto& j) { j["format"] = "other"; }},
-        {"future version", [](auto& j) { j["version"] = 2; }},
+        {"future version", [](auto& j) { j["version"] = Manifest::kFormatVersion + 1; }},
+        {"old version", [](auto& j) { j["version"] = 1; }},
+        {"version 2 (no attempt)", [](auto& j) { j["version"] = 2; }},
+        {"no attempt", [](auto& j) { j.erase("attempt"); }},
+        {"empty attempt", [](auto& j) { j["attempt"] = ""; }},
+        {"attempt path", [](auto& j) { j["attempt"] = "../x"; }},
+        {"attempt with slash", [](auto& j) { j["attempt"] = "a/b"; }},
+        {"no token ids", [](auto& j) { j.erase("tokens"); }},
+        {"token ids of the wrong size", [](auto& j) { j["tokens"]["bytes"] = 4; }},
+        {"bad token hash", [](auto& j) { j["tokens"]["xxh64"] = "0x12"; }},
         {"missing model", [](auto& j) { j.erase("model"); }},
         {"layers as string", [](auto& j) { j["model"]["n_layers"] = "3"; }},
         {"negative tokens", [](auto& j) { j["n_tokens"] = -5; }},

@@ -13,6 +13,7 @@
 #include "store/content_id.h"
 #include "store/context_store.h"
 #include "store/fs_backend.h"
+#include "store_helpers.h"
 #include "test_support.h"
 
 namespace sparkv {
@@ -21,53 +22,9 @@ namespace {
 namespace fs = std::filesystem;
 using testing::TempDir;
 
-std::vector<uint8_t> random_bytes(size_t n, uint32_t seed) {
-    std::mt19937 rng(seed);
-    std::vector<uint8_t> bytes(n);
-    for (auto& b : bytes) b = static_cast<uint8_t>(rng());
-    return bytes;
-}
-
-Manifest skeleton(int32_t n_layers = 4, int64_t n_tokens = 300, int32_t chunk = 100,
-                  std::string fingerprint = "fp") {
-    const std::vector<int32_t> tokens(static_cast<size_t>(n_tokens), 7);
-    return make_manifest(context_id(fingerprint, tokens, chunk),
-                         {fingerprint, "test-model", n_layers, 2, 8}, n_tokens, chunk,
-                         {"int8", "q3h"});
-}
-
-void ingest(ContextStore& store, const Manifest& m, size_t unit_bytes, uint32_t seed = 1) {
-    ContextWriter writer(store, m);
-    for (const auto& u : m.units)
-        for (const auto& level : m.levels)
-            writer.put_unit(u.t, u.l, level,
-                            random_bytes(unit_bytes + static_cast<size_t>(u.l), seed++));
-    writer.commit();
-}
-
-TEST(FilesystemBackend, PutGetListRemove) {
-    TempDir dir;
-    FilesystemBackend backend(dir.path());
-    const auto bytes = random_bytes(5000, 3);
-    backend.put("a/b/c.bin", bytes);
-    EXPECT_TRUE(backend.contains("a/b/c.bin"));
-    EXPECT_EQ(backend.size("a/b/c.bin"), 5000u);
-    EXPECT_EQ(backend.get("a/b/c.bin"), bytes);
-    auto reader = backend.open("a/b/c.bin");
-    ASSERT_TRUE(reader);
-    std::vector<uint8_t> part(100);
-    EXPECT_EQ(reader->read_at(4950, part), 50u);
-    EXPECT_TRUE(std::equal(part.begin(), part.begin() + 50, bytes.begin() + 4950));
-    EXPECT_EQ(reader->read_at(6000, part), 0u);
-    EXPECT_EQ(backend.list("a"), std::vector<std::string>{"a/b/c.bin"});
-    EXPECT_EQ(backend.list_children("a"), std::vector<std::string>{"b"});
-    EXPECT_FALSE(backend.open("a/b/missing"));
-    EXPECT_THROW(backend.get("a/b/missing"), Error);
-    backend.remove("a/b/c.bin");
-    EXPECT_FALSE(backend.contains("a/b/c.bin"));
-    EXPECT_FALSE(fs::exists(dir.path() / "a"));  // emptied directories are pruned
-    backend.remove("a/b/c.bin");                 // removing twice is fine
-}
+using testing::ingest;
+using testing::random_bytes;
+using testing::skeleton;
 
 TEST(FilesystemBackend, RejectsKeysThatLeaveTheStore) {
     TempDir dir;
@@ -85,31 +42,33 @@ TEST(FilesystemBackend, RejectsKeysThatLeaveTheStore) {
     EXPECT_FALSE(fs::exists(outside.path() / "new"));
 }
 
-TEST(ContextStore, LayoutIsPlainFiles) {
+TEST(FilesystemBackend, LayoutIsPlainFiles) {
     TempDir dir;
     ContextStore store(std::make_shared<FilesystemBackend>(dir.path()));
-    const Manifest m = skeleton();
-    ingest(store, m, 256);
+    const Manifest m = ingest(store, skeleton(), 256);
     const fs::path base = dir.path() / "contexts" / m.context_id;
     EXPECT_TRUE(fs::is_regular_file(base / "manifest.json"));
-    EXPECT_EQ(fs::file_size(base / "units" / "q3h" / "t2_l3.kvu"), 259u);
+    EXPECT_TRUE(is_attempt_name(m.attempt));
+    EXPECT_EQ(fs::file_size(base / "attempts" / m.attempt / "units" / "q3h" / "t2_l3.kvu"), 259u);
     EXPECT_EQ(store.list_contexts(), std::vector<std::string>{m.context_id});
     EXPECT_TRUE(store.is_complete(m.context_id, ContextStore::Check::checksums));
     const Manifest back = store.read_manifest(m.context_id);
-    EXPECT_EQ(back.object(2, 3, "q3h").xxh64,
-              object_checksum(store.read_unit(m.context_id, "q3h", 2, 3)));
+    EXPECT_EQ(back.object(2, 3, "q3h").xxh64, object_checksum(store.read_unit(back, "q3h", 2, 3)));
     store.remove_context(m.context_id);
     EXPECT_TRUE(store.list_contexts().empty());
     EXPECT_FALSE(fs::exists(base));
 }
 
-TEST(ContextStore, UncommittedIngestLeavesNoManifest) {
+// The filesystem side of an interrupted ingest: temporary files (backend_test.cpp has the rest).
+TEST(FilesystemBackend, UncommittedIngestLeavesOnlyCollectableFiles) {
     TempDir dir;
     auto backend = std::make_shared<FilesystemBackend>(dir.path());
     ContextStore store(backend);
-    const Manifest m = skeleton();
+    Manifest m = skeleton();
+    m.attempt = "crashed-attempt";
     {
         ContextWriter writer(store, m);
+        writer.put_tokens(std::vector<int32_t>(static_cast<size_t>(m.n_tokens), 7));
         for (const auto& u : m.units) writer.put_unit(u.t, u.l, "int8", random_bytes(64, 1));
         // q3h objects never written: commit must refuse and name what is missing.
         try {
@@ -123,95 +82,21 @@ TEST(ContextStore, UncommittedIngestLeavesNoManifest) {
     EXPECT_FALSE(store.is_complete(m.context_id));
     EXPECT_TRUE(store.list_contexts().empty());
     // A partial temporary file from an interrupted put is invisible and can be cleaned.
-    const fs::path units = dir.path() / "contexts" / m.context_id / "units" / "q3h";
+    const fs::path units =
+        dir.path() / "contexts" / m.context_id / "attempts" / m.attempt / "units" / "q3h";
     fs::create_directories(units);
     std::ofstream(units / ".tmp-t0_l0.kvu-1-2-3") << "partial";
-    EXPECT_EQ(backend->list(fmt::format("contexts/{}/units/q3h", m.context_id)).size(), 0u);
+    EXPECT_EQ(
+        backend->list(fmt::format("contexts/{}/attempts/{}/units/q3h", m.context_id, m.attempt))
+            .size(),
+        0u);
     EXPECT_EQ(backend->remove_stale_temp_files(std::chrono::hours(1)), 0u);  // too young
     EXPECT_EQ(backend->remove_stale_temp_files(std::chrono::seconds(0)), 1u);
     EXPECT_FALSE(fs::exists(units / ".tmp-t0_l0.kvu-1-2-3"));
-    // Redoing the ingest completes it; doing it again is detectable as a no-op.
+    // Redoing the ingest (a new attempt) completes it; doing it again is detectable as a no-op.
+    m.attempt.clear();
     ingest(store, m, 64);
     EXPECT_TRUE(store.is_complete(m.context_id, ContextStore::Check::checksums));
-}
-
-TEST(ContextStore, DamagedObjectsMakeContextIncomplete) {
-    TempDir dir;
-    ContextStore store(std::make_shared<FilesystemBackend>(dir.path()));
-    const Manifest m = skeleton();
-    ingest(store, m, 128);
-    const fs::path object = dir.path() / "contexts" / m.context_id / "units" / "int8" / "t1_l2.kvu";
-    {
-        std::fstream f(object, std::ios::in | std::ios::out | std::ios::binary);
-        f.seekp(10);
-        f.put('\x5a');
-        f.put('\xa5');
-    }
-    EXPECT_TRUE(store.is_complete(m.context_id, ContextStore::Check::sizes));
-    EXPECT_FALSE(store.is_complete(m.context_id, ContextStore::Check::checksums));
-    fs::resize_file(object, 5);
-    EXPECT_FALSE(store.is_complete(m.context_id, ContextStore::Check::sizes));
-    fs::remove(object);
-    EXPECT_FALSE(store.is_complete(m.context_id));
-    // A manifest that is not valid JSON is an Error, and the context is not complete.
-    std::ofstream(dir.path() / "contexts" / m.context_id / "manifest.json") << "{\"units\": [";
-    EXPECT_THROW(store.read_manifest(m.context_id), Error);
-    EXPECT_FALSE(store.is_complete(m.context_id));
-}
-
-// Kills a real ingest process at varied moments: whatever survives must be consistent (no
-// manifest, or a manifest whose every object is complete and intact).
-TEST(ContextStore, KilledIngestNeverLeavesADanglingManifest) {
-    TempDir dir;
-    // Time one uncontended ingest, then kill others at fractions of that time (some past it).
-    const auto start = std::chrono::steady_clock::now();
-    {
-        ContextStore store(std::make_shared<FilesystemBackend>(dir.path()));
-        ingest(store, skeleton(6, 400, 100, "timing"), 32 * 1024);
-    }
-    const auto ingest_time = std::chrono::steady_clock::now() - start;
-    int saw_complete = 0, saw_absent = 0;
-    for (int round = 0; round < 12; ++round) {
-        const Manifest m = skeleton(6, 400, 100, fmt::format("fp{}", round));
-        const pid_t child = fork();
-        ASSERT_GE(child, 0);
-        if (child == 0) {
-            try {
-                ContextStore store(std::make_shared<FilesystemBackend>(dir.path()));
-                ingest(store, m, 32 * 1024);
-            } catch (...) {
-                _exit(3);
-            }
-            _exit(0);
-        }
-        std::this_thread::sleep_for(ingest_time * round / 9);
-        kill(child, SIGKILL);
-        int status = 0;
-        waitpid(child, &status, 0);
-        ContextStore store(std::make_shared<FilesystemBackend>(dir.path()));
-        if (store.has_manifest(m.context_id)) {
-            EXPECT_TRUE(store.is_complete(m.context_id, ContextStore::Check::checksums))
-                << "round " << round;
-            ++saw_complete;
-        } else {
-            ++saw_absent;
-        }
-    }
-    // Early kills must leave nothing; kills after the ingest's duration usually find it done.
-    RecordProperty("complete", saw_complete);
-    RecordProperty("absent", saw_absent);
-    EXPECT_GT(saw_absent, 0);
-}
-
-TEST(ContextWriter, RejectsBadInput) {
-    TempDir dir;
-    ContextStore store(std::make_shared<FilesystemBackend>(dir.path()));
-    ContextWriter writer(store, skeleton());
-    EXPECT_THROW(writer.put_unit(0, 0, "fp16", random_bytes(4, 1)), Error);  // unknown level
-    EXPECT_THROW(writer.put_unit(9, 0, "int8", random_bytes(4, 1)), Error);  // unknown unit
-    EXPECT_THROW(writer.put_unit(0, 0, "int8", {}), Error);                  // empty object
-    EXPECT_THROW(store.read_manifest("not-an-id"), Error);
-    EXPECT_THROW(store.read_manifest(std::string(32, 'a')), Error);  // absent
 }
 
 }  // namespace

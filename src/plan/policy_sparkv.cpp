@@ -1,0 +1,161 @@
+// sparkv: the published potential-aware greedy (DESIGN.md §5), then a refinement of its
+// per-chunk compute depths by simulation (ours; PlannerSettings::refine turns it off).
+#include <algorithm>
+#include <limits>
+#include <optional>
+
+#include "common/error.h"
+#include "plan/policy.h"
+#include "plan/search.h"
+#include "plan/simulator.h"
+
+namespace sparkv::plan {
+
+namespace {
+
+enum class State : uint8_t { free, computed, streamed };
+
+class Greedy {
+  public:
+    Greedy(const CostInstance& costs, double bandwidth)
+        : c_(costs),
+          s_(costs.shape),
+          bw_(bandwidth),
+          state_(s_.n_units(), State::free),
+          available_(s_.n_units(), false),
+          stream_only_(s_.n_units(), false) {}
+
+    Plan run(double stage_s) {
+        Plan plan;
+        plan.lane.assign(s_.n_units(), Lane::compute);
+        plan.level.assign(s_.n_units(), -1);
+        size_t assigned = 0;
+        while (assigned < s_.n_units()) {
+            const size_t before = assigned;
+            // Compute lane: fill the stage from compute-ready units by w_c, re-sorting each pick.
+            for (double used = 0; used < stage_s;) {
+                const auto u = best_compute();
+                if (!u) break;
+                const size_t i = s_.index(*u);
+                state_[i] = State::computed;
+                available_[i] = true;
+                plan.compute_order.push_back(*u);
+                used += c_.units[i].compute_s;
+                ++assigned;
+            }
+            // Stream lane: its own budget, from units nobody has yet, by w_s. What it streams
+            // becomes available to the compute lane from the next stage on.
+            std::vector<size_t> streamed_now;
+            for (double used = 0; used < stage_s;) {
+                const auto u = best_stream();
+                if (!u) break;
+                const size_t i = s_.index(*u);
+                state_[i] = State::streamed;
+                for (int32_t l = u->l + 1; l < s_.n_layers; ++l)
+                    stream_only_[s_.index({u->t, l})] = true;  // no hidden state above it
+                plan.lane[i] = Lane::stream;
+                plan.level[i] = c_.default_level;
+                plan.stream_order.push_back(*u);
+                streamed_now.push_back(i);
+                used += c_.stream_s(*u, c_.default_level, bw_);
+                ++assigned;
+            }
+            for (size_t i : streamed_now) available_[i] = true;
+            if (assigned == before) break;  // cannot happen: the stream lane takes any free unit
+        }
+        return plan;
+    }
+
+  private:
+    bool compute_ready(UnitId u) const {
+        const size_t i = s_.index(u);
+        if (state_[i] != State::free || stream_only_[i]) return false;
+        if (u.l > 0 && state_[s_.index({u.t, u.l - 1})] != State::computed) return false;
+        if (u.l == s_.n_layers - 1) return true;
+        for (int32_t t = 0; t < u.t; ++t)
+            if (!available_[s_.index({t, u.l})]) return false;
+        return true;
+    }
+
+    // Σ 1/t_comp(x) over the units x that become compute-ready once `changed` takes `as`.
+    double unlocked(UnitId changed, State as, bool available) {
+        const size_t i = s_.index(changed);
+        std::vector<UnitId> candidates;
+        if (as == State::computed && changed.l + 1 < s_.n_layers)
+            candidates.push_back({changed.t, changed.l + 1});
+        for (int32_t t = changed.t + 1; t < s_.n_chunks(); ++t)
+            candidates.push_back({t, changed.l});
+        std::vector<bool> was(candidates.size());
+        for (size_t k = 0; k < candidates.size(); ++k) was[k] = compute_ready(candidates[k]);
+        const State old_state = state_[i];
+        const bool old_available = available_[i];
+        state_[i] = as;
+        available_[i] = available;
+        double sum = 0;
+        for (size_t k = 0; k < candidates.size(); ++k)
+            if (!was[k] && compute_ready(candidates[k]))
+                sum += 1.0 / std::max(1e-6, c_.unit(candidates[k]).compute_s);
+        state_[i] = old_state;
+        available_[i] = old_available;
+        return sum;
+    }
+
+    std::optional<UnitId> best_compute() {
+        std::optional<UnitId> best;
+        double best_w = -1;
+        for (size_t i = 0; i < s_.n_units(); ++i) {
+            const UnitId u = s_.unit(i);
+            if (!compute_ready(u)) continue;
+            const double w =
+                1.0 / std::max(1e-6, c_.units[i].compute_s) + unlocked(u, State::computed, true);
+            if (w > best_w) best_w = w, best = u;
+        }
+        return best;
+    }
+
+    std::optional<UnitId> best_stream() {
+        std::optional<UnitId> best;
+        double best_w = -1;
+        for (size_t i = 0; i < s_.n_units(); ++i) {
+            if (state_[i] != State::free) continue;
+            const UnitId u = s_.unit(i);
+            const double w = 1.0 / std::max(1e-6, c_.stream_s(u, c_.default_level, bw_)) +
+                             unlocked(u, State::streamed, true);
+            if (w > best_w) best_w = w, best = u;
+        }
+        return best;
+    }
+
+    const CostInstance& c_;
+    const ContextShape& s_;
+    double bw_;
+    std::vector<State> state_;
+    std::vector<bool> available_;    // KV present for the compute lane's token rule
+    std::vector<bool> stream_only_;  // a layer below was streamed
+};
+
+}  // namespace
+
+Plan plan_sparkv_greedy(const CostInstance& costs, double bandwidth, double stage_s) {
+    if (!(stage_s > 0)) fail("planner: the stage length must be positive");
+    Plan plan = Greedy(costs, bandwidth).run(stage_s);
+    plan.policy = "sparkv";
+    return plan;
+}
+
+Plan plan_sparkv(const CostInstance& costs, double bandwidth, const PlannerSettings& settings) {
+    Plan greedy = plan_sparkv_greedy(costs, bandwidth, settings.stage_s);
+    const ConstantLink link(bandwidth);
+    greedy.predicted_ttft_s = simulate(costs, greedy, link).ttft_s;
+    if (!settings.refine) return greedy;
+    DepthSearch search(costs, link, settings.refine_budget);
+    search.consider(greedy);
+    search.start_from(greedy.prefixes(costs.shape));
+    search.start_from_split_points();
+    search.improve();
+    Plan best = search.best();
+    best.policy = "sparkv";
+    return best;
+}
+
+}  // namespace sparkv::plan

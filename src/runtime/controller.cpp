@@ -1,0 +1,193 @@
+#include "runtime/controller.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <chrono>
+
+#include "common/timer.h"
+
+namespace sparkv::runtime {
+
+Controller::Controller(const plan::CostInstance& costs, const plan::Plan& plan,
+                       double planned_bandwidth, UnitBoard& board, StreamControl& stream,
+                       const ComputeProgress& compute, Timeline& timeline, double origin_s,
+                       ControllerSettings settings)
+    : costs_(costs),
+      shape_(costs.shape),
+      planned_bandwidth_(planned_bandwidth),
+      board_(board),
+      stream_(stream),
+      compute_(compute),
+      timeline_(timeline),
+      origin_s_(origin_s),
+      settings_(settings),
+      level_(plan.level),
+      depth_(plan.prefixes(costs.shape)) {
+    for (auto& level : level_)
+        if (level < 0) level = costs.default_level;
+}
+
+Controller::~Controller() {
+    stop();
+}
+
+void Controller::start() {
+    if (!settings_.enabled || thread_.joinable()) return;
+    thread_ = std::thread([this] { loop(); });
+}
+
+void Controller::stop() {
+    {
+        std::lock_guard lock(mutex_);
+        stopping_ = true;
+    }
+    wake_.notify_all();
+    if (thread_.joinable()) thread_.join();
+}
+
+ControllerStats Controller::stats() const {
+    std::lock_guard lock(stats_mutex_);
+    return stats_;
+}
+
+void Controller::loop() {
+    const auto period = std::chrono::duration<double>(settings_.period_s);
+    std::unique_lock lock(mutex_);
+    while (!wake_.wait_for(lock, period, [&] { return stopping_; })) {
+        lock.unlock();
+        tick(now_seconds() - origin_s_);
+        lock.lock();
+    }
+}
+
+double Controller::compute_drift(double now_s) {
+    double predicted = 0, actual = 0;
+    for (const auto& o : compute_.observations(now_s - settings_.window_s)) {
+        predicted += o.predicted_s;
+        actual += o.actual_s;
+    }
+    // Too little evidence in the window: keep the last judgement.
+    if (predicted < 0.2 * settings_.window_s) return stats().last_compute_drift;
+    return actual / predicted;
+}
+
+double Controller::bandwidth_estimate(double now_s) const {
+    double bandwidth = stream_.bandwidth().value_or(planned_bandwidth_);
+    // A unit that has been in flight far longer than it should says more than old samples.
+    if (const auto since = stream_.in_flight_since()) {
+        const double elapsed = now_s - *since;
+        const double typical =
+            costs_.units.empty()
+                ? 0
+                : static_cast<double>(
+                      costs_.units[0].bytes[static_cast<size_t>(costs_.default_level)]);
+        const double expected = costs_.request_latency_s + typical / bandwidth;
+        if (elapsed > settings_.stall_factor * expected && elapsed > 0.25)
+            bandwidth = std::min(bandwidth, typical / elapsed);
+    }
+    return std::max(bandwidth, 1.0);
+}
+
+void Controller::migrate(UnitId u, bool to_stream, double now_s) {
+    TimelineEvent e;
+    e.kind = EventKind::migration;
+    e.t = u.t;
+    e.l = u.l;
+    e.start_s = e.end_s = now_s;
+    e.note = to_stream ? "compute -> stream" : "stream -> compute";
+    timeline_.add(std::move(e));
+    std::lock_guard lock(stats_mutex_);
+    ++(to_stream ? stats_.to_stream : stats_.to_compute);
+}
+
+void Controller::tick(double now_s) {
+    const double started = now_seconds();
+    const double drift_c = compute_drift(now_s);
+    const double bandwidth = bandwidth_estimate(now_s);
+    const double drift_s = planned_bandwidth_ / bandwidth;
+    const auto states = board_.snapshot();
+
+    // Remaining work of each lane at the observed speeds.
+    const auto stream_s = [&](size_t i) {
+        return costs_.request_latency_s +
+               static_cast<double>(costs_.units[i].bytes[static_cast<size_t>(level_[i])]) /
+                   bandwidth;
+    };
+    double remaining_c = 0, remaining_s = 0;
+    for (size_t i = 0; i < states.size(); ++i) {
+        const UnitState s = states[i];
+        if (s == UnitState::compute_planned || s == UnitState::unassigned ||
+            s == UnitState::computing)
+            remaining_c += drift_c * costs_.units[i].compute_s;
+        else if (s == UnitState::stream_planned || s == UnitState::streaming)
+            remaining_s += stream_s(i);
+    }
+
+    int moves = 0;
+    // Act on evidence only: a few units through each lane first.
+    const bool warmed_up = now_s >= settings_.warmup_s;
+    const double slack =
+        std::max(settings_.period_s, settings_.threshold * std::max(remaining_c, remaining_s));
+    if (warmed_up && remaining_c > remaining_s + slack) {
+        // Compute lane slower than planned and now the last to finish: stream the deepest
+        // planned compute units of the costliest chunks.
+        while (moves < settings_.max_migrations) {
+            int32_t best_t = -1;
+            double best_cost = 0;
+            for (int32_t t = 0; t < shape_.n_chunks(); ++t) {
+                const int32_t d = depth_[static_cast<size_t>(t)];
+                if (d == 0) continue;
+                const size_t i = shape_.index({t, d - 1});
+                if (states[i] != UnitState::compute_planned) continue;
+                if (costs_.units[i].compute_s > best_cost)
+                    best_cost = costs_.units[i].compute_s, best_t = t;
+            }
+            if (best_t < 0) break;
+            const UnitId u{best_t, depth_[static_cast<size_t>(best_t)] - 1};
+            const size_t i = shape_.index(u);
+            const double dc = drift_c * costs_.units[i].compute_s, ds = stream_s(i);
+            if (remaining_c - dc < remaining_s + ds) break;  // would overshoot
+            if (!board_.move_to_stream(u)) break;
+            stream_.append(u, level_[i]);
+            --depth_[static_cast<size_t>(best_t)];
+            remaining_c -= dc;
+            remaining_s += ds;
+            migrate(u, true, now_s);
+            ++moves;
+        }
+    } else if (warmed_up && remaining_s > remaining_c + slack) {
+        // Link slower than planned and now the last to finish: the compute lane takes the stream
+        // unit right above a chunk's computed layers, cheapest first.
+        while (moves < settings_.max_migrations) {
+            int32_t best_t = -1;
+            double best_cost = 0;
+            for (int32_t t = 0; t < shape_.n_chunks(); ++t) {
+                const int32_t d = depth_[static_cast<size_t>(t)];
+                if (d >= shape_.n_layers) continue;
+                const size_t i = shape_.index({t, d});
+                if (states[i] != UnitState::stream_planned) continue;
+                if (best_t < 0 || costs_.units[i].compute_s < best_cost)
+                    best_cost = costs_.units[i].compute_s, best_t = t;
+            }
+            if (best_t < 0) break;
+            const UnitId u{best_t, depth_[static_cast<size_t>(best_t)]};
+            const size_t i = shape_.index(u);
+            const double dc = drift_c * costs_.units[i].compute_s, ds = stream_s(i);
+            if (remaining_s - ds < remaining_c + dc) break;
+            if (!stream_.withdraw(u)) break;
+            ++depth_[static_cast<size_t>(best_t)];
+            remaining_s -= ds;
+            remaining_c += dc;
+            migrate(u, false, now_s);
+            ++moves;
+        }
+    }
+    std::lock_guard lock(stats_mutex_);
+    ++stats_.ticks;
+    stats_.last_compute_drift = drift_c;
+    stats_.last_link_drift = drift_s;
+    stats_.busy_s += now_seconds() - started;
+}
+
+}  // namespace sparkv::runtime

@@ -1,0 +1,39 @@
+// What the controller sees of the two lanes and what it may ask of them: small interfaces so
+// the controller can be driven by scripted lanes in tests. StreamLane and ComputeLane implement
+// them; every method is safe to call from the controller's thread.
+#pragma once
+
+#include <optional>
+#include <vector>
+
+#include "plan/plan.h"
+
+namespace sparkv::runtime {
+
+struct ComputeObservation {
+    double end_s = 0;
+    double predicted_s = 0;
+    double actual_s = 0;
+};
+
+class ComputeProgress {
+  public:
+    virtual ~ComputeProgress() = default;
+    // Units completed since `since_s` (seconds since the request started), oldest first.
+    virtual std::vector<ComputeObservation> observations(double since_s) const = 0;
+};
+
+class StreamControl {
+  public:
+    virtual ~StreamControl() = default;
+    // The link's recent throughput, bytes/s (nullopt before the first sample).
+    virtual std::optional<double> bandwidth() const = 0;
+    // When the unit in flight was requested, or nullopt between units.
+    virtual std::optional<double> in_flight_since() const = 0;
+    // Hands a unit the stream lane owns to the compute lane; false if it cannot any more.
+    virtual bool withdraw(plan::UnitId u) = 0;
+    // Adds a unit (already stream_planned on the board) to the end of the schedule.
+    virtual void append(plan::UnitId u, int level) = 0;
+};
+
+}  // namespace sparkv::runtime
