@@ -80,7 +80,7 @@ int64_t peak_rss_bytes() {
 }
 
 nlohmann::json run(const Options& opt) {
-    const std::string model_path = opt.model.empty() ? require_reference_model() : opt.model;
+    const std::string model_path = resolve_model_path(opt.model);
     const auto model = Model::load(model_path);
     const auto tokens = load_tokens(opt, *model);
     const int64_t n_prefill = opt.chunk * opt.chunks;
@@ -163,7 +163,8 @@ void print_table(const nlohmann::json& r) {
 int main(int argc, char** argv) {
     CLI::App app{"Time SparKV's chunked prefill at several depths and its decode (one run)"};
     Options opt;
-    app.add_option("--model", opt.model, "GGUF model (default: the reference model)");
+    app.add_option("--model", opt.model,
+                   "GGUF file or known model name (default: the reference model)");
     app.add_option("--tokens", opt.tokens_file, "JSON array of prompt token ids")
         ->check(CLI::ExistingFile);
     app.add_option("--text", opt.text_file, "Prompt text to tokenize (default: the demo text)")

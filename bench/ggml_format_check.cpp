@@ -1,13 +1,17 @@
 // Checks SparKV's block formats against the llama.cpp peer's own ggml libraries (loaded with
-// dlopen from the node-llama-cpp install, see bench/peer/install.sh): every weight type decodes
-// bit-identically, the activation encoders (Q8_0, Q8_1, Q8_K) produce the same bytes as ggml's
-// CPU backend, and the dot products agree. Not part of the product or the test suite, because the
-// peer lives outside git.
+// dlopen from the node-llama-cpp install, see bench/peer/install.sh): every GGUF type's block
+// size and bytes equal ggml's, every weight type SparKV computes with decodes bit-identically,
+// SparKV pairs it with the same activation type (vec_dot_type), the activation encoders (Q8_0,
+// Q8_1, Q8_K) produce the same bytes as ggml's CPU backend, and the dot products agree. Not part
+// of the product or the test suite, because the peer lives outside git.
 //
-//   ggml_format_check [peer_lib_dir]   (default: ~/.cache/sparkv/peer/.../bins/linux-x64)
+//   ggml_format_check [peer_lib_dir]   (default: ~/.cache/sparkv/peer/.../bins/linux-x64; the
+//                                       CPU backend variant is zen4 on AVX-512 VNNI CPUs, else
+//                                       haswell)
 #include <dlfcn.h>
 #include <fmt/format.h>
 
+#include <cctype>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
@@ -78,14 +82,25 @@ std::vector<uint8_t> random_blocks(GgmlType type, int64_t n, std::mt19937& rng) 
         };
         switch (type) {
             case GgmlType::Q4_0:
+            case GgmlType::Q5_0:
             case GgmlType::Q8_0:
+            case GgmlType::IQ4_NL:
+            case GgmlType::IQ4_XS:
                 put(0);
                 break;
             case GgmlType::Q4_1:
+            case GgmlType::Q5_1:
             case GgmlType::Q4_K:
             case GgmlType::Q5_K:
                 put(0);
                 put(2);
+                break;
+            case GgmlType::Q2_K:
+                put(offsetof(BlockQ2_K, d));
+                put(offsetof(BlockQ2_K, dmin));
+                break;
+            case GgmlType::Q3_K:
+                put(offsetof(BlockQ3_K, d));
                 break;
             case GgmlType::Q6_K:
                 put(offsetof(BlockQ6_K, d));
@@ -122,7 +137,10 @@ int main(int argc, char** argv) {
               "/.cache/sparkv/peer/node_modules/@node-llama-cpp/linux-x64/bins/linux-x64";
     }
     void* base = open_or_die(dir + "/libggml-base.so");
-    void* cpu = open_or_die(dir + "/libggml-cpu-haswell.so");  // the AVX2 build this CPU runs
+    __builtin_cpu_init();
+    const char* variant = __builtin_cpu_supports("avx512vnni") ? "zen4" : "haswell";
+    fmt::print("peer CPU backend: libggml-cpu-{}.so\n", variant);
+    void* cpu = open_or_die(dir + "/libggml-cpu-" + variant + ".so");
     Peer peer;
     peer.traits = reinterpret_cast<decltype(peer.traits)>(dlsym(base, "ggml_get_type_traits"));
     peer.traits_cpu =
@@ -134,10 +152,30 @@ int main(int argc, char** argv) {
     }
     cpu_init();
 
+    // Every type id both sides know: same name (case aside: ggml writes "q4_0", "q4_K"), block
+    // size and block bytes.
+    for (uint32_t id = 0; id < 40; ++id) {
+        const auto ours = ggml_type_traits(id);
+        if (!ours) continue;
+        const auto* theirs = peer.traits(static_cast<int>(id));
+        const auto lower = [](std::string_view v) {
+            std::string out(v);
+            for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+            return out;
+        };
+        const bool same =
+            theirs && theirs->type_name && lower(ours->name) == lower(theirs->type_name) &&
+            theirs->blck_size == ours->block_elements && theirs->type_size == ours->block_bytes;
+        check(same, fmt::format("type {} ({}): {} elements in {} bytes per block", id, ours->name,
+                                ours->block_elements, ours->block_bytes));
+    }
+
     std::mt19937 rng(1234);
     const int64_t n = 4096;
-    const GgmlType weights[] = {GgmlType::Q4_0, GgmlType::Q4_1, GgmlType::Q8_0, GgmlType::Q4_K,
-                                GgmlType::Q5_K, GgmlType::Q6_K, GgmlType::F16,  GgmlType::BF16};
+    const GgmlType weights[] = {GgmlType::Q4_0, GgmlType::Q4_1,   GgmlType::Q5_0, GgmlType::Q5_1,
+                                GgmlType::Q8_0, GgmlType::IQ4_NL, GgmlType::Q2_K, GgmlType::Q3_K,
+                                GgmlType::Q4_K, GgmlType::Q5_K,   GgmlType::Q6_K, GgmlType::IQ4_XS,
+                                GgmlType::F16,  GgmlType::BF16};
     for (GgmlType type : weights) {
         const int id = static_cast<int>(type);
         const std::string name(ggml_traits(type).name);

@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// llama.cpp's side of bench/engine_vs_llamacpp.mjs (node-llama-cpp 3.21.1, CPU prebuilt). One
+// llama.cpp's side of bench/engine_vs_llamacpp.mjs (node-llama-cpp of bench/peer, CPU prebuilt). One
 // process = one run, the same protocol as build/bench/engine_bench:
 //
 //   node bench/llamacpp_bench.mjs --model FILE --tokens FILE [--threads 2] [--batch 1024]
@@ -16,7 +16,7 @@
 // 4. Peak RSS (VmHWM), which includes the node runtime; --runtime-only measures that part alone.
 // Prints one JSON object.
 import { readFileSync, writeFileSync } from "node:fs";
-import { cpuLlama, optionReader } from "./peer/llamacpp.mjs";
+import { cpuLlama, optionReader, peerName } from "./peer/llamacpp.mjs";
 
 const args = process.argv.slice(2);
 const option = optionReader(args);
@@ -83,7 +83,7 @@ async function bench(llama) {
   }
 
   const result = {
-    engine: `llama.cpp (node-llama-cpp 3.21.1), flash attention ${flashAttention ? "on" : "off"}`,
+    engine: `llama.cpp (${peerName}), flash attention ${flashAttention ? "on" : "off"}`,
     model: modelPath,
     threads: context.currentThreads,
     batch_size: context.batchSize,

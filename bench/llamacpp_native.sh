@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Cross-check for bench/engine_vs_llamacpp.mjs: llama.cpp's own llama-bench, built with
-# -march=native from the llama.cpp sources that node-llama-cpp 3.21.1 ships (a git bundle), so
-# that neither the node bindings nor the prebuilt CPU variant can be what makes llama.cpp slower.
-# Source and build live in the cache, outside git; the first run builds (about 10 min on 2 cores).
+# -march=native from the llama.cpp sources that the pinned node-llama-cpp (bench/peer) ships (a
+# git bundle), so that neither the node bindings nor the prebuilt CPU variant can be what makes
+# llama.cpp slower. Source and build live in the cache, outside git; the first run builds (about
+# 10 min on 2 cores).
 #
 #   bench/llamacpp_native.sh [--runs 3] [--threads 2] [--model FILE] [-- EXTRA_LLAMA_BENCH_ARGS...]
+#   bench/llamacpp_native.sh --print-binary     (build if needed, print llama-bench's path)
 #
 # Runs prefill of 1024 tokens at depths 0, 3072 and 7168 and 64 decode tokens, flash attention
 # off and on, and prints llama-bench's markdown table (mean +- stddev over the runs).
@@ -15,18 +17,18 @@ model="$cache/models/SmolLM2-135M-Instruct.Q4_1.gguf"
 runs=3
 threads=2
 extra=()
+print_binary=0
 while [ $# -gt 0 ]; do
   case "$1" in
+    --print-binary) print_binary=1; shift ;;
     --runs) runs="$2"; shift 2 ;;
     --threads) threads="$2"; shift 2 ;;
     --model) model="$2"; shift 2 ;;
     --) shift; extra=("$@"); break ;;
-    -h|--help) sed -n '2,11p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
     *) echo "llamacpp_native: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
 done
-[ -f "$model" ] || { echo "llamacpp_native: no model at $model (run: build/sparkv model --fetch)" >&2; exit 1; }
-
 peer="$("$repo/bench/peer/install.sh")"
 bundle="$peer/node_modules/node-llama-cpp/llama/gitRelease.bundle"
 src="${LLAMACPP_SRC:-$cache/llama.cpp-src}"        # overridable, e.g. to reuse an existing build
@@ -41,5 +43,8 @@ if [ ! -x "$build/bin/llama-bench" ]; then
     -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_SERVER=OFF -DLLAMA_BUILD_EXAMPLES=OFF >&2
   cmake --build "$build" --target llama-bench >&2
 fi
-echo "llama-bench $(git -C "$src" rev-parse --short HEAD) (node-llama-cpp 3.21.1 sources), native build, $threads threads, $runs runs"
+if [ "$print_binary" = 1 ]; then echo "$build/bin/llama-bench"; exit 0; fi
+[ -f "$model" ] || { echo "llamacpp_native: no model at $model (run: build/sparkv model --fetch)" >&2; exit 1; }
+version="$(sed -n 's/^  "version": "\(.*\)".*/\1/p' "$peer/node_modules/node-llama-cpp/package.json")"
+echo "llama-bench $(git -C "$src" rev-parse --short HEAD) (node-llama-cpp $version sources), native build, $threads threads, $runs runs"
 "$build/bin/llama-bench" -m "$model" -t "$threads" -p 1024 -n 64 -d 0,3072,7168 -fa 0,1 -r "$runs" "${extra[@]}"

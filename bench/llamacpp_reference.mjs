@@ -1,18 +1,27 @@
 #!/usr/bin/env node
-// Records llama.cpp's outputs (node-llama-cpp 3.21.1, the peer) as fixtures for SparKV's parity
-// test (tests/engine/llamacpp_parity_test.cpp).
+// Records llama.cpp's outputs (node-llama-cpp, the peer of bench/peer/package.json) as fixtures
+// for SparKV's parity test (tests/engine/llamacpp_parity_test.cpp).
 //
 //   cmake --build build --target make_test_model
-//   node bench/llamacpp_reference.mjs [--build build] [--out tests/data/llamacpp] [--only smollm2|random]
+//   node bench/llamacpp_reference.mjs [--build build] [--out tests/data/llamacpp]
+//        [--only smollm2|qwen2.5|random]
 //
 // Cases
 //   smollm2.json        the reference model (SmolLM2-135M-Instruct Q4_1) on 5 prompts: a short
 //                       question, a chat-templated prompt with special tokens, code, French, and
 //                       a passage of the Lincoln text longer than 2,000 tokens.
+//   qwen2.5.json        Qwen2.5-Coder-0.5B-Instruct Q4_K_M (a file mixing Q5_0, Q8_0, Q4_K and
+//                       Q6_K) on the same kinds of prompts, its own ChatML system prompt, and a
+//                       Lincoln passage longer than 1,024 tokens (shorter than the reference
+//                       model's, so that the test on this 4x larger model stays a few seconds).
 //   random_models.json  small random-weight GGUF models written by SparKV's own GGUF writer
 //                       (build/bench/make_test_model -> write_random_model) for every architecture
 //                       (llama, qwen2, qwen3) x weight type (F32, F16, BF16, Q8_0, Q4_0, Q4_1,
-//                       Q4_K, Q5_K, Q6_K). Every model has an untied LM head of the weight type
+//                       Q5_0, Q5_1, IQ4_NL, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, IQ4_XS), and per
+//                       architecture one model mixing types per tensor as llama.cpp's Q4_K_M does
+//                       on a model whose width (320) is not a multiple of 256 (Q4_K, Q6_K, and the
+//                       Q5_0 / Q8_0 fallbacks; make_test_model --mix q4_k_m). Every model has an
+//                       untied LM head of the weight type
 //                       with output scale 8 (logits with a standard deviation of about 8: with
 //                       the default scale 1 the next-token distribution over the 529-token vocab
 //                       is nearly flat, top-2 gaps of 0.001 nats are common and even llama.cpp's
@@ -53,7 +62,7 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "nod
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { cpuLlama, demoTextPath, optionReader, referenceModelPath } from "./peer/llamacpp.mjs";
+import { cpuLlama, demoTextPath, knownModelPath, optionReader, peerName } from "./peer/llamacpp.mjs";
 
 const repo = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 const args = process.argv.slice(2);
@@ -61,7 +70,6 @@ const option = optionReader(args);
 const buildDir = resolve(repo, option("--build", "build"));
 const outDir = resolve(repo, option("--out", "tests/data/llamacpp"));
 const only = option("--only", "");
-const modelPath = referenceModelPath();
 const lincolnPath = demoTextPath();
 const makeTestModel = join(buildDir, "bench", "make_test_model");
 
@@ -70,17 +78,27 @@ const BATCH = 512;
 const N_PREDICT = 32;
 const TOP_N = 100;
 const STEP_TOP_N = 5;
-const LONG_MIN_TOKENS = 2048;
+
 const ATTENTION = { fa_off: false, fa_on: true };
 const PRIMARY = "fa_off";
 const OUTPUT_SCALE = 8;
 
-const CHATML_SYSTEM = "<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging Face<|im_end|>\n";
-const chatml = (user) => `${CHATML_SYSTEM}<|im_start|>user\n${user}<|im_end|>\n<|im_start|>assistant\n`;
+// Each model's ChatML default system turn (what its chat template inserts).
+const SYSTEM_TURNS = {
+  smollm2: "<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging Face<|im_end|>\n",
+  "qwen2.5": "<|im_start|>system\nYou are Qwen, created by Alibaba Cloud. You are a helpful assistant.<|im_end|>\n",
+};
+const chatml = (system, user) => `${system}<|im_start|>user\n${user}<|im_end|>\n<|im_start|>assistant\n`;
 
-const REFERENCE_PROMPTS = [
+// The real models: fixture name -> known model, default system turn, length of the long passage.
+const REAL_MODELS = {
+  smollm2: { model: "smollm2-135m", file: "SmolLM2-135M-Instruct.Q4_1.gguf", longMinTokens: 2048 },
+  "qwen2.5": { model: "qwen2.5-0.5b", file: "Qwen2.5-Coder-0.5B-Instruct.Q4_K_M.gguf", longMinTokens: 1024 },
+};
+
+const promptsFor = (fixture) => [
   { name: "short-question", text: "What is the capital of France?", special: false },
-  { name: "chat-template", text: chatml("Give me three tips for staying healthy."), special: true },
+  { name: "chat-template", text: chatml(SYSTEM_TURNS[fixture], "Give me three tips for staying healthy."), special: true },
   {
     name: "code",
     text: "def fibonacci(n):\n    \"\"\"Return the n-th Fibonacci number.\"\"\"\n    if n < 2:\n        return n\n",
@@ -94,7 +112,11 @@ const REFERENCE_PROMPTS = [
   { name: "lincoln-long", text: null, special: false },  // filled in from the Lincoln text
 ];
 
-const WEIGHT_TYPES = ["F32", "F16", "BF16", "Q8_0", "Q4_0", "Q4_1", "Q4_K", "Q5_K", "Q6_K"];
+const WEIGHT_TYPES = ["F32", "F16", "BF16", "Q8_0", "Q4_0", "Q4_1", "Q5_0", "Q5_1", "IQ4_NL", "Q2_K", "Q3_K",
+                      "Q4_K", "Q5_K", "Q6_K", "IQ4_XS"];
+// Width 320 = 5 heads of 64 (one KV head): every matrix but ffn_down (rows of n_ff = 512) falls
+// back to a legacy type, as in Qwen2.5-0.5B (width 896).
+const MIXES = [{ mix: "q4_k_m", nEmbd: 320, nHead: 5, nKvHead: 1 }];
 const ARCHS = ["llama", "qwen2", "qwen3"];
 
 // The shortest run of whole sentences from the start of the text with >= minTokens tokens.
@@ -165,7 +187,7 @@ async function recordCases(llama, modelPath, cases) {
 function header(extra) {
   return {
     generator: "bench/llamacpp_reference.mjs",
-    peer: "node-llama-cpp 3.21.1 (llama.cpp, CPU prebuilt)",
+    peer: `${peerName} (llama.cpp, CPU prebuilt)`,
     threads: THREADS,
     batch_size: BATCH,
     n_predict: N_PREDICT,
@@ -176,19 +198,21 @@ function header(extra) {
   };
 }
 
-async function referenceFixture(llama) {
+async function realModelFixture(llama, fixtureName) {
+  const real = REAL_MODELS[fixtureName];
+  const modelPath = knownModelPath(real.model);
   const fingerprint = JSON.parse(execFileSync(makeTestModel, ["--fingerprint-of", modelPath], { encoding: "utf8" }));
   const model = await llama.loadModel({ modelPath });
   const lincoln = readFileSync(lincolnPath, "utf8");
-  const cases = REFERENCE_PROMPTS.map((p) => {
-    const text = p.text ?? longPassage(model, lincoln, LONG_MIN_TOKENS);
+  const cases = promptsFor(fixtureName).map((p) => {
+    const text = p.text ?? longPassage(model, lincoln, real.longMinTokens);
     const c = { name: p.name, prompt_ids: Array.from(model.tokenize(text, p.special)) };
     c.prompt_text = p.text ?? `The first ${text.length} characters of ${lincolnPath.split("/").pop()}`;
     return c;
   });
   await model.dispose();
   await recordCases(llama, modelPath, cases);
-  return header({ model: { file: "SmolLM2-135M-Instruct.Q4_1.gguf", fingerprint: fingerprint.fingerprint }, cases });
+  return header({ model: { name: real.model, file: real.file, fingerprint: fingerprint.fingerprint }, cases });
 }
 
 async function randomFixture(llama) {
@@ -197,11 +221,15 @@ async function randomFixture(llama) {
   const cases = [];
   try {
     let index = 0;
+    const variants = [...WEIGHT_TYPES.map((type) => ({ type })), ...MIXES];
     for (const arch of ARCHS) {
-      for (const type of WEIGHT_TYPES) {
-        const path = join(dir, `${arch}-${type}.gguf`);
+      for (const v of variants) {
+        const label = v.mix ? `mix-${v.mix}` : v.type;
+        const type = v.type ?? "Q8_0";
+        const path = join(dir, `${arch}-${label}.gguf`);
         const extra = ["--untied", "--output-scale", String(OUTPUT_SCALE)];
-        if (arch === "llama") extra.push("--embedding-type", type);
+        if (arch === "llama" && !v.mix) extra.push("--embedding-type", type);
+        if (v.mix) extra.push("--mix", v.mix, "--n-embd", String(v.nEmbd), "--n-head", String(v.nHead), "--n-kv-head", String(v.nKvHead));
         const seed = String(100 + index);
         const made = JSON.parse(
           execFileSync(makeTestModel, ["--arch", arch, "--type", type, "--seed", seed, "--out", path, ...extra], {
@@ -213,7 +241,7 @@ async function randomFixture(llama) {
         const model = await llama.loadModel({ modelPath: path });
         const promptIds = Array.from(model.tokenize(slice, false));
         await model.dispose();
-        const c = { name: `${arch}-${type}`, spec: made.spec, fingerprint: made.fingerprint, prompt_ids: promptIds };
+        const c = { name: `${arch}-${label}`, spec: made.spec, fingerprint: made.fingerprint, prompt_ids: promptIds };
         await recordCases(llama, path, [c]);
         cases.push(c);
         ++index;
@@ -227,10 +255,11 @@ async function randomFixture(llama) {
 
 const llama = await cpuLlama();
 mkdirSync(outDir, { recursive: true });
-if (only === "" || only === "smollm2") {
-  console.error("reference model:");
-  const fixture = await referenceFixture(llama);
-  writeFileSync(join(outDir, "smollm2.json"), JSON.stringify(fixture) + "\n");
+for (const name of Object.keys(REAL_MODELS)) {
+  if (only !== "" && only !== name) continue;
+  console.error(`${name}:`);
+  const fixture = await realModelFixture(llama, name);
+  writeFileSync(join(outDir, `${name}.json`), JSON.stringify(fixture) + "\n");
 }
 if (only === "" || only === "random") {
   console.error("random models:");

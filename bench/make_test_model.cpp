@@ -25,6 +25,10 @@ struct Options {
     std::string arch = "llama";
     std::string type = "Q8_0";
     std::string embedding_type;  // default: the spec's default
+    std::string mix;
+    int n_embd = 0;  // 0: the spec's default
+    int n_head = 0;
+    int n_kv_head = 0;
     bool untied = false;
     float output_scale = 1.0f;
     uint64_t seed = 1;
@@ -45,6 +49,10 @@ int run(const Options& opt) {
         spec.weight_type = ggml_type_from_name(opt.type);
         if (!opt.embedding_type.empty())
             spec.embedding_type = ggml_type_from_name(opt.embedding_type);
+        spec.mix = opt.mix;
+        if (opt.n_embd > 0) spec.n_embd = opt.n_embd;
+        if (opt.n_head > 0) spec.n_head = opt.n_head;
+        if (opt.n_kv_head > 0) spec.n_kv_head = opt.n_kv_head;
         spec.tied_output = !opt.untied;
         spec.output_scale = opt.output_scale;
         spec.seed = opt.seed;
@@ -69,9 +77,17 @@ int main(int argc, char** argv) {
     app.add_option("--arch", opt.arch, "llama, qwen2 or qwen3")->capture_default_str();
     app.add_option(
            "--type", opt.type,
-           "Type of the weight matrices (F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q4_K, Q5_K, Q6_K)")
+           "Type of the weight matrices (F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, IQ4_NL, "
+           "Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, IQ4_XS)")
         ->capture_default_str();
     app.add_option("--embedding-type", opt.embedding_type, "Type of token_embd (default Q8_0)");
+    app.add_option("--mix", opt.mix,
+                   "Per-tensor types like a llama.cpp file (q4_k_m) instead of --type everywhere");
+    app.add_option("--n-embd", opt.n_embd,
+                   "Model width (default 256; a width that is not a multiple of 256 makes --mix "
+                   "fall back to legacy types)");
+    app.add_option("--n-head", opt.n_head, "Query heads of 64 dimensions (default 4)");
+    app.add_option("--n-kv-head", opt.n_kv_head, "KV heads (default 2)");
     app.add_flag("--untied", opt.untied,
                  "Write a separate output.weight of --type instead of tying it to the embedding");
     app.add_option("--output-scale", opt.output_scale,

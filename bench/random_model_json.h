@@ -20,6 +20,7 @@ inline nlohmann::json random_model_spec_to_json(const RandomModelSpec& s) {
         {"arch", s.arch},
         {"weight_type", std::string(ggml_traits(s.weight_type).name)},
         {"embedding_type", std::string(ggml_traits(s.embedding_type).name)},
+        {"mix", s.mix},
         {"tied_output", s.tied_output},
         {"output_scale", s.output_scale},
         {"n_layer", s.n_layer},
@@ -40,9 +41,11 @@ inline RandomModelSpec random_model_spec_from_json(const nlohmann::json& j) {
         s.arch = j.at("arch").get<std::string>();
         s.weight_type = ggml_type_from_name(j.at("weight_type").get<std::string>());
         s.embedding_type = ggml_type_from_name(j.at("embedding_type").get<std::string>());
+        s.mix = j.value("mix", "");
         s.tied_output = j.at("tied_output").get<bool>();
         s.output_scale = j.at("output_scale").get<float>();
         s.n_layer = j.at("n_layer").get<int>();
+        // Older fixtures lack "mix" (uniform types); every field the writer sets is stored.
         s.n_embd = j.at("n_embd").get<int>();
         s.n_head = j.at("n_head").get<int>();
         s.n_kv_head = j.at("n_kv_head").get<int>();

@@ -1,5 +1,6 @@
 #!/usr/bin/env node
-// Regenerates SparKV's tokenizer fixtures from llama.cpp (node-llama-cpp 3.21.1, the peer).
+// Regenerates SparKV's tokenizer fixtures from llama.cpp (node-llama-cpp, the peer of
+// bench/peer/package.json).
 //
 //   cmake --build build --target write_test_vocabs
 //   node bench/tokenizer_fixtures.mjs [--build build] [--out tests/data/tokenizer]
@@ -10,6 +11,8 @@
 // BOS / EOS / end-of-generation ids:
 //   smollm2.json      - the reference model (SmolLM2-135M-Instruct, pre-tokenizer "smollm"), plus
 //                       the whole demo text, stored as base64 of little-endian uint16 ids.
+//   qwen2.5.json      - Qwen2.5-Coder-0.5B-Instruct (pre-tokenizer "qwen2", 151k tokens), plus the
+//                       demo text as base64 of little-endian uint32 ids.
 //   small_vocabs.json - small vocabulary-only GGUF files (byte-level BPE with the pre-tokenizers
 //                       llama-bpe, qwen2, gpt-2, smollm, default and none; SentencePiece), written
 //                       by the C++ helper build/tests/engine/tokenizer/write_test_vocabs into a
@@ -24,15 +27,16 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { cpuLlama, demoTextPath, optionReader, referenceModelPath } from "./peer/llamacpp.mjs";
+import { cpuLlama, demoTextPath, knownModelPath, optionReader, peerName } from "./peer/llamacpp.mjs";
 
 const repo = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 const args = process.argv.slice(2);
 const option = optionReader(args);
 const buildDir = resolve(repo, option("--build", "build"));
 const outDir = resolve(repo, option("--out", "tests/data/tokenizer"));
-const modelPath = referenceModelPath();
 const demoPath = demoTextPath();
+// Fixture file -> known model name (sparkv model --fetch).
+const MODEL_FIXTURES = { "smollm2.json": "smollm2-135m", "qwen2.5.json": "qwen2.5-0.5b" };
 
 // Strings that probe the pre-tokenizers, merges, special tokens and byte handling.
 const CASES = [
@@ -115,13 +119,12 @@ const fnv1a64 = (buffer) => {
   return h.toString(16).padStart(16, "0");
 };
 
-const u16Base64 = (tokens) => {
-  const buf = Buffer.alloc(tokens.length * 2);
-  tokens.forEach((t, i) => {
-    if (t > 0xffff) throw new Error(`token ${t} does not fit in uint16`);
-    buf.writeUInt16LE(t, i * 2);
-  });
-  return buf.toString("base64");
+// Token ids as base64 of little-endian integers: uint16 when every id fits, else uint32.
+const idsBase64 = (tokens) => {
+  const wide = tokens.some((t) => t > 0xffff);
+  const buf = Buffer.alloc(tokens.length * (wide ? 4 : 2));
+  tokens.forEach((t, i) => (wide ? buf.writeUInt32LE(t, i * 4) : buf.writeUInt16LE(t, i * 2)));
+  return { [wide ? "tokens_u32le_base64" : "tokens_u16le_base64"]: buf.toString("base64") };
 };
 
 async function describe(llama, name, path, { detokenize, demo }) {
@@ -154,7 +157,7 @@ async function describe(llama, name, path, { detokenize, demo }) {
     console.log(`${name}: llama.cpp tokenized the demo text (${bytes.length} bytes, ${tokens.length} tokens) ` +
                 `in ${times[times.length >> 1].toFixed(2)} ms (median of ${times.length}, incl. the JS binding)`);
     out.demo = { file: "lincoln-1862-state-of-the-union.txt", bytes: bytes.length, fnv1a64: fnv1a64(bytes),
-                 count: tokens.length, tokens_u16le_base64: u16Base64(tokens) };
+                 count: tokens.length, ...idsBase64(tokens) };
   }
   await model.dispose();
   const nTokens = cases.reduce((n, c) => n + c.plain.length + c.special.length, 0);
@@ -174,11 +177,15 @@ const writeJson = (file, value) => {
 const llama = await cpuLlama();
 const header = {
   generator: "bench/tokenizer_fixtures.mjs",
-  peer: "node-llama-cpp 3.21.1 (llama.cpp), model.tokenize(text, specialTokens)",
+  peer: `${peerName} (llama.cpp), model.tokenize(text, specialTokens)`,
 };
 
-if (!existsSync(modelPath)) throw new Error(`reference model missing at ${modelPath} (run sparkv model --fetch)`);
-writeJson("smollm2.json", { ...header, ...(await describe(llama, "smollm2", modelPath, { detokenize: true, demo: existsSync(demoPath) })) });
+for (const [file, name] of Object.entries(MODEL_FIXTURES)) {
+  const modelPath = knownModelPath(name);
+  if (!existsSync(modelPath)) throw new Error(`${name} missing at ${modelPath} (run sparkv model --fetch)`);
+  const vocab = file.replace(/\.json$/, "");
+  writeJson(file, { ...header, ...(await describe(llama, vocab, modelPath, { detokenize: true, demo: existsSync(demoPath) })) });
+}
 
 const writer = join(buildDir, "tests", "engine", "tokenizer", "write_test_vocabs");
 if (!existsSync(writer)) throw new Error(`${writer} missing: cmake --build ${buildDir} --target write_test_vocabs`);

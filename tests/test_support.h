@@ -14,21 +14,34 @@
 
 namespace sparkv::testing {
 
-// The reference model path. Without it the test is skipped, unless SPARKV_REQUIRE_MODEL=1 (as
-// in CI, which fetches the model first) turns the absence into a failure.
-inline std::string reference_model_or_skip() {
-    const std::string path = reference_model_path();
+// The file of a known model (common/paths.h: "smollm2-135m", "qwen2.5-0.5b"). Without it the
+// test is skipped, unless SPARKV_REQUIRE_MODEL=1 (as in CI, which fetches every known model
+// first) turns the absence into a failure.
+inline std::string known_model_or_skip(const std::string& name) {
+    const KnownModel* known = find_known_model(name);
+    if (!known) {
+        ADD_FAILURE() << "no known model named " << name;
+        return {};
+    }
+    const std::string path = known_model_path(*known);
     if (std::filesystem::exists(path)) return path;
     const char* require = std::getenv("SPARKV_REQUIRE_MODEL");
     if (require && std::string(require) == "1") {
-        ADD_FAILURE() << "reference model missing at " << path << " (run `sparkv model --fetch`)";
+        ADD_FAILURE() << "model " << name << " missing at " << path
+                      << " (run `sparkv model --fetch`)";
     }
     return {};
 }
 
-#define SPARKV_REQUIRE_REFERENCE_MODEL(var)                               \
-    const std::string var = ::sparkv::testing::reference_model_or_skip(); \
-    if (var.empty()) GTEST_SKIP() << "reference model not fetched (sparkv model --fetch)"
+inline std::string reference_model_or_skip() {
+    return known_model_or_skip(std::string(known_models()[0].name));
+}
+
+#define SPARKV_REQUIRE_KNOWN_MODEL(var, name)                             \
+    const std::string var = ::sparkv::testing::known_model_or_skip(name); \
+    if (var.empty()) GTEST_SKIP() << (name) << " not fetched (sparkv model --fetch)"
+
+#define SPARKV_REQUIRE_REFERENCE_MODEL(var) SPARKV_REQUIRE_KNOWN_MODEL(var, "smollm2-135m")
 
 inline std::string read_file(const std::string& path) {
     std::ifstream in(path, std::ios::binary);

@@ -1,10 +1,15 @@
 // Loads node-llama-cpp from the peer install made by bench/peer/install.sh.
 import { execFileSync } from "node:child_process";
+import { readFileSync } from "node:fs";
 import { homedir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 
 const here = dirname(fileURLToPath(import.meta.url));
+
+// The peer's version, as pinned in bench/peer/package.json (printed next to every result).
+export const peerVersion = JSON.parse(readFileSync(join(here, "package.json"), "utf8")).dependencies["node-llama-cpp"];
+export const peerName = `node-llama-cpp ${peerVersion}`;
 
 export function peerRoot() {
   return execFileSync(join(here, "install.sh"), { encoding: "utf8", stdio: ["ignore", "pipe", "inherit"] }).trim();
@@ -32,5 +37,18 @@ export function optionReader(args) {
 // SparKV's cache (the rule of src/common/paths.cpp) and what `sparkv model --fetch` puts there.
 export const sparkvCache = () =>
   process.env.SPARKV_CACHE ?? join(process.env.XDG_CACHE_HOME ?? join(homedir(), ".cache"), "sparkv");
-export const referenceModelPath = () => join(sparkvCache(), "models", "SmolLM2-135M-Instruct.Q4_1.gguf");
+// The models `sparkv model --fetch` knows by name (src/common/paths.cpp), and the same-shape
+// copies of the reference model that bench/engine_vs_llamacpp.mjs makes with
+// `sparkv model --convert` (one per weight type).
+export const KNOWN_MODELS = {
+  "smollm2-135m": "SmolLM2-135M-Instruct.Q4_1.gguf",
+  "qwen2.5-0.5b": "Qwen2.5-Coder-0.5B-Instruct.Q4_K_M.gguf",
+};
+export const knownModelPath = (name) => {
+  if (!(name in KNOWN_MODELS)) throw new Error(`unknown model ${name}; known: ${Object.keys(KNOWN_MODELS).join(", ")}`);
+  return join(sparkvCache(), "models", KNOWN_MODELS[name]);
+};
+export const referenceModelPath = () => knownModelPath("smollm2-135m");
+export const convertedModelPath = (type) =>
+  join(sparkvCache(), "models", "converted", `SmolLM2-135M-Instruct.${type.toUpperCase()}.gguf`);
 export const demoTextPath = () => join(sparkvCache(), "texts", "lincoln-1862-state-of-the-union.txt");

@@ -26,8 +26,13 @@ namespace sparkv {
 // Where `sparkv model --fetch` puts the reference model (SmolLM2-135M-Instruct, Q4_1).
 std::string reference_model_path();
 
+// What a --model argument names: "" -> the reference model; a known short name ("smollm2-135m",
+// "qwen2.5-0.5b") -> its file in the cache; anything else -> a file path. Throws Error telling
+// the user how to fetch a missing known model, or naming the known names for a missing file.
+std::string resolve_model_path(std::string_view name_or_path);
+
 struct GenerationRequest {
-    std::string model_path;  // empty: the reference model
+    std::string model_path;  // a file or known model name (resolve_model_path); empty: reference
     std::string prompt;
     bool chat = false;  // wrap the prompt in the model's chat template as a user turn
     int n_predict = 32;
@@ -58,7 +63,7 @@ GenerationResult generate_text(const GenerationRequest& request,
                                const std::function<void(std::string_view piece)>& on_piece = {});
 
 struct IngestRequest {
-    std::string model_path;  // empty: the reference model
+    std::string model_path;  // a file or known model name (resolve_model_path); empty: reference
     // A directory or s3://BUCKET/PREFIX (src/store/store_location.h: S3 settings come from
     // AWS_ENDPOINT_URL, AWS_REGION, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY or ~/.aws).
     std::string store_dir;

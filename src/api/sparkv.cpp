@@ -18,8 +18,7 @@ namespace sparkv {
 GenerationResult generate_text(const GenerationRequest& request,
                                const std::function<void(std::string_view piece)>& on_piece) {
     if (request.n_predict < 1) fail("n_predict must be at least 1");
-    const auto model =
-        Model::load(request.model_path.empty() ? require_reference_model() : request.model_path);
+    const auto model = Model::load(resolve_model_path(request.model_path));
     const auto& tok = model->tokenizer();
     const std::string text =
         request.chat ? apply_chat_template(model->file(), {{"user", request.prompt}}, true)
@@ -59,7 +58,7 @@ IngestSummary ingest_document(const IngestRequest& request) {
     std::optional<SigningKey> key;
     if (!request.sign_key_path.empty()) key.emplace(SigningKey::load(request.sign_key_path));
     const auto model =
-        Model::load(request.model_path.empty() ? require_reference_model() : request.model_path);
+        Model::load(resolve_model_path(request.model_path));
     const PromptFormat format = request.format.empty() ? default_prompt_format(*model)
                                                        : prompt_format_from_name(request.format);
     auto tokens = context_tokens(*model, request.document_text, format);

@@ -114,7 +114,7 @@ void print_sparse(const CodecEvalResult& r) {
 }
 
 int run(CodecBenchOptions opt) {
-    const std::string model_path = opt.model.empty() ? require_reference_model() : opt.model;
+    const std::string model_path = resolve_model_path(opt.model);
     const std::string doc_path = opt.doc.empty() ? demo_text_path() : opt.doc;
     std::ifstream f(doc_path, std::ios::binary);
     if (!f)
@@ -215,7 +215,8 @@ CommandRunner add_codec_bench_command(CLI::App& app) {
     auto opt = std::make_shared<CodecBenchOptions>();
     auto* cmd = app.add_subcommand(
         "codec-bench", "Size, speed and fidelity of every KV codec level on a real model and text");
-    cmd->add_option("--model", opt->model, "GGUF model (default: the reference model)");
+    cmd->add_option("--model", opt->model,
+                    "GGUF file or known model name (default: the reference model)");
     cmd->add_option("--doc", opt->doc,
                     "Text file (default: the demo text, Lincoln's 1862 State of the Union)");
     cmd->add_option("--context-tokens", opt->eval.context_tokens, "Context length")

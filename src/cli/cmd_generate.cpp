@@ -33,7 +33,7 @@ int run(GenerateCliOptions opt) {
     if (opt.request.prompt.empty() == opt.prompt_file.empty())
         fail("give exactly one of --prompt TEXT or --prompt-file FILE");
     if (!opt.prompt_file.empty()) opt.request.prompt = read_file(opt.prompt_file);
-    if (opt.request.model_path.empty()) opt.request.model_path = require_reference_model();
+    opt.request.model_path = resolve_model_path(opt.request.model_path);
     opt.request.stop_at_end_of_generation = !opt.no_stop;
 
     auto print_piece = [](std::string_view piece) {
@@ -70,8 +70,10 @@ CommandRunner add_generate_command(CLI::App& app) {
     auto& req = opt->request;
     auto* cmd =
         app.add_subcommand("generate", "Generate text with a GGUF model (local prefill + decode)");
-    cmd->add_option("--model", req.model_path,
-                    "GGUF model (default: the reference model, see `sparkv model`)");
+    cmd->add_option(
+        "--model", req.model_path,
+        "GGUF file or known model name (smollm2-135m, qwen2.5-0.5b; default: the reference "
+        "model, see `sparkv model --list`)");
     cmd->add_option("--prompt,-p", req.prompt, "Prompt text");
     cmd->add_option("--prompt-file,-f", opt->prompt_file, "Read the prompt from a file")
         ->check(CLI::ExistingFile);

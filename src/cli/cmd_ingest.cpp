@@ -63,7 +63,7 @@ nlohmann::json bytes_json(const std::vector<std::pair<std::string, uint64_t>>& p
 int run_batch(const IngestCliOptions& opt) {
     const auto paths = list_documents(opt.docs_from);
     ContextStore store(open_store(opt.store, StoreAccess::create));  // bad settings fail first
-    const auto model = Model::load(opt.model.empty() ? require_reference_model() : opt.model);
+    const auto model = Model::load(resolve_model_path(opt.model));
     BatchOptions options;
     options.ingest.chunk_tokens = opt.chunk_tokens;
     options.ingest.levels = split_list(opt.levels);
@@ -205,7 +205,8 @@ CommandRunner add_ingest_command(CLI::App& app) {
     auto opt = std::make_shared<IngestCliOptions>();
     auto* cmd =
         app.add_subcommand("ingest", "Prefill a document once, encode its KV units and store them");
-    cmd->add_option("--model", opt->model, "GGUF model (default: the reference model)");
+    cmd->add_option("--model", opt->model,
+                    "GGUF file or known model name (default: the reference model)");
     cmd->add_option("--store", opt->store,
                     "Store: a directory (created if missing) or s3://BUCKET/PREFIX (endpoint, "
                     "region and keys from AWS_ENDPOINT_URL, AWS_REGION, AWS_ACCESS_KEY_ID, "

@@ -28,7 +28,7 @@ struct ProfileCliOptions {
 };
 
 int run(const ProfileCliOptions& opt) {
-    const auto model = Model::load(opt.model.empty() ? require_reference_model() : opt.model);
+    const auto model = Model::load(resolve_model_path(opt.model));
     runtime::ProfileOptions po;
     po.threads = opt.threads;
     po.samples = opt.samples > 0 ? opt.samples : (opt.full ? 6000 : 600);

@@ -7,6 +7,23 @@
 
 namespace sparkv {
 
+namespace {
+
+constexpr KnownModel kKnownModels[] = {
+    {"smollm2-135m", "SmolLM2-135M-Instruct.Q4_1.gguf",
+     "SmolLM2-135M-Instruct, Q4_1 (the reference model)"},
+    {"qwen2.5-0.5b", "Qwen2.5-Coder-0.5B-Instruct.Q4_K_M.gguf",
+     "Qwen2.5-Coder-0.5B-Instruct, Q4_K_M"},
+};
+
+std::string known_names() {
+    std::string out;
+    for (const auto& m : kKnownModels) out += (out.empty() ? "" : ", ") + std::string(m.name);
+    return out;
+}
+
+}  // namespace
+
 std::string cache_dir() {
     if (const char* dir = std::getenv("SPARKV_CACHE"); dir && *dir) return dir;
     if (const char* xdg = std::getenv("XDG_CACHE_HOME"); xdg && *xdg)
@@ -16,8 +33,38 @@ std::string cache_dir() {
     return "/tmp/sparkv-cache";
 }
 
+std::span<const KnownModel> known_models() {
+    return kKnownModels;
+}
+
+const KnownModel* find_known_model(std::string_view name) {
+    for (const auto& m : kKnownModels)
+        if (m.name == name) return &m;
+    return nullptr;
+}
+
+std::string known_model_path(const KnownModel& model) {
+    return cache_dir() + "/models/" + std::string(model.file);
+}
+
+std::string resolve_model_path(std::string_view name_or_path) {
+    const KnownModel* known =
+        name_or_path.empty() ? &kKnownModels[0] : find_known_model(name_or_path);
+    if (known) {
+        std::string path = known_model_path(*known);
+        if (!std::filesystem::exists(path))
+            fail("model {} ({}) is not in the cache at {}; run `sparkv model --fetch {}`",
+                 known->name, known->description, path, known->name);
+        return path;
+    }
+    const std::string path(name_or_path);
+    if (!std::filesystem::is_regular_file(path))
+        fail("model '{}' is neither a GGUF file nor a known model name ({})", path, known_names());
+    return path;
+}
+
 std::string reference_model_path() {
-    return cache_dir() + "/models/SmolLM2-135M-Instruct.Q4_1.gguf";
+    return known_model_path(kKnownModels[0]);
 }
 
 std::string demo_text_path() {
@@ -29,11 +76,7 @@ std::string fetch_script_path() {
 }
 
 std::string require_reference_model() {
-    std::string path = reference_model_path();
-    if (!std::filesystem::exists(path))
-        fail("reference model not found at {}; run `sparkv model --fetch` (or pass --model PATH)",
-             path);
-    return path;
+    return resolve_model_path("");
 }
 
 }  // namespace sparkv

@@ -104,11 +104,17 @@ void Engine::prepare(const HiddenState& h, int layer) {
 }
 
 void Engine::compute_kv(const HiddenState& h, int layer) {
+    const auto& w = model_.layer(layer);
+    const int64_t kv_dim = config().kv_dim();
+    const k::MatmulOutput kv[2] = {{&w.wk, ws_.k.data(), kv_dim}, {&w.wv, ws_.v.data(), kv_dim}};
+    k::matmul_many(kv, ws_.norm.data(), config().n_embd, h.n_tokens, pool_);
+    store_kv(h, layer);
+}
+
+void Engine::store_kv(const HiddenState& h, int layer) {
     const auto& c = config();
     const auto& w = model_.layer(layer);
     const int64_t n = h.n_tokens;
-    k::matmul(w.wk, ws_.norm.data(), c.n_embd, n, ws_.k.data(), c.kv_dim(), pool_);
-    k::matmul(w.wv, ws_.norm.data(), c.n_embd, n, ws_.v.data(), c.kv_dim(), pool_);
     add_bias(ws_.k.data(), n, w.bk);
     add_bias(ws_.v.data(), n, w.bv);
     norm_heads(ws_.k.data(), n, c.n_kv_head, c.head_dim, w.k_norm, c.rms_eps);
@@ -132,21 +138,34 @@ void Engine::compute_kv(const HiddenState& h, int layer) {
 
 void Engine::compute_q(const HiddenState& h, int layer) {
     const auto& c = config();
+    k::matmul(model_.layer(layer).wq, ws_.norm.data(), c.n_embd, h.n_tokens, ws_.q.data(),
+              c.q_dim(), pool_);
+    finish_q(h, layer);
+}
+
+void Engine::finish_q(const HiddenState& h, int layer) {
+    const auto& c = config();
     const auto& w = model_.layer(layer);
     const int64_t n = h.n_tokens;
-    k::matmul(w.wq, ws_.norm.data(), c.n_embd, n, ws_.q.data(), c.q_dim(), pool_);
     add_bias(ws_.q.data(), n, w.bq);
     norm_heads(ws_.q.data(), n, c.n_head, c.head_dim, w.q_norm, c.rms_eps);
     k::rope(ws_.q.data(), n, c.n_head, c.head_dim, ws_.positions.data(), c.rope);
 }
 
 void Engine::run_layer(HiddenState& h) {
+    const auto& c = config();
     const int layer = h.layer;
     check_range(layer, h.pos0, h.n_tokens, "run_layer");
     check_history(layer, h.pos0);
     prepare(h, layer);
-    compute_q(h, layer);
-    compute_kv(h, layer);
+    // Q, K and V of the normed input in one job on the pool.
+    const auto& w = model_.layer(layer);
+    const k::MatmulOutput qkv[3] = {{&w.wq, ws_.q.data(), c.q_dim()},
+                                    {&w.wk, ws_.k.data(), c.kv_dim()},
+                                    {&w.wv, ws_.v.data(), c.kv_dim()}};
+    k::matmul_many(qkv, ws_.norm.data(), c.n_embd, h.n_tokens, pool_);
+    finish_q(h, layer);
+    store_kv(h, layer);
     finish_layer(h, layer);
 }
 
@@ -180,8 +199,9 @@ void Engine::finish_layer(HiddenState& h, int layer) {
     for (int64_t i = 0; i < n; ++i)
         k::rms_norm(h.data.data() + i * c.n_embd, w.ffn_norm.data(), ws_.norm.data() + i * c.n_embd,
                     c.n_embd, c.rms_eps);
-    k::matmul(w.gate, ws_.norm.data(), c.n_embd, n, ws_.gate.data(), c.n_ff, pool_);
-    k::matmul(w.up, ws_.norm.data(), c.n_embd, n, ws_.up.data(), c.n_ff, pool_);
+    const k::MatmulOutput gate_up[2] = {{&w.gate, ws_.gate.data(), c.n_ff},
+                                        {&w.up, ws_.up.data(), c.n_ff}};
+    k::matmul_many(gate_up, ws_.norm.data(), c.n_embd, n, pool_);
     k::swiglu(ws_.gate.data(), ws_.up.data(), ws_.gate.data(), n * c.n_ff);
     k::matmul(w.down, ws_.gate.data(), c.n_ff, n, ws_.norm.data(), c.n_embd, pool_);
     add_rows(h.data.data(), ws_.norm.data(), n * c.n_embd);

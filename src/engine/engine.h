@@ -112,6 +112,8 @@ class Engine {
     void prepare(const HiddenState& h, int layer);
     void compute_q(const HiddenState& h, int layer);   // fills ws_.q
     void compute_kv(const HiddenState& h, int layer);  // fills ws_.k / ws_.v and the cache
+    void store_kv(const HiddenState& h, int layer);    // ws_.k / ws_.v (projected) -> the cache
+    void finish_q(const HiddenState& h, int layer);    // ws_.q (projected): bias, norm, RoPE
     void finish_layer(HiddenState& h, int layer);      // attention, output, FFN; advances h
     void check_history(int layer, int64_t pos0) const;
     void check_range(int layer, int64_t pos0, int64_t n, const char* what) const;

@@ -25,6 +25,8 @@ enum class GgmlType : uint32_t {
     Q5_K = 13,
     Q6_K = 14,
     Q8_K = 15,
+    IQ4_NL = 20,
+    IQ4_XS = 23,
     BF16 = 30,
 };
 
@@ -103,6 +105,40 @@ struct BlockQ6_K {
     int8_t scales[kQKK / 16];
     uint16_t d;
 };
+// Q2_K: x = d * (scales[j] & 15) * q - dmin * (scales[j] >> 4) over 16-element sub-blocks j,
+// q 2 bits: element e sits in qs[32 * (e / 128) + e % 32] at bit 2 * ((e % 128) / 32).
+struct BlockQ2_K {
+    uint8_t scales[kQKK / 16];
+    uint8_t qs[kQKK / 4];
+    uint16_t d;
+    uint16_t dmin;
+};
+// Q3_K: x = d * (scale_j - 32) * (q - 4 * !hbit) over 16-element sub-blocks, q 2 low bits laid
+// out as Q2_K's, the high bit of element e in hmask[e % 32] bit e / 32; 6-bit scales packed in
+// 12 bytes (low nibbles in bytes 0..7, top 2 bits in bytes 8..11).
+struct BlockQ3_K {
+    uint8_t hmask[kQKK / 8];
+    uint8_t qs[kQKK / 4];
+    uint8_t scales[12];
+    uint16_t d;
+};
+// IQ4_NL: Q4_0's layout, but each nibble indexes the non-linear table kIq4nlValues.
+struct BlockIQ4_NL {
+    uint16_t d;
+    uint8_t qs[kQK / 2];
+};
+// IQ4_XS: IQ4_NL values in 32-element sub-blocks of a 256 super-block, each with a 6-bit scale
+// (minus 32): low 4 bits in scales_l (two per byte), high 2 bits in scales_h (two per sub-block).
+struct BlockIQ4_XS {
+    uint16_t d;
+    uint16_t scales_h;
+    uint8_t scales_l[kQKK / 64];
+    uint8_t qs[kQKK / 2];
+};
+// The 16 levels of IQ4_NL / IQ4_XS.
+inline constexpr int8_t kIq4nlValues[16] = {-127, -104, -83, -65, -49, -35, -22, -10,
+                                            1,    13,   25,  38,  53,  69,  89,  113};
+
 // Activation block paired with the K quants.
 struct BlockQ8_K {
     float d;
@@ -119,6 +155,10 @@ static_assert(sizeof(BlockQ8_1) == 36);
 static_assert(sizeof(BlockQ4_K) == 144);
 static_assert(sizeof(BlockQ5_K) == 176);
 static_assert(sizeof(BlockQ6_K) == 210);
+static_assert(sizeof(BlockQ2_K) == 84);
+static_assert(sizeof(BlockQ3_K) == 110);
+static_assert(sizeof(BlockIQ4_NL) == 18);
+static_assert(sizeof(BlockIQ4_XS) == 136);
 static_assert(sizeof(BlockQ8_K) == 292);
 
 }  // namespace sparkv

@@ -1,7 +1,9 @@
 #include "engine/model.h"
 
+#include <fmt/format.h>
 #include <xxhash.h>
 
+#include <algorithm>
 #include <cmath>
 
 #include "common/error.h"
@@ -36,10 +38,45 @@ std::string_view architecture_name(Architecture arch) {
     return "unknown";
 }
 
+std::vector<std::string> unsupported_tensor_types(const GgufFile& file) {
+    std::vector<std::string> out;
+    for (const auto& t : file.tensors()) {
+        const auto& traits = ggml_traits(t.type);
+        if (traits.computable) continue;
+        const std::string name(traits.name);
+        if (std::find(out.begin(), out.end(), name) == out.end()) out.push_back(name);
+    }
+    return out;
+}
+
+std::string supported_weight_types() {
+    std::string out;
+    for (uint32_t id = 0; id < 64; ++id) {
+        const auto traits = ggml_type_traits(id);
+        if (traits && traits->computable)
+            out += (out.empty() ? "" : ", ") + std::string(traits->name);
+    }
+    return out;
+}
+
 Model::Model(GgufFile file) : file_(std::move(file)) {}
 
 std::unique_ptr<Model> Model::load(const std::string& path) {
     std::unique_ptr<Model> model(new Model(GgufFile::open(path)));
+    // Refuse a file with any tensor type SparKV has no kernels for before doing any work, naming
+    // every such type and one tensor of each.
+    if (const auto bad = unsupported_tensor_types(model->file_); !bad.empty()) {
+        std::string detail;
+        for (const auto& name : bad) {
+            for (const auto& t : model->file_.tensors()) {
+                if (ggml_traits(t.type).name != name) continue;
+                detail += fmt::format("{}{} (e.g. '{}')", detail.empty() ? "" : ", ", name, t.name);
+                break;
+            }
+        }
+        fail("{}: tensor type{} {} cannot be computed by SparKV (it runs {})", path,
+             bad.size() > 1 ? "s" : "", detail, supported_weight_types());
+    }
     model->load_config();
     model->load_weights();
     model->tokenizer_ = std::make_unique<Tokenizer>(Tokenizer::from_gguf(model->file_));

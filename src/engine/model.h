@@ -82,4 +82,11 @@ class Model {
 
 std::string_view architecture_name(Architecture arch);
 
+// The tensor types of `file` that SparKV cannot compute with, each named once in file order
+// (empty: every tensor is supported). Model::load checks this before anything else.
+std::vector<std::string> unsupported_tensor_types(const GgufFile& file);
+
+// The weight types SparKV computes with, for messages: "F32, F16, BF16, Q4_0, ...".
+std::string supported_weight_types();
+
 }  // namespace sparkv

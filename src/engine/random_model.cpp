@@ -119,6 +119,24 @@ GgmlType ggml_type_from_name(const std::string& name) {
     fail("unknown tensor type '{}'", name);
 }
 
+GgmlType random_model_tensor_type(const RandomModelSpec& s, const std::string& tensor,
+                                  int64_t cols) {
+    if (s.mix.empty()) return s.weight_type;
+    if (s.mix != "q4_k_m") fail("random model: unknown type mix '{}' (known: q4_k_m)", s.mix);
+    const auto fits = [&](GgmlType want, GgmlType fallback) {
+        return cols % ggml_traits(want).block_elements == 0 ? want : fallback;
+    };
+    if (tensor == "output.weight") return fits(GgmlType::Q6_K, GgmlType::Q8_0);
+    const bool alternating = tensor.find("attn_v.") != std::string::npos ||
+                             tensor.find("ffn_down.") != std::string::npos;
+    if (alternating) {
+        const int layer = std::stoi(tensor.substr(4));  // "blk.N."
+        return layer % 2 == 0 ? fits(GgmlType::Q6_K, GgmlType::Q8_0)
+                              : fits(GgmlType::Q4_K, GgmlType::Q5_0);
+    }
+    return fits(GgmlType::Q4_K, GgmlType::Q5_0);
+}
+
 void write_random_model(const RandomModelSpec& s, const std::string& path) {
     if (s.arch != "llama" && s.arch != "qwen2" && s.arch != "qwen3")
         fail("random model: unsupported architecture '{}'", s.arch);
@@ -154,6 +172,7 @@ void write_random_model(const RandomModelSpec& s, const std::string& path) {
 
     WeightFactory f(s.seed);
     auto matrix = [&](const std::string& name, GgmlType type, int cols, int rows, float stddev) {
+        if (name != "token_embd.weight") type = random_model_tensor_type(s, name, cols);
         const auto values = f.gaussian(static_cast<size_t>(cols) * rows, stddev);
         w.add_tensor(name, type, {cols, rows}, WeightFactory::encode(type, values, cols));
     };

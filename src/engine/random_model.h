@@ -13,6 +13,11 @@ struct RandomModelSpec {
     std::string arch = "llama";             // llama, qwen2 or qwen3
     GgmlType weight_type = GgmlType::Q8_0;  // type of the 2-D weight matrices
     GgmlType embedding_type = GgmlType::Q8_0;
+    // Per-tensor types instead of weight_type for every matrix: "" (none) or "q4_k_m", the mix
+    // llama.cpp's Q4_K_M gives a model, with its fallback to legacy types for rows that are not a
+    // multiple of 256 (Q4_K -> Q5_0, Q6_K -> Q8_0): Q4_K for attn_q/k/output and ffn_gate/up,
+    // Q6_K / Q4_K alternating by layer for attn_v and ffn_down, Q6_K for an untied output.
+    std::string mix;
     bool tied_output = true;  // no output.weight: the LM head is the embedding
     // Multiplies the untied LM head's init scale: logits have a standard deviation of about
     // output_scale, so > 1 gives the peaked next-token distributions of a trained model.
@@ -35,5 +40,10 @@ void write_random_model(const RandomModelSpec& spec, const std::string& path);
 
 // Parses "f32", "q4_1", ... (case-insensitive); throws on an unknown name.
 GgmlType ggml_type_from_name(const std::string& name);
+
+// The type `spec` gives the matrix `tensor` ("blk.3.ffn_down.weight", "output.weight", ...) with
+// rows of `cols` elements.
+GgmlType random_model_tensor_type(const RandomModelSpec& spec, const std::string& tensor,
+                                  int64_t cols);
 
 }  // namespace sparkv

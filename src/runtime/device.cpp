@@ -69,8 +69,7 @@ int choose_level(const Manifest& manifest, const std::string& wanted) {
 }
 
 Device::Device(DeviceOptions options) : options_(std::move(options)) {
-    model_ =
-        Model::load(options_.model_path.empty() ? require_reference_model() : options_.model_path);
+    model_ = Model::load(resolve_model_path(options_.model_path));
     threads_ = options_.threads > 0 ? options_.threads : ThreadPool::default_threads();
     profile_ = options_.profile_path.empty()
                    ? load_or_measure_profile(*model_, threads_, options_.on_profile_progress)

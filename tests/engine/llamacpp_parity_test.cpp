@@ -1,9 +1,10 @@
 // SparKV's engine against llama.cpp on the fixtures written by bench/llamacpp_reference.mjs:
 // greedy generation of 32 tokens from the same prompt token ids must be identical, and the
 // last-prompt-token logits must agree within kMaxRelativeError (definition below and in the
-// script's header). Cases: the reference model on 5 prompts (one longer than 2,000 tokens), and
-// small random-weight models of every architecture x weight type, rebuilt here from the spec
-// stored in the fixture (a fingerprint mismatch means the fixture is stale).
+// script's header). Cases: the reference model on 5 prompts (one longer than 2,000 tokens),
+// Qwen2.5-Coder-0.5B (Q4_K_M) on 5 prompts (one longer than 1,000 tokens), and small random-weight
+// models of every architecture x weight type (and type mixes), rebuilt here from the spec stored
+// in the fixture (a fingerprint mismatch means the fixture is stale).
 //
 // Every case prints one line: greedy identical or where it first diverges (with both engines'
 // top-2 logit gap at that step), the logit errors, and llama.cpp's own error between its two
@@ -274,7 +275,7 @@ std::string case_name(const ::testing::TestParamInfo<ParityCase>& param) {
 }
 
 TEST(LlamacppParity, FixturesLoad) {
-    for (const char* file : {"smollm2.json", "random_models.json"}) {
+    for (const char* file : {"smollm2.json", "qwen2.5.json", "random_models.json"}) {
         try {
             EXPECT_FALSE(parse_cases(file).empty()) << file << " has no cases";
         } catch (const std::exception& e) {
@@ -296,6 +297,21 @@ TEST_P(ReferenceModelParity, MatchesLlamaCpp) {
 
 INSTANTIATE_TEST_SUITE_P(Llamacpp, ReferenceModelParity,
                          ::testing::ValuesIn(load_cases("smollm2.json")), case_name);
+
+// Qwen2.5-Coder-0.5B-Instruct Q4_K_M: qwen2 with Q/K/V biases and a tied LM head, in a file that
+// mixes Q5_0, Q8_0, Q4_K and Q6_K.
+
+class QwenParity : public ::testing::TestWithParam<ParityCase> {};
+GTEST_ALLOW_UNINSTANTIATED_PARAMETERIZED_TEST(QwenParity);
+
+TEST_P(QwenParity, MatchesLlamaCpp) {
+    SPARKV_REQUIRE_KNOWN_MODEL(path, "qwen2.5-0.5b");
+    static const std::unique_ptr<Model> model = Model::load(path);  // shared by the cases
+    check_case(*model, GetParam(), /*prefill_chunk=*/1024);
+}
+
+INSTANTIATE_TEST_SUITE_P(Llamacpp, QwenParity, ::testing::ValuesIn(load_cases("qwen2.5.json")),
+                         case_name);
 
 // Random models -----------------------------------------------------------------------------
 

@@ -13,6 +13,10 @@ void gemm(const GemmTask& task);
 // returns false when it does not apply.
 constexpr int64_t kPanelMinTokens = 8;
 bool gemm_panel(const GemmTask& task);
+// The 32-element block types (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, IQ4_NL) and the 256-element
+// super-block types (Q2_K .. Q6_K, IQ4_XS) on the mapped blocks; false for other types.
+bool gemm_legacy(const GemmTask& task);
+bool gemm_kquant(const GemmTask& task);
 void attention(const AttentionTask& task);
 void rms_norm(const float* x, const float* weight, float* out, int64_t n, float eps);
 void rope(float* x, int64_t n_tokens, int n_heads, int head_dim, const int32_t* positions,

@@ -48,11 +48,12 @@ struct GemmTask {
 
 // Rows whose block scales a GEMM kernel converts to fp32 at once (the weight panel).
 constexpr int64_t kGemmPanelRows = 16;
-// Scratch floats a GemmTask needs for this matrix: the panel's fp32 block scales, or a packed
-// 16-row panel (320 bytes per 8 rows and block) plus alignment.
+// Scratch floats a GemmTask needs for this matrix: the panel's fp32 block scales, or packed
+// panels (AVX2: 320 bytes per 8 rows and block, 16 rows; AVX-512: up to 768 bytes per 16 rows and
+// block, 32 rows) plus alignment.
 inline size_t gemm_scratch_floats(const Matrix& w) {
     const int64_t blocks = (w.cols / 32 + 7) / 8 * 8;
-    return static_cast<size_t>(std::max(kGemmPanelRows * blocks * 2, 2 * blocks * 80) + 64);
+    return static_cast<size_t>(std::max(kGemmPanelRows * blocks * 2, 2 * blocks * 192) + 64);
 }
 
 // One tile of flash attention: query rows [q0, q1) of the n_head / n_kv_head query heads that

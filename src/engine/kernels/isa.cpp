@@ -31,7 +31,7 @@ namespace {
 // __builtin_cpu_supports("f16c"), and cpuid also tells whether the OS saves the wide registers.
 struct CpuFeatures {
     bool avx2 = false;    // AVX2 + FMA + F16C, with the OS saving YMM state
-    bool avx512 = false;  // F, BW, VL, DQ, with the OS saving ZMM state
+    bool avx512 = false;  // F, BW, VL, DQ, VNNI, with the OS saving ZMM state
 };
 
 uint64_t read_xcr0() {
@@ -52,9 +52,11 @@ CpuFeatures read_cpu_features() {
     const bool zmm_saved = (xcr0 & 0xe6) == 0xe6;  // plus opmask and ZMM state
     if (!__get_cpuid_count(7, 0, &eax, &ebx, &ecx, &edx)) return f;
     const bool avx2 = ebx & (1u << 5), avx512f = ebx & (1u << 16), avx512dq = ebx & (1u << 17),
-               avx512bw = ebx & (1u << 30), avx512vl = ebx & (1u << 31);
+               avx512bw = ebx & (1u << 30), avx512vl = ebx & (1u << 31),
+               avx512vnni = ecx & (1u << 11);
     f.avx2 = ymm_saved && avx2 && fma && f16c;
-    f.avx512 = f.avx2 && zmm_saved && avx512f && avx512bw && avx512vl && avx512dq;
+    f.avx512 =
+        f.avx2 && zmm_saved && avx512f && avx512bw && avx512vl && avx512dq && avx512vnni;
     return f;
 }
 

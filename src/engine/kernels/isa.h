@@ -9,7 +9,7 @@ enum class Isa { portable = 0, avx2 = 1, avx512 = 2 };
 const char* isa_name(Isa isa);
 
 // The best level this CPU (and OS) supports: avx2 needs AVX2+FMA+F16C, avx512 additionally
-// AVX-512 F/BW/VL/DQ (the flags its file is compiled with).
+// AVX-512 F/BW/VL/DQ and VNNI (the flags its files are compiled with).
 Isa cpu_isa();
 
 // Applies a SPARKV_ISA value ("portable", "avx2", "avx512"; null or empty = no override) to the

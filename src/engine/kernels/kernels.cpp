@@ -36,6 +36,11 @@ void matmul(const Matrix& w, const float* x, int64_t ldx, int64_t n_tokens, floa
     detail::matmul_with(detail::active_kernels(), w, x, ldx, n_tokens, y, ldy, pool);
 }
 
+void matmul_many(std::span<const MatmulOutput> outputs, const float* x, int64_t ldx,
+                 int64_t n_tokens, ThreadPool& pool) {
+    detail::matmul_many_with(detail::active_kernels(), outputs, x, ldx, n_tokens, pool);
+}
+
 void rms_norm(const float* x, const float* weight, float* out, int64_t n, float eps) {
     detail::active_kernels().rms_norm(x, weight, out, n, eps);
 }

@@ -9,6 +9,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <span>
 
 #include "common/thread_pool.h"
 #include "engine/ggml_types.h"
@@ -29,6 +30,17 @@ struct Matrix {
 // the way the weight type's dot product needs (Q8_0 / Q8_1 / Q8_K), as llama.cpp does.
 void matmul(const Matrix& w, const float* x, int64_t ldx, int64_t n_tokens, float* y, int64_t ldy,
             ThreadPool& pool);
+
+// Several products of the same activations (Q, K and V of one layer; gate and up), as one job
+// on the pool: y_i = W_i x for every output. The matrices must have the same number of columns;
+// activations are encoded once per distinct activation type.
+struct MatmulOutput {
+    const Matrix* w = nullptr;
+    float* y = nullptr;
+    int64_t ldy = 0;
+};
+void matmul_many(std::span<const MatmulOutput> outputs, const float* x, int64_t ldx,
+                 int64_t n_tokens, ThreadPool& pool);
 
 // out = x / rms(x) * weight, for one row of n elements.
 void rms_norm(const float* x, const float* weight, float* out, int64_t n, float eps);

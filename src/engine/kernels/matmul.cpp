@@ -79,39 +79,94 @@ void pack_activations(const KernelTable& kt, const float* x, int64_t ldx,
     });
 }
 
+namespace {
+
+// How one matrix's product is cut into row x token rectangles.
+struct Split {
+    int64_t row_chunk = 0, row_tasks = 0;
+    int64_t token_chunk = 0, token_tasks = 0;
+    int64_t tasks() const { return row_tasks * token_tasks; }
+};
+
+// Tokens per task: a chunk of activations that stays in L2 while the rows stream past.
+// Rows per task: enough tasks to balance the threads (about 8 per thread, so that a thread that
+// gets preempted delays the end little), in multiples of the panel; `share` of the job's work.
+Split split_for(const Matrix& w, int64_t n_tokens, int64_t threads, double share) {
+    Split s;
+    s.token_chunk = n_tokens <= 8 ? n_tokens : 256;
+    s.token_tasks = (n_tokens + s.token_chunk - 1) / s.token_chunk;
+    const double wanted = threads == 1 ? 1.0 : std::max(1.0, threads * 8 * share);
+    const int64_t wanted_tasks = std::max<int64_t>(
+        1, (static_cast<int64_t>(wanted + 0.5) + s.token_tasks - 1) / s.token_tasks);
+    s.row_chunk = std::max(kGemmPanelRows,
+                           round_up((w.rows + wanted_tasks - 1) / wanted_tasks, kGemmPanelRows));
+    s.row_tasks = (w.rows + s.row_chunk - 1) / s.row_chunk;
+    return s;
+}
+
+}  // namespace
+
 void matmul_with(const KernelTable& kt, const Matrix& w, const float* x, int64_t ldx,
                  int64_t n_tokens, float* y, int64_t ldy, ThreadPool& pool) {
-    validate(w, ldx, n_tokens, ldy);
+    const MatmulOutput one[1] = {{&w, y, ldy}};
+    matmul_many_with(kt, one, x, ldx, n_tokens, pool);
+}
+
+void matmul_many_with(const KernelTable& kt, std::span<const MatmulOutput> outputs, const float* x,
+                      int64_t ldx, int64_t n_tokens, ThreadPool& pool) {
+    if (outputs.empty()) return;
+    const int64_t cols = outputs[0].w->cols;
+    double work = 0;
+    for (const auto& o : outputs) {
+        validate(*o.w, ldx, n_tokens, o.ldy);
+        if (o.w->cols != cols)
+            fail("matmul: products of the same activations need equal columns ({} and {})", cols,
+                 o.w->cols);
+        work += double(o.w->rows) * double(o.w->cols) * double(n_tokens);
+    }
     if (n_tokens == 0) return;
-    ActivationBuffers act(ref::activation_type(w.type), w.cols, n_tokens);
-    pack_activations(kt, x, ldx, act.packed, pool);
 
-    // Tokens per task: a chunk of activations that stays in L2 while the rows stream past.
-    // Rows per task: enough tasks to balance the threads, in multiples of the panel.
-    const bool parallel = double(w.rows) * double(w.cols) * double(n_tokens) >= kParallelMinWork;
+    // Activations encoded once per distinct activation type (usually one).
+    std::vector<std::unique_ptr<ActivationBuffers>> acts;
+    std::vector<const PackedActivations*> packed(outputs.size());
+    for (size_t i = 0; i < outputs.size(); ++i) {
+        const GgmlType type = ref::activation_type(outputs[i].w->type);
+        for (const auto& a : acts)
+            if (a->packed.type == type) packed[i] = &a->packed;
+        if (packed[i]) continue;
+        acts.push_back(std::make_unique<ActivationBuffers>(type, cols, n_tokens));
+        pack_activations(kt, x, ldx, acts.back()->packed, pool);
+        packed[i] = &acts.back()->packed;
+    }
+
+    const bool parallel = work >= kParallelMinWork;
     const int64_t threads = parallel ? pool.size() : 1;
-    const int64_t token_chunk = n_tokens <= 8 ? n_tokens : 256;
-    const int64_t token_tasks = (n_tokens + token_chunk - 1) / token_chunk;
-    // About 8 tasks per thread, so that a thread that gets preempted delays the end little.
-    const int64_t wanted_tasks =
-        threads == 1 ? 1 : std::max<int64_t>(1, (threads * 8 + token_tasks - 1) / token_tasks);
-    const int64_t row_chunk = std::max(
-        kGemmPanelRows, round_up((w.rows + wanted_tasks - 1) / wanted_tasks, kGemmPanelRows));
-    const int64_t row_tasks = (w.rows + row_chunk - 1) / row_chunk;
-
-    const size_t scratch_floats = gemm_scratch_floats(w);  // uninitialised: kernels write first
+    std::vector<Split> splits(outputs.size());
+    std::vector<int64_t> first_task(outputs.size() + 1, 0);
+    size_t scratch_floats = 0;  // uninitialised: kernels write first
+    for (size_t i = 0; i < outputs.size(); ++i) {
+        const Matrix& w = *outputs[i].w;
+        splits[i] = split_for(w, n_tokens, threads,
+                              double(w.rows) * double(w.cols) * double(n_tokens) / work);
+        first_task[i + 1] = first_task[i] + splits[i].tasks();
+        scratch_floats = std::max(scratch_floats, gemm_scratch_floats(w));
+    }
     const std::unique_ptr<float[]> scratch(
         new float[scratch_floats * static_cast<size_t>(threads)]);
-    run_tasks(pool, parallel, row_tasks * token_tasks, [&](int64_t task, int thread) {
+    run_tasks(pool, parallel, first_task.back(), [&](int64_t task, int thread) {
+        size_t i = 0;
+        while (task >= first_task[i + 1]) ++i;
+        const Split& s = splits[i];
+        const int64_t local = task - first_task[i];
         GemmTask t;
-        t.w = &w;
-        t.a = &act.packed;
-        t.r0 = (task % row_tasks) * row_chunk;
-        t.r1 = std::min(w.rows, t.r0 + row_chunk);
-        t.t0 = (task / row_tasks) * token_chunk;
-        t.t1 = std::min(n_tokens, t.t0 + token_chunk);
-        t.y = y;
-        t.ldy = ldy;
+        t.w = outputs[i].w;
+        t.a = packed[i];
+        t.r0 = (local % s.row_tasks) * s.row_chunk;
+        t.r1 = std::min(t.w->rows, t.r0 + s.row_chunk);
+        t.t0 = (local / s.row_tasks) * s.token_chunk;
+        t.t1 = std::min(n_tokens, t.t0 + s.token_chunk);
+        t.y = outputs[i].y;
+        t.ldy = outputs[i].ldy;
         t.scratch = scratch.get() + scratch_floats * static_cast<size_t>(thread);
         kt.gemm(t);
     });

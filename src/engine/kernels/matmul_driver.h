@@ -24,4 +24,7 @@ void pack_activations(const KernelTable& kt, const float* x, int64_t ldx,
 void matmul_with(const KernelTable& kt, const Matrix& w, const float* x, int64_t ldx,
                  int64_t n_tokens, float* y, int64_t ldy, ThreadPool& pool);
 
+void matmul_many_with(const KernelTable& kt, std::span<const MatmulOutput> outputs, const float* x,
+                      int64_t ldx, int64_t n_tokens, ThreadPool& pool);
+
 }  // namespace sparkv::kernels::detail

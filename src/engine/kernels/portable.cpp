@@ -9,6 +9,7 @@
 #include "common/fp16.h"
 #include "engine/kernels/dispatch.h"
 #include "engine/kernels/reference.h"
+#include "engine/kernels/reference_blocks.h"
 
 namespace sparkv::kernels::detail {
 
@@ -79,60 +80,44 @@ void pack_activations(const float* x, int64_t ldx, int64_t t0, int64_t t1,
 
 // ---- dot products of one weight row with one packed token ----
 
-int k_scale(const uint8_t* s, int j) {
-    return j < 4 ? (s[j] & 63) : ((s[j + 4] & 0x0f) | ((s[j - 4] >> 6) << 4));
-}
-int k_min(const uint8_t* s, int j) {
-    return j < 4 ? (s[j + 4] & 63) : ((s[j + 4] >> 4) | ((s[j] >> 6) << 4));
+// 32-element blocks paired with Q8_0: element j is value(block, j) * d.
+template <typename Block, typename ValueFn>
+float dot_symmetric(const uint8_t* row, const PackedActivations& a, int64_t t, ValueFn value) {
+    const int8_t* q = a.qs + t * a.cols;
+    const float* d = a.d + t * a.d_stride;
+    float sum = 0.0f;
+    for (int64_t b = 0; b < a.cols / 32; ++b, q += 32) {
+        const auto& blk = reinterpret_cast<const Block*>(row)[b];
+        int isum = 0;
+        for (int j = 0; j < 32; ++j) isum += value(blk, j) * q[j];
+        sum += fp16_to_fp32(blk.d) * d[b] * static_cast<float>(isum);
+    }
+    return sum;
 }
 
-float dot_legacy(GgmlType type, const uint8_t* row, const PackedActivations& a, int64_t t) {
+// 32-element blocks paired with Q8_1: element j is quant(block, j) * d + m.
+template <typename Block, typename QuantFn>
+float dot_affine(const uint8_t* row, const PackedActivations& a, int64_t t, QuantFn quant) {
     const int8_t* q = a.qs + t * a.cols;
     const float* d = a.d + t * a.d_stride;
     const float* off = a.off + t * a.off_stride;
     float sum = 0.0f;
     for (int64_t b = 0; b < a.cols / 32; ++b, q += 32) {
+        const auto& blk = reinterpret_cast<const Block*>(row)[b];
         int isum = 0;
-        float wd, woff = 0.0f;
-        if (type == GgmlType::Q8_0) {
-            const auto* blk = reinterpret_cast<const BlockQ8_0*>(row) + b;
-            for (int j = 0; j < 32; ++j) isum += blk->qs[j] * q[j];
-            wd = fp16_to_fp32(blk->d);
-        } else if (type == GgmlType::Q4_0) {
-            const auto* blk = reinterpret_cast<const BlockQ4_0*>(row) + b;
-            for (int j = 0; j < 16; ++j)
-                isum += (blk->qs[j] & 15) * q[j] + (blk->qs[j] >> 4) * q[j + 16];
-            wd = fp16_to_fp32(blk->d);
-            woff = -8.0f * wd;  // the quants are stored +8
-        } else {
-            const auto* blk = reinterpret_cast<const BlockQ4_1*>(row) + b;
-            for (int j = 0; j < 16; ++j)
-                isum += (blk->qs[j] & 15) * q[j] + (blk->qs[j] >> 4) * q[j + 16];
-            wd = fp16_to_fp32(blk->d);
-            woff = fp16_to_fp32(blk->m);
-        }
-        sum += wd * d[b] * static_cast<float>(isum) + woff * off[b];
+        for (int j = 0; j < 32; ++j) isum += quant(blk, j) * q[j];
+        sum += fp16_to_fp32(blk.d) * d[b] * static_cast<float>(isum) + fp16_to_fp32(blk.m) * off[b];
     }
     return sum;
 }
 
-template <typename Block>
-int k_quant(const Block& b, int e);
-template <>
-int k_quant(const BlockQ4_K& b, int e) {
-    const uint8_t byte = b.qs[32 * (e / 64) + e % 32];
-    return (e % 64) < 32 ? (byte & 15) : (byte >> 4);
-}
-template <>
-int k_quant(const BlockQ5_K& b, int e) {
-    const uint8_t byte = b.qs[32 * (e / 64) + e % 32];
-    const int low = (e % 64) < 32 ? (byte & 15) : (byte >> 4);
-    const int bit = 2 * (e / 64) + ((e % 64) < 32 ? 0 : 1);
-    return low | (((b.qh[e % 32] >> bit) & 1) << 4);
+int q8_0_value(const BlockQ8_0& b, int j) {
+    return b.qs[j];
 }
 
-template <typename Block>
-float dot_k_affine(const uint8_t* row, const PackedActivations& a, int64_t t) {
+// Q4_K / Q5_K: x = d * scale_j * q - dmin * min_j over 32-element sub-blocks.
+template <typename Block, typename QuantFn>
+float dot_k_affine(const uint8_t* row, const PackedActivations& a, int64_t t, QuantFn quant) {
     const int8_t* q = a.qs + t * a.cols;
     float sum = 0.0f;
     for (int64_t sb = 0; sb < a.cols / 256; ++sb, q += 256) {
@@ -141,9 +126,11 @@ float dot_k_affine(const uint8_t* row, const PackedActivations& a, int64_t t) {
         float mins = 0.0f;
         for (int j = 0; j < 8; ++j) {
             int s = 0;
-            for (int l = 0; l < 32; ++l) s += k_quant(blk, 32 * j + l) * q[32 * j + l];
-            isum += k_scale(blk.scales, j) * s;
-            mins += static_cast<float>(k_min(blk.scales, j)) * a.off[t * a.off_stride + 8 * sb + j];
+            for (int l = 0; l < 32; ++l) s += quant(blk, 32 * j + l) * q[32 * j + l];
+            int scale, min;
+            blocks::k_scale_min(blk.scales, j, scale, min);
+            isum += scale * s;
+            mins += static_cast<float>(min) * a.off[t * a.off_stride + 8 * sb + j];
         }
         const float da = a.d[t * a.d_stride + sb];
         sum += fp16_to_fp32(blk.d) * da * static_cast<float>(isum) - fp16_to_fp32(blk.dmin) * mins;
@@ -151,22 +138,48 @@ float dot_k_affine(const uint8_t* row, const PackedActivations& a, int64_t t) {
     return sum;
 }
 
-float dot_q6_k(const uint8_t* row, const PackedActivations& a, int64_t t) {
+// Q2_K: x = d * scale_j * q - dmin * min_j over 16-element sub-blocks.
+float dot_q2_k(const uint8_t* row, const PackedActivations& a, int64_t t) {
     const int8_t* q = a.qs + t * a.cols;
     float sum = 0.0f;
     for (int64_t sb = 0; sb < a.cols / 256; ++sb, q += 256) {
-        const auto& blk = reinterpret_cast<const BlockQ6_K*>(row)[sb];
+        const auto& blk = reinterpret_cast<const BlockQ2_K*>(row)[sb];
         int isum = 0;
-        for (int e = 0; e < 256; ++e) {
-            const int half = e / 128, r = e % 128, quarter = r / 32, l = r % 32;
-            const uint8_t ql = blk.ql[64 * half + l + (quarter & 1) * 32];
-            const int low = quarter < 2 ? (ql & 15) : (ql >> 4);
-            const int high = (blk.qh[32 * half + l] >> (2 * quarter)) & 3;
-            isum += blk.scales[e / 16] * ((low | (high << 4)) - 32) * q[e];
+        float mins = 0.0f;
+        for (int j = 0; j < 16; ++j) {
+            int s = 0;
+            for (int l = 0; l < 16; ++l) s += blocks::q2_k_quant(blk, 16 * j + l) * q[16 * j + l];
+            isum += blocks::q2_k_scale(blk, j) * s;
+            mins += static_cast<float>(blocks::q2_k_min(blk, j)) *
+                    a.off16[t * a.off16_stride + 16 * sb + j];
+        }
+        const float da = a.d[t * a.d_stride + sb];
+        sum += fp16_to_fp32(blk.d) * da * static_cast<float>(isum) - fp16_to_fp32(blk.dmin) * mins;
+    }
+    return sum;
+}
+
+// Super-blocks without mins (Q3_K, Q6_K, IQ4_XS): x = d * scale_j * value over kSub elements.
+template <int kSub, typename Block, typename ValueFn, typename ScaleFn>
+float dot_k_symmetric(const uint8_t* row, const PackedActivations& a, int64_t t, ValueFn value,
+                      ScaleFn scale) {
+    const int8_t* q = a.qs + t * a.cols;
+    float sum = 0.0f;
+    for (int64_t sb = 0; sb < a.cols / 256; ++sb, q += 256) {
+        const auto& blk = reinterpret_cast<const Block*>(row)[sb];
+        int isum = 0;
+        for (int j = 0; j < 256 / kSub; ++j) {
+            int s = 0;
+            for (int l = 0; l < kSub; ++l) s += value(blk, kSub * j + l) * q[kSub * j + l];
+            isum += scale(blk, j) * s;
         }
         sum += fp16_to_fp32(blk.d) * a.d[t * a.d_stride + sb] * static_cast<float>(isum);
     }
     return sum;
+}
+
+int q6_k_scale(const BlockQ6_K& b, int j) {
+    return b.scales[j];
 }
 
 float dot_float(GgmlType type, const uint8_t* row, const PackedActivations& a, int64_t t) {
@@ -184,33 +197,45 @@ float dot_float(GgmlType type, const uint8_t* row, const PackedActivations& a, i
     return sum;
 }
 
+float dot(GgmlType type, const uint8_t* row, const PackedActivations& a, int64_t t) {
+    switch (type) {
+        case GgmlType::Q4_0:
+            return dot_symmetric<BlockQ4_0>(row, a, t, blocks::q4_0_value);
+        case GgmlType::Q5_0:
+            return dot_symmetric<BlockQ5_0>(row, a, t, blocks::q5_0_value);
+        case GgmlType::Q8_0:
+            return dot_symmetric<BlockQ8_0>(row, a, t, q8_0_value);
+        case GgmlType::IQ4_NL:
+            return dot_symmetric<BlockIQ4_NL>(row, a, t, blocks::iq4_nl_value);
+        case GgmlType::Q4_1:
+            return dot_affine<BlockQ4_1>(row, a, t, blocks::q4_1_quant);
+        case GgmlType::Q5_1:
+            return dot_affine<BlockQ5_1>(row, a, t, blocks::q5_1_quant);
+        case GgmlType::Q2_K:
+            return dot_q2_k(row, a, t);
+        case GgmlType::Q3_K:
+            return dot_k_symmetric<16, BlockQ3_K>(row, a, t, blocks::q3_k_value,
+                                                  blocks::q3_k_scale);
+        case GgmlType::Q4_K:
+            return dot_k_affine<BlockQ4_K>(row, a, t, blocks::q4_k_quant);
+        case GgmlType::Q5_K:
+            return dot_k_affine<BlockQ5_K>(row, a, t, blocks::q5_k_quant);
+        case GgmlType::Q6_K:
+            return dot_k_symmetric<16, BlockQ6_K>(row, a, t, blocks::q6_k_value, q6_k_scale);
+        case GgmlType::IQ4_XS:
+            return dot_k_symmetric<32, BlockIQ4_XS>(row, a, t, blocks::iq4_xs_value,
+                                                    blocks::iq4_xs_scale);
+        default:
+            return dot_float(type, row, a, t);
+    }
+}
+
 void gemm(const GemmTask& task) {
     const Matrix& w = *task.w;
     for (int64_t r = task.r0; r < task.r1; ++r) {
         const uint8_t* row = w.data + r * w.row_bytes;
-        for (int64_t t = task.t0; t < task.t1; ++t) {
-            float v;
-            switch (w.type) {
-                case GgmlType::Q4_0:
-                case GgmlType::Q4_1:
-                case GgmlType::Q8_0:
-                    v = dot_legacy(w.type, row, *task.a, t);
-                    break;
-                case GgmlType::Q4_K:
-                    v = dot_k_affine<BlockQ4_K>(row, *task.a, t);
-                    break;
-                case GgmlType::Q5_K:
-                    v = dot_k_affine<BlockQ5_K>(row, *task.a, t);
-                    break;
-                case GgmlType::Q6_K:
-                    v = dot_q6_k(row, *task.a, t);
-                    break;
-                default:
-                    v = dot_float(w.type, row, *task.a, t);
-                    break;
-            }
-            task.y[t * task.ldy + r] = v;
-        }
+        for (int64_t t = task.t0; t < task.t1; ++t)
+            task.y[t * task.ldy + r] = dot(w.type, row, *task.a, t);
     }
 }
 

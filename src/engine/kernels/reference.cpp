@@ -8,53 +8,41 @@
 
 #include "common/error.h"
 #include "common/fp16.h"
+#include "engine/kernels/reference_blocks.h"
 
 namespace sparkv::kernels::ref {
 
 namespace {
 
-int k_scale(const uint8_t* s, int j) {
-    return j < 4 ? (s[j] & 63) : ((s[j + 4] & 0x0f) | ((s[j - 4] >> 6) << 4));
-}
-int k_min(const uint8_t* s, int j) {
-    return j < 4 ? (s[j + 4] & 63) : ((s[j + 4] >> 4) | ((s[j] >> 6) << 4));
-}
+using blocks::k_scale_min;
 
-double dot_q4_0(const BlockQ4_0* w, const BlockQ8_0* a, int64_t nb) {
+// 32-element blocks paired with Q8_0 whose element j is value(w, j) * d.
+template <typename Block, typename ValueFn>
+double dot_symmetric(const Block* w, const BlockQ8_0* a, int64_t nb, ValueFn value) {
     double sum = 0.0;
     for (int64_t i = 0; i < nb; ++i) {
         int isum = 0;
-        for (int j = 0; j < kQK / 2; ++j) {
-            isum += ((w[i].qs[j] & 0x0f) - 8) * a[i].qs[j];
-            isum += ((w[i].qs[j] >> 4) - 8) * a[i].qs[j + kQK / 2];
-        }
+        for (int j = 0; j < kQK; ++j) isum += value(w[i], j) * a[i].qs[j];
         sum += double(fp16_to_fp32(w[i].d)) * fp16_to_fp32(a[i].d) * isum;
     }
     return sum;
 }
 
-double dot_q4_1(const BlockQ4_1* w, const BlockQ8_1* a, int64_t nb) {
+// 32-element blocks paired with Q8_1 whose element j is quant(w, j) * d + m.
+template <typename Block, typename QuantFn>
+double dot_affine(const Block* w, const BlockQ8_1* a, int64_t nb, QuantFn quant) {
     double sum = 0.0;
     for (int64_t i = 0; i < nb; ++i) {
         int isum = 0;
-        for (int j = 0; j < kQK / 2; ++j) {
-            isum += (w[i].qs[j] & 0x0f) * a[i].qs[j];
-            isum += (w[i].qs[j] >> 4) * a[i].qs[j + kQK / 2];
-        }
+        for (int j = 0; j < kQK; ++j) isum += quant(w[i], j) * a[i].qs[j];
         sum += double(fp16_to_fp32(w[i].d)) * fp16_to_fp32(a[i].d) * isum;
         sum += double(fp16_to_fp32(w[i].m)) * fp16_to_fp32(a[i].s);
     }
     return sum;
 }
 
-double dot_q8_0(const BlockQ8_0* w, const BlockQ8_0* a, int64_t nb) {
-    double sum = 0.0;
-    for (int64_t i = 0; i < nb; ++i) {
-        int isum = 0;
-        for (int j = 0; j < kQK; ++j) isum += w[i].qs[j] * a[i].qs[j];
-        sum += double(fp16_to_fp32(w[i].d)) * fp16_to_fp32(a[i].d) * isum;
-    }
-    return sum;
+int q8_0_value(const BlockQ8_0& b, int j) {
+    return b.qs[j];
 }
 
 // Q4_K and Q5_K: element e has quant q(e) in 0..nmax, sub-block j = e / 32.
@@ -66,8 +54,10 @@ double dot_k_affine(const Block* w, const BlockQ8_K* a, int64_t nb, QuantFn quan
         for (int j = 0; j < 8; ++j) {
             int isum = 0;
             for (int l = 0; l < 32; ++l) isum += quant(w[i], 32 * j + l) * a[i].qs[32 * j + l];
-            scaled += int64_t(k_scale(w[i].scales, j)) * isum;
-            mins += int64_t(k_min(w[i].scales, j)) * (a[i].bsums[2 * j] + a[i].bsums[2 * j + 1]);
+            int scale, min;
+            k_scale_min(w[i].scales, j, scale, min);
+            scaled += int64_t(scale) * isum;
+            mins += int64_t(min) * (a[i].bsums[2 * j] + a[i].bsums[2 * j + 1]);
         }
         sum += double(fp16_to_fp32(w[i].d)) * a[i].d * double(scaled);
         sum -= double(fp16_to_fp32(w[i].dmin)) * a[i].d * double(mins);
@@ -75,38 +65,44 @@ double dot_k_affine(const Block* w, const BlockQ8_K* a, int64_t nb, QuantFn quan
     return sum;
 }
 
-int q4_k_quant(const BlockQ4_K& b, int e) {
-    const uint8_t byte = b.qs[32 * (e / 64) + e % 32];
-    return (e % 64) < 32 ? (byte & 0x0f) : (byte >> 4);
-}
-
-int q5_k_quant(const BlockQ5_K& b, int e) {
-    const uint8_t byte = b.qs[32 * (e / 64) + e % 32];
-    const int low = (e % 64) < 32 ? (byte & 0x0f) : (byte >> 4);
-    const int bit = 2 * (e / 64) + ((e % 64) < 32 ? 0 : 1);
-    return low | (((b.qh[e % 32] >> bit) & 1) << 4);
-}
-
-int q6_k_quant(const BlockQ6_K& b, int e) {
-    const int half = e / 128, r = e % 128, quarter = r / 32, l = r % 32;
-    const uint8_t ql = b.ql[64 * half + l + (quarter & 1) * 32];
-    const int low = (quarter < 2) ? (ql & 0x0f) : (ql >> 4);
-    const int high = (b.qh[32 * half + l] >> (2 * quarter)) & 3;
-    return (low | (high << 4)) - 32;
-}
-
-double dot_q6_k(const BlockQ6_K* w, const BlockQ8_K* a, int64_t nb) {
+// Super-block types without mins: element e is value(w, e) * d * scale(w, e / sub), summed as
+// integers per sub-block of `sub` elements.
+template <int kSub, typename Block, typename ValueFn, typename ScaleFn>
+double dot_k_symmetric(const Block* w, const BlockQ8_K* a, int64_t nb, ValueFn value,
+                       ScaleFn scale) {
     double sum = 0.0;
     for (int64_t i = 0; i < nb; ++i) {
         int64_t scaled = 0;
-        for (int j = 0; j < 16; ++j) {
+        for (int j = 0; j < kQKK / kSub; ++j) {
             int isum = 0;
-            for (int l = 0; l < 16; ++l) isum += q6_k_quant(w[i], 16 * j + l) * a[i].qs[16 * j + l];
-            scaled += int64_t(w[i].scales[j]) * isum;
+            for (int l = 0; l < kSub; ++l)
+                isum += value(w[i], kSub * j + l) * a[i].qs[kSub * j + l];
+            scaled += int64_t(scale(w[i], j)) * isum;
         }
         sum += double(fp16_to_fp32(w[i].d)) * a[i].d * double(scaled);
     }
     return sum;
+}
+
+double dot_q2_k(const BlockQ2_K* w, const BlockQ8_K* a, int64_t nb) {
+    double sum = 0.0;
+    for (int64_t i = 0; i < nb; ++i) {
+        int64_t scaled = 0, mins = 0;
+        for (int j = 0; j < 16; ++j) {
+            int isum = 0;
+            for (int l = 0; l < 16; ++l)
+                isum += blocks::q2_k_quant(w[i], 16 * j + l) * a[i].qs[16 * j + l];
+            scaled += int64_t(blocks::q2_k_scale(w[i], j)) * isum;
+            mins += int64_t(blocks::q2_k_min(w[i], j)) * a[i].bsums[j];
+        }
+        sum += double(fp16_to_fp32(w[i].d)) * a[i].d * double(scaled);
+        sum -= double(fp16_to_fp32(w[i].dmin)) * a[i].d * double(mins);
+    }
+    return sum;
+}
+
+int q6_k_scale(const BlockQ6_K& b, int j) {
+    return b.scales[j];
 }
 
 template <typename T, typename Convert>
@@ -121,13 +117,19 @@ double dot_float(const T* w, const T* a, int64_t n, Convert to_float) {
 GgmlType activation_type(GgmlType weight) {
     switch (weight) {
         case GgmlType::Q4_0:
+        case GgmlType::Q5_0:
         case GgmlType::Q8_0:
+        case GgmlType::IQ4_NL:
             return GgmlType::Q8_0;
         case GgmlType::Q4_1:
+        case GgmlType::Q5_1:
             return GgmlType::Q8_1;
+        case GgmlType::Q2_K:
+        case GgmlType::Q3_K:
         case GgmlType::Q4_K:
         case GgmlType::Q5_K:
         case GgmlType::Q6_K:
+        case GgmlType::IQ4_XS:
             return GgmlType::Q8_K;
         case GgmlType::F16:
             return GgmlType::F16;
@@ -143,25 +145,42 @@ GgmlType activation_type(GgmlType weight) {
 }
 
 double vec_dot(GgmlType weight_type, const void* w, const void* a, int64_t n) {
+    const auto* a8_0 = static_cast<const BlockQ8_0*>(a);
+    const auto* a8_1 = static_cast<const BlockQ8_1*>(a);
+    const auto* a8_k = static_cast<const BlockQ8_K*>(a);
     switch (weight_type) {
         case GgmlType::Q4_0:
-            return dot_q4_0(static_cast<const BlockQ4_0*>(w), static_cast<const BlockQ8_0*>(a),
-                            n / kQK);
-        case GgmlType::Q4_1:
-            return dot_q4_1(static_cast<const BlockQ4_1*>(w), static_cast<const BlockQ8_1*>(a),
-                            n / kQK);
+            return dot_symmetric(static_cast<const BlockQ4_0*>(w), a8_0, n / kQK,
+                                 blocks::q4_0_value);
+        case GgmlType::Q5_0:
+            return dot_symmetric(static_cast<const BlockQ5_0*>(w), a8_0, n / kQK,
+                                 blocks::q5_0_value);
         case GgmlType::Q8_0:
-            return dot_q8_0(static_cast<const BlockQ8_0*>(w), static_cast<const BlockQ8_0*>(a),
-                            n / kQK);
+            return dot_symmetric(static_cast<const BlockQ8_0*>(w), a8_0, n / kQK, q8_0_value);
+        case GgmlType::IQ4_NL:
+            return dot_symmetric(static_cast<const BlockIQ4_NL*>(w), a8_0, n / kQK,
+                                 blocks::iq4_nl_value);
+        case GgmlType::Q4_1:
+            return dot_affine(static_cast<const BlockQ4_1*>(w), a8_1, n / kQK, blocks::q4_1_quant);
+        case GgmlType::Q5_1:
+            return dot_affine(static_cast<const BlockQ5_1*>(w), a8_1, n / kQK, blocks::q5_1_quant);
+        case GgmlType::Q2_K:
+            return dot_q2_k(static_cast<const BlockQ2_K*>(w), a8_k, n / kQKK);
+        case GgmlType::Q3_K:
+            return dot_k_symmetric<16>(static_cast<const BlockQ3_K*>(w), a8_k, n / kQKK,
+                                       blocks::q3_k_value, blocks::q3_k_scale);
         case GgmlType::Q4_K:
-            return dot_k_affine(static_cast<const BlockQ4_K*>(w), static_cast<const BlockQ8_K*>(a),
-                                n / kQKK, q4_k_quant);
+            return dot_k_affine(static_cast<const BlockQ4_K*>(w), a8_k, n / kQKK,
+                                blocks::q4_k_quant);
         case GgmlType::Q5_K:
-            return dot_k_affine(static_cast<const BlockQ5_K*>(w), static_cast<const BlockQ8_K*>(a),
-                                n / kQKK, q5_k_quant);
+            return dot_k_affine(static_cast<const BlockQ5_K*>(w), a8_k, n / kQKK,
+                                blocks::q5_k_quant);
         case GgmlType::Q6_K:
-            return dot_q6_k(static_cast<const BlockQ6_K*>(w), static_cast<const BlockQ8_K*>(a),
-                            n / kQKK);
+            return dot_k_symmetric<16>(static_cast<const BlockQ6_K*>(w), a8_k, n / kQKK,
+                                       blocks::q6_k_value, q6_k_scale);
+        case GgmlType::IQ4_XS:
+            return dot_k_symmetric<32>(static_cast<const BlockIQ4_XS*>(w), a8_k, n / kQKK,
+                                       blocks::iq4_xs_value, blocks::iq4_xs_scale);
         case GgmlType::F16:
             return dot_float(static_cast<const uint16_t*>(w), static_cast<const uint16_t*>(a), n,
                              fp16_to_fp32);

@@ -10,8 +10,8 @@
 
 namespace sparkv::kernels::ref {
 
-// Exact ggml dequantisation of one row (F32, F16, BF16, Q4_0, Q4_1, Q8_0, Q8_1, Q4_K, Q5_K,
-// Q6_K, Q8_K).
+// Exact ggml dequantisation of one row (F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q8_1,
+// IQ4_NL, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, IQ4_XS, Q8_K).
 void dequantize_row(GgmlType type, const void* src, float* dst, int64_t n);
 
 // Encodes one row. Q8_0, Q8_1 and Q8_K follow ggml's x86 CPU recipe bit for bit (they quantise
@@ -19,7 +19,8 @@ void dequantize_row(GgmlType type, const void* src, float* dst, int64_t n);
 void quantize_row(GgmlType type, const float* src, void* dst, int64_t n);
 
 // The activation type a weight type's dot product pairs with (llama.cpp's vec_dot_type):
-// Q4_0, Q8_0 -> Q8_0; Q4_1 -> Q8_1; K quants -> Q8_K; F16 -> F16; BF16 -> BF16; F32 -> F32.
+// Q4_0, Q5_0, Q8_0, IQ4_NL -> Q8_0; Q4_1, Q5_1 -> Q8_1; K quants and IQ4_XS -> Q8_K;
+// F16 -> F16; BF16 -> BF16; F32 -> F32.
 GgmlType activation_type(GgmlType weight);
 
 // Dot product of one weight row with one activation row already encoded in

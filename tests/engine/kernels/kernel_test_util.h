@@ -43,9 +43,10 @@ inline OwnedMatrix make_matrix(GgmlType type, int64_t rows, int64_t cols, uint32
     return out;
 }
 
-inline constexpr GgmlType kWeightTypes[] = {GgmlType::F32,  GgmlType::F16,  GgmlType::BF16,
-                                            GgmlType::Q4_0, GgmlType::Q4_1, GgmlType::Q8_0,
-                                            GgmlType::Q4_K, GgmlType::Q5_K, GgmlType::Q6_K};
+inline constexpr GgmlType kWeightTypes[] = {
+    GgmlType::F32,  GgmlType::F16,  GgmlType::BF16, GgmlType::Q4_0,   GgmlType::Q4_1,
+    GgmlType::Q5_0, GgmlType::Q5_1, GgmlType::Q8_0, GgmlType::IQ4_NL, GgmlType::Q2_K,
+    GgmlType::Q3_K, GgmlType::Q4_K, GgmlType::Q5_K, GgmlType::Q6_K,   GgmlType::IQ4_XS};
 
 // Every ISA level this CPU can run (and this build has kernels for), lowest first.
 inline std::vector<Isa> runnable_isas() {

@@ -88,12 +88,30 @@ TEST_P(MatmulIsa, SmolLmShapesManyTokens) {
     expect_matches_reference(table(), GgmlType::Q4_K, 50, 1536, tokens / 4, pool, 6);
 }
 
+TEST_P(MatmulIsa, QwenShapesEveryTypeOfItsFile) {
+    // Qwen2.5-0.5B's Q4_K_M file mixes Q5_0 and Q8_0 (896-wide rows, not a multiple of 256)
+    // with Q4_K and Q6_K (the 4864-wide FFN down projection); prefill-sized and single tokens.
+    ThreadPool pool(2);
+    const int64_t tokens = GetParam() == Isa::portable ? 16 : 200;
+    for (GgmlType type : {GgmlType::Q5_0, GgmlType::Q8_0}) {
+        expect_matches_reference(table(), type, 136, 896, tokens, pool, 21);
+        expect_matches_reference(table(), type, 136, 896, 1, pool, 22);
+    }
+    for (GgmlType type : {GgmlType::Q4_K, GgmlType::Q6_K}) {
+        expect_matches_reference(table(), type, 40, 4864, tokens / 4, pool, 23);
+        expect_matches_reference(table(), type, 40, 4864, 1, pool, 24);
+    }
+}
+
 TEST_P(MatmulIsa, DecodeSizedProductsOnThePool) {
     // One token against matrices large enough to be split over the threads (GEMV path).
     ThreadPool pool(2);
     expect_matches_reference(table(), GgmlType::Q4_1, 576, 576, 1, pool, 11);
     expect_matches_reference(table(), GgmlType::Q8_0, 4099, 576, 1, pool, 12);
     expect_matches_reference(table(), GgmlType::Q4_K, 1030, 512, 2, pool, 13);
+    for (GgmlType type : {GgmlType::Q5_0, GgmlType::Q5_1, GgmlType::IQ4_NL, GgmlType::Q2_K,
+                          GgmlType::Q3_K, GgmlType::IQ4_XS})
+        expect_matches_reference(table(), type, 1030, 512, 1, pool, 14);
 }
 
 TEST_P(MatmulIsa, ActivationPackingMatchesReferenceEncoding) {
@@ -147,7 +165,7 @@ TEST_P(MatmulIsa, RejectsBadMatrices) {
     bad.cols = 48;
     EXPECT_THROW(detail::matmul_with(table(), bad, x.data(), 64, 1, y.data(), 4, pool), Error);
     bad = w.m;
-    bad.type = GgmlType::Q5_0;
+    bad.type = GgmlType::Q8_K;  // an activation encoding, never a weight
     EXPECT_THROW(detail::matmul_with(table(), bad, x.data(), 64, 1, y.data(), 4, pool), Error);
     bad = w.m;
     bad.row_bytes = 10;

@@ -103,6 +103,101 @@ TEST(RefDequantize, Q6_KKnownBlock) {
     EXPECT_EQ(y[0], 0.5f * -8 * -32);  // all-zero bits decode to -32
 }
 
+TEST(RefDequantize, Q5_0KnownBlock) {
+    BlockQ5_0 b{};
+    b.d = fp32_to_fp16(0.5f);
+    b.qs[0] = 0x3a;   // element 0: low bits 10; element 16: 3
+    b.qh[0] = 0x01;   // element 0: fifth bit
+    b.qh[2] = 0x01;   // element 16: fifth bit
+    b.qs[15] = 0xf0;  // element 31: low bits 15
+    b.qh[3] = 0x80;   // element 31: fifth bit
+    const auto y = decode(GgmlType::Q5_0, &b, 32);
+    EXPECT_EQ(y[0], 0.5f * (26 - 16));
+    EXPECT_EQ(y[16], 0.5f * (19 - 16));
+    EXPECT_EQ(y[1], 0.5f * -16);
+    EXPECT_EQ(y[31], 0.5f * 15);
+}
+
+TEST(RefDequantize, Q5_1KnownBlock) {
+    BlockQ5_1 b{};
+    b.d = fp32_to_fp16(0.25f);
+    b.m = fp32_to_fp16(-1.0f);
+    b.qs[2] = 0x1f;  // element 2: 15; element 18: low bits 1
+    b.qh[2] = 0x04;  // element 18: fifth bit
+    const auto y = decode(GgmlType::Q5_1, &b, 32);
+    EXPECT_EQ(y[2], 0.25f * 15 - 1.0f);
+    EXPECT_EQ(y[18], 0.25f * 17 - 1.0f);
+    EXPECT_EQ(y[0], -1.0f);
+}
+
+TEST(RefDequantize, IQ4_NLKnownBlock) {
+    BlockIQ4_NL b{};
+    b.d = fp32_to_fp16(2.0f);
+    b.qs[0] = 0x0f;  // element 0: level 15 = 113; element 16: level 0 = -127
+    b.qs[5] = 0x87;  // element 5: level 7 = -10; element 21: level 8 = 1
+    const auto y = decode(GgmlType::IQ4_NL, &b, 32);
+    EXPECT_EQ(y[0], 226.0f);
+    EXPECT_EQ(y[16], -254.0f);
+    EXPECT_EQ(y[5], -20.0f);
+    EXPECT_EQ(y[21], 2.0f);
+}
+
+TEST(RefDequantize, Q2_KKnownBlock) {
+    BlockQ2_K b{};
+    b.d = fp32_to_fp16(0.5f);
+    b.dmin = fp32_to_fp16(0.25f);
+    // Element 200: second 128 (bytes 32..63), quarter 2 (bits 4..5) of byte 32 + 8;
+    // sub-block 12: scale 5, min 3.
+    b.qs[40] = 0x3 << 4;
+    b.scales[12] = 0x35;
+    // Element 8: byte 8, bits 0..1; sub-block 0: scale 2, min 1.
+    b.qs[8] = 0x02;
+    b.scales[0] = 0x12;
+    // Element 168: byte 40, bits 2..3 (zero); sub-block 10: scale 0, min 4.
+    b.scales[10] = 0x40;
+    const auto y = decode(GgmlType::Q2_K, &b, 256);
+    EXPECT_EQ(y[200], 0.5f * 5 * 3 - 0.25f * 3);
+    EXPECT_EQ(y[8], 0.5f * 2 * 2 - 0.25f * 1);
+    EXPECT_EQ(y[168], -0.25f * 4);
+}
+
+TEST(RefDequantize, Q3_KKnownBlock) {
+    BlockQ3_K b{};
+    b.d = fp32_to_fp16(1.0f);
+    // Sub-block 4: stored scale 37 (low 4 bits 5 in scales[4], top bits 2 in scales[8] bits
+    // 2..3) -> 37 - 32 = 5. Element 70: byte 6, bits 4..5 = 2, hmask[6] bit 2 set -> 2.
+    b.scales[4] = 0x05;
+    b.scales[8] = 0x2 << 2;
+    b.qs[6] = 0x2 << 4;
+    b.hmask[6] = 0x1 << 2;
+    // Sub-block 12: low 4 bits 3 in the high nibble of scales[4], top bits 1 in scales[8] bits
+    // 6..7 -> 19 - 32 = -13. Element 200: byte 40, bits 4..5 = 1, hmask[8] bit 6 set -> 1.
+    b.scales[4] |= 0x3 << 4;
+    b.scales[8] |= 0x1 << 6;
+    b.qs[40] = 0x1 << 4;
+    b.hmask[8] = 0x1 << 6;
+    const auto y = decode(GgmlType::Q3_K, &b, 256);
+    EXPECT_EQ(y[70], 5.0f * 2);
+    EXPECT_EQ(y[71], 5.0f * -4);  // no hmask bit: minus 4
+    EXPECT_EQ(y[200], -13.0f * 1);
+    EXPECT_EQ(y[0], -32.0f * -4);  // all-zero bits: scale -32, value -4
+}
+
+TEST(RefDequantize, IQ4_XSKnownBlock) {
+    BlockIQ4_XS b{};
+    b.d = fp32_to_fp16(0.5f);
+    // Sub-block 3: scale 40 (low 4 bits 8 in the high nibble of scales_l[1], top bits 2 in
+    // scales_h bits 6..7) -> 40 - 32 = 8. Its 16 bytes start at qs[48]; element 116 = 96 + 20 is
+    // the high nibble of qs[52], element 100 the low one.
+    b.scales_l[1] = 0x80;
+    b.scales_h = 0x2 << 6;
+    b.qs[52] = 0xe0;  // level 14 = 89 (element 116), level 0 = -127 (element 100)
+    const auto y = decode(GgmlType::IQ4_XS, &b, 256);
+    EXPECT_EQ(y[116], 0.5f * 8 * 89);
+    EXPECT_EQ(y[100], 0.5f * 8 * -127);
+    EXPECT_EQ(y[0], 0.5f * -32 * -127);  // sub-block 0: scale bits 0 -> -32
+}
+
 TEST(RefDequantize, FloatTypes) {
     const uint16_t h[2] = {0x3c00, 0xc000};
     auto y = decode(GgmlType::F16, h, 2);
@@ -226,8 +321,11 @@ INSTANTIATE_TEST_SUITE_P(
                       RoundTripCase{GgmlType::BF16, 5e-3}, RoundTripCase{GgmlType::Q8_0, 0.01},
                       RoundTripCase{GgmlType::Q8_1, 0.01}, RoundTripCase{GgmlType::Q8_K, 0.02},
                       RoundTripCase{GgmlType::Q4_0, 0.15}, RoundTripCase{GgmlType::Q4_1, 0.12},
-                      RoundTripCase{GgmlType::Q4_K, 0.15}, RoundTripCase{GgmlType::Q5_K, 0.07},
-                      RoundTripCase{GgmlType::Q6_K, 0.04}),
+                      RoundTripCase{GgmlType::Q5_0, 0.08}, RoundTripCase{GgmlType::Q5_1, 0.06},
+                      RoundTripCase{GgmlType::IQ4_NL, 0.15}, RoundTripCase{GgmlType::Q2_K, 0.45},
+                      RoundTripCase{GgmlType::Q3_K, 0.25}, RoundTripCase{GgmlType::Q4_K, 0.15},
+                      RoundTripCase{GgmlType::Q5_K, 0.07}, RoundTripCase{GgmlType::Q6_K, 0.04},
+                      RoundTripCase{GgmlType::IQ4_XS, 0.15}),
     [](const auto& param_info) { return std::string(ggml_traits(param_info.param.type).name); });
 
 TEST(RefQuantize, RejectsPartialBlocks) {
@@ -235,7 +333,9 @@ TEST(RefQuantize, RejectsPartialBlocks) {
     std::vector<uint8_t> out(64);
     EXPECT_THROW(ref::quantize_row(GgmlType::Q4_0, x.data(), out.data(), 40), Error);
     EXPECT_THROW(ref::dequantize_row(GgmlType::Q4_K, out.data(), x.data(), 32), Error);
-    EXPECT_THROW(ref::dequantize_row(GgmlType::Q5_0, out.data(), x.data(), 32), Error);
+    EXPECT_THROW(ref::dequantize_row(GgmlType::Q2_K, out.data(), x.data(), 32), Error);
+    // A type the format defines but SparKV has no kernels for.
+    EXPECT_THROW(ref::dequantize_row(static_cast<GgmlType>(16), out.data(), x.data(), 256), Error);
 }
 
 // vec_dot's integer formulation must equal the dot product of the decoded rows.
@@ -258,10 +358,14 @@ TEST(RefVecDot, MatchesDecodedDotProduct) {
         double tolerance = 1e-6 * mag;
         if (act == GgmlType::Q8_1) {
             // ggml stores s = d * sum(q) rounded to fp16: allow that rounding on the m * s term.
-            const auto* wb = reinterpret_cast<const BlockQ4_1*>(we.data());
+            // m sits right after d in both Q4_1 and Q5_1.
             const auto* ab = reinterpret_cast<const BlockQ8_1*>(ae.data());
-            for (int64_t b = 0; b < n / 32; ++b)
-                tolerance += std::fabs(fp16_to_fp32(wb[b].m) * fp16_to_fp32(ab[b].s)) / 1024.0;
+            const size_t block_bytes = ggml_traits(type).block_bytes;
+            for (int64_t b = 0; b < n / 32; ++b) {
+                uint16_t m;
+                std::memcpy(&m, we.data() + b * block_bytes + 2, 2);
+                tolerance += std::fabs(fp16_to_fp32(m) * fp16_to_fp32(ab[b].s)) / 1024.0;
+            }
         }
         EXPECT_NEAR(ref::vec_dot(type, we.data(), ae.data(), n), expect, tolerance)
             << ggml_traits(type).name;

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
@@ -45,7 +46,8 @@ std::string fnv1a64_hex(std::string_view bytes) {
     return fmt::format("{:016x}", h);
 }
 
-std::vector<int32_t> decode_u16le_base64(std::string_view text) {
+// Little-endian integers of `width` bytes (2 or 4), base64-encoded.
+std::vector<int32_t> decode_ids_base64(std::string_view text, size_t width) {
     auto value = [](char c) -> int {
         if (c >= 'A' && c <= 'Z') return c - 'A';
         if (c >= 'a' && c <= 'z') return c - 'a' + 26;
@@ -68,7 +70,11 @@ std::vector<int32_t> decode_u16le_base64(std::string_view text) {
         }
     }
     std::vector<int32_t> out;
-    for (size_t i = 0; i + 1 < bytes.size(); i += 2) out.push_back(bytes[i] | (bytes[i + 1] << 8));
+    for (size_t i = 0; i + width <= bytes.size(); i += width) {
+        uint32_t id = 0;
+        for (size_t k = 0; k < width; ++k) id |= static_cast<uint32_t>(bytes[i + k]) << (8 * k);
+        out.push_back(static_cast<int32_t>(id));
+    }
     return out;
 }
 
@@ -127,19 +133,29 @@ void compare_vocab(const Tokenizer& tok, const Json& fixture, Tally& tally) {
     }
 }
 
-TEST(TokenizerLlamaCpp, ReferenceModelMatchesOnEveryFixtureString) {
-    SPARKV_REQUIRE_REFERENCE_MODEL(model_path);
+// The real models' tokenizers: fixture file and the known model it was made from.
+struct ModelFixture {
+    const char* file;
+    const char* model;
+};
+constexpr ModelFixture kModelFixtures[] = {{"smollm2.json", "smollm2-135m"},
+                                           {"qwen2.5.json", "qwen2.5-0.5b"}};
+
+class TokenizerModel : public ::testing::TestWithParam<ModelFixture> {};
+
+TEST_P(TokenizerModel, MatchesLlamaCppOnEveryFixtureString) {
+    SPARKV_REQUIRE_KNOWN_MODEL(model_path, GetParam().model);
     const auto file = GgufFile::open(model_path);
     const auto tok = Tokenizer::from_gguf(file);
     Tally tally;
-    compare_vocab(tok, load_fixture("smollm2.json"), tally);
-    std::printf("smollm2: %d strings x modes, %d llama.cpp tokens, %d mismatches\n", tally.strings,
-                tally.tokens, tally.mismatches);
+    compare_vocab(tok, load_fixture(GetParam().file), tally);
+    std::printf("%s: %d strings x modes, %d llama.cpp tokens, %d mismatches\n", GetParam().model,
+                tally.strings, tally.tokens, tally.mismatches);
 }
 
-TEST(TokenizerLlamaCpp, ReferenceModelMatchesOnTheDemoText) {
-    SPARKV_REQUIRE_REFERENCE_MODEL(model_path);
-    const auto fixture = load_fixture("smollm2.json");
+TEST_P(TokenizerModel, MatchesLlamaCppOnTheDemoText) {
+    SPARKV_REQUIRE_KNOWN_MODEL(model_path, GetParam().model);
+    const auto fixture = load_fixture(GetParam().file);
     ASSERT_TRUE(fixture.contains("demo")) << "fixture made without the demo text";
     const auto& demo = fixture["demo"];
     const std::string text = read_file(demo_text_path());
@@ -151,7 +167,10 @@ TEST(TokenizerLlamaCpp, ReferenceModelMatchesOnTheDemoText) {
     }
     ASSERT_EQ(fnv1a64_hex(text), demo["fnv1a64"].get<std::string>())
         << "the demo text differs from the one the fixture was made from";
-    const auto expected = decode_u16le_base64(demo["tokens_u16le_base64"].get<std::string>());
+    const bool wide = demo.contains("tokens_u32le_base64");
+    const auto expected = decode_ids_base64(
+        demo[wide ? "tokens_u32le_base64" : "tokens_u16le_base64"].get<std::string>(),
+        wide ? 4 : 2);
     ASSERT_EQ(expected.size(), demo["count"].get<size_t>());
 
     const auto file = GgufFile::open(model_path);
@@ -159,9 +178,17 @@ TEST(TokenizerLlamaCpp, ReferenceModelMatchesOnTheDemoText) {
     const auto actual = tok.encode(text, false, false);
     EXPECT_EQ(actual, expected) << describe_difference(tok, expected, actual);
     EXPECT_EQ(tok.decode(actual), text);
-    std::printf("demo text: %zu bytes, %zu tokens, identical to llama.cpp: %s\n", text.size(),
-                actual.size(), actual == expected ? "yes" : "no");
+    std::printf("%s demo text: %zu bytes, %zu tokens, identical to llama.cpp: %s\n",
+                GetParam().model, text.size(), actual.size(), actual == expected ? "yes" : "no");
 }
+
+INSTANTIATE_TEST_SUITE_P(LlamaCpp, TokenizerModel, ::testing::ValuesIn(kModelFixtures),
+                         [](const auto& param_info) {
+                             std::string name = param_info.param.model;
+                             for (char& c : name)
+                                 if (!std::isalnum(static_cast<unsigned char>(c))) c = '_';
+                             return name;
+                         });
 
 TEST(TokenizerLlamaCpp, SmallVocabulariesMatchOnEveryFixtureString) {
     const auto fixtures = load_fixture("small_vocabs.json");
