@@ -150,7 +150,12 @@ int main(int argc, char** argv) {
                            {"answered", answered}};
         }
         if (wants("corrupt")) {
-            cli::LoopbackServer server(backend, link);
+            // The lossless level is ~4x the default's bytes: at the trace's own capacity the
+            // stream plan would compute every chunk and never touch the corrupt unit, so this
+            // scenario streams over the trace at 16x its capacity.
+            LinkConfig fast = link;
+            fast.trace_scale = scale * 16;
+            cli::LoopbackServer server(backend, fast);
             const auto clean = ask(server, plan::Policy::stream, true, "fp16");
             const auto file = backend->root() / unit_key(store.read_manifest(id), "fp16", 1, 5);
             std::fstream f(file, std::ios::in | std::ios::out | std::ios::binary);

@@ -140,9 +140,16 @@ std::string bar_chart(const std::vector<std::string>& groups, const std::vector<
     const double base = y.map(o.log_y ? y.lo : std::max(0.0, y.lo));
     for (size_t g = 0; g < groups.size(); ++g) {
         const double gx = kLeft + group_w * static_cast<double>(g);
-        s += fmt::format(
-            "<text x=\"{:.1f}\" y=\"{:.1f}\" text-anchor=\"middle\" fill=\"#333\">{}</text>\n",
-            gx + group_w / 2, bottom + 16, escape(groups[g]));
+        // Labels wider than their group are slanted so that neighbours do not overlap.
+        if (static_cast<double>(groups[g].size()) * 6.5 > group_w)
+            s += fmt::format(
+                "<text transform=\"translate({:.1f},{:.1f}) rotate(-25)\" text-anchor=\"end\" "
+                "font-size=\"10\" fill=\"#333\">{}</text>\n",
+                gx + group_w / 2 + 4, bottom + 14, escape(groups[g]));
+        else
+            s += fmt::format(
+                "<text x=\"{:.1f}\" y=\"{:.1f}\" text-anchor=\"middle\" fill=\"#333\">{}</text>\n",
+                gx + group_w / 2, bottom + 16, escape(groups[g]));
         for (size_t k = 0; k < series.size(); ++k) {
             if (g >= series[k].values.size() || !std::isfinite(series[k].values[g])) continue;
             const double v = series[k].values[g];
