@@ -233,7 +233,10 @@ TEST(Server, StopsPromptlyWhileBodiesArePaced) {
         httplib::Client http("127.0.0.1", server->port());
         http.Get(unit_path(store.manifest, "int8", 0, 0));
     });
-    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    // Stop only once the paced body is under way (a loaded machine may take a while to get there).
+    for (int i = 0; i < 500 && server->stats().body_bytes_sent == 0; ++i)
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    EXPECT_GT(server->stats().body_bytes_sent, 0u);
     const double start = now_seconds();
     server->stop();
     EXPECT_LT(now_seconds() - start, 1.0);
