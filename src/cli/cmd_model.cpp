@@ -52,7 +52,9 @@ nlohmann::json describe(const GgufFile& file) {
     return j;
 }
 
-int fetch(const std::vector<std::string>& names) {
+int fetch(std::vector<std::string> names) {
+    // A bare `--fetch` reaches here as one empty name (CLI11, expected(0, -1)): fetch everything.
+    std::erase(names, std::string());
     for (const auto& name : names) {
         if (name != "text" && !find_known_model(name))
             fail("--fetch: unknown model '{}'; known models: {}", name, [] {
