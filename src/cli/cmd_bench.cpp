@@ -19,6 +19,7 @@
 #include "common/svg_chart.h"
 #include "common/temp_dir.h"
 #include "common/timer.h"
+#include "engine/prompt.h"
 
 namespace sparkv::cli {
 
@@ -56,6 +57,7 @@ struct Cell {
     double scale;
     int64_t tokens;
     std::map<std::string, std::vector<Run>> runs;  // by policy
+    int64_t tokens_used = 0;                       // context tokens really used (see run())
     double median_ttft(const std::string& p) const {
         std::vector<double> v;
         for (const auto& r : runs.at(p)) v.push_back(r.ttft_ms);
@@ -91,6 +93,7 @@ nlohmann::json cell_json(const Cell& c, const std::vector<std::string>& policies
     nlohmann::json j = {{"trace", std::filesystem::path(c.trace).filename().string()},
                         {"scale", c.scale},
                         {"context_tokens", c.tokens},
+                        {"context_tokens_used", c.tokens_used},
                         {"ttft_ms", ttft},
                         {"energy_j", energy},
                         {"runs", runs}};
@@ -147,8 +150,23 @@ int run(const BenchOptions& opt) {
     std::vector<std::string> levels = {default_level};
     if (default_level != "q3h") levels.push_back("q3h");  // smaller, for CacheGen's adaptation
     std::map<int64_t, std::string> contexts;
+    std::map<int64_t, int64_t> used;  // tokens each length's context really has
+    // The model never runs past the window it was trained for: a length that leaves no room for
+    // the question and the answer is shortened by what they need (and the JSON says so).
+    const int64_t window = device.model().config().n_ctx_train;
+    const int64_t asked = static_cast<int64_t>(
+        question_tokens(device.model(), opt.question, default_prompt_format(device.model())).size());
     for (int64_t n : lengths) {
-        const auto tokens = context_of_length(device.model(), document, n);
+        used[n] = std::min(n, window - asked - opt.answer_tokens - 1);
+        if (used[n] < 1) fail("the question does not fit the model's {}-token window", window);
+        if (used[n] < n)
+            std::fprintf(stderr,
+                         "bench: %lld-token cells use %lld context tokens: the question (%lld) and "
+                         "the answer (%d) must fit the model's %lld-token window too\n",
+                         static_cast<long long>(n), static_cast<long long>(used[n]),
+                         static_cast<long long>(asked), opt.answer_tokens,
+                         static_cast<long long>(window));
+        const auto tokens = context_of_length(device.model(), document, used[n]);
         contexts[n] = ingest_tokens(device.model(), store, tokens, levels, opt.threads,
                                     fmt::format("ingest {} tokens", n));
     }
@@ -208,6 +226,7 @@ int run(const BenchOptions& opt) {
                             result.controller_migrations);
                     }
                 }
+                cell.tokens_used = used[n];
                 cells.push_back(std::move(cell));
             }
         }
