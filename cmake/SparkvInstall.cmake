@@ -32,6 +32,7 @@ set(pc_libs "")
 foreach(module api runtime cloud plan net store codec engine common)
   string(APPEND pc_libs " -lsparkv_${module}")
 endforeach()
+file(RELATIVE_PATH pc_to_prefix /p/${CMAKE_INSTALL_LIBDIR}/pkgconfig /p)
 configure_file(cmake/sparkv.pc.in ${CMAKE_BINARY_DIR}/sparkv.pc @ONLY)
 install(FILES ${CMAKE_BINARY_DIR}/sparkv.pc DESTINATION ${CMAKE_INSTALL_LIBDIR}/pkgconfig)
 

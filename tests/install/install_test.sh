@@ -58,8 +58,8 @@ cmake --build "$tmp/example" >/dev/null
 
 step "examples/minimal against pkg-config"
 export PKG_CONFIG_PATH=$prefix/lib/pkgconfig${PKG_CONFIG_PATH:+:$PKG_CONFIG_PATH}
-# The .pc names the prefix it was installed to; --define-prefix follows the moved prefix.
-flags=$(pkg-config --define-prefix --cflags --libs sparkv)
+# The .pc finds the prefix relative to itself, so the moved prefix is found.
+flags=$(pkg-config --cflags --libs sparkv)
 # shellcheck disable=SC2086
 c++ -std=c++20 -O1 "$source/examples/minimal/minimal.cpp" -o "$tmp/minimal-pc" $flags
 "$tmp/minimal-pc" "$tmp/tiny.gguf" "hello" | tail -1 | grep -q "tokens generated"
