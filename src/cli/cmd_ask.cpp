@@ -36,6 +36,7 @@ struct AskCliOptions {
     double trace_scale = 1;
     double rate_mbps = 0;
     bool no_controller = false;
+    bool refuse_untrusted = false;
     double timeout_s = 10;
     DeviceTrustOptions trust;
 };
@@ -64,6 +65,7 @@ int run(const AskCliOptions& opt) {
     ask.trust = trust_policy(opt.trust);
     ask.bearer_token = read_bearer_token(opt.trust);
     ask.controller.enabled = !opt.no_controller;
+    ask.compute_untrusted = !opt.refuse_untrusted;
     runtime::power_profile(opt.power);  // a bad name fails before any work
     if (!opt.trace.empty() || opt.rate_mbps > 0) {
         runtime::RealisedLink link;
@@ -133,6 +135,9 @@ CommandRunner add_ask_command(CLI::App& app) {
     cmd->add_option("--rate-mbps", opt->rate_mbps, "Fixed link rate the server paces at (oracle)");
     cmd->add_flag("--no-controller", opt->no_controller,
                   "Run the plan as made, without run-time migrations");
+    cmd->add_flag("--refuse-untrusted", opt->refuse_untrusted,
+                  "With --trust-key: fail on a context the keys do not vouch for (default: compute "
+                  "it locally from its token ids, which must hash to the context id)");
     cmd->add_option("--timeout", opt->timeout_s, "Seconds without a byte before a unit fails")
         ->capture_default_str();
     add_device_trust_options(cmd, opt->trust);

@@ -41,6 +41,7 @@ struct BenchOptions {
     std::string power = "phone";
     double rtt_ms = 0;
     std::string store_dir;
+    std::string timelines_dir;
 };
 
 struct Run {
@@ -123,6 +124,7 @@ int run(const BenchOptions& opt) {
     for (const auto& f : trace_files)
         traces.push_back(std::make_shared<const LinkTrace>(LinkTrace::load(f)));
     const std::string document = read_text_file(opt.doc);
+    if (!opt.timelines_dir.empty()) std::filesystem::create_directories(opt.timelines_dir);
     const double t_start = now_seconds();
 
     runtime::DeviceOptions device_options;
@@ -182,6 +184,16 @@ int run(const BenchOptions& opt) {
                         }
                         const auto result = device.ask(ask);
                         if (ask.policy == plan::Policy::local) local_costs = result.unit_compute_s;
+                        if (!opt.timelines_dir.empty()) {
+                            const auto path =
+                                std::filesystem::path(opt.timelines_dir) /
+                                fmt::format("{}-x{:g}-{}-r{}-{}.json",
+                                            std::filesystem::path(cell.trace).stem().string(),
+                                            scale, n, r + 1, p);
+                            std::ofstream out(path);
+                            out << result.timeline->to_json().dump(1) << "\n";
+                            if (!out) fail("cannot write {}", path.string());
+                        }
                         cell.runs[p].push_back({result.ttft_ms, result.energy.total_j,
                                                 result.units_computed, result.units_streamed,
                                                 result.controller_migrations, result.planning_ms});
@@ -311,6 +323,8 @@ CommandRunner add_bench_command(CLI::App& app) {
     cmd->add_option("--rtt-ms", opt->rtt_ms, "Base round-trip time the server adds per response")
         ->capture_default_str();
     cmd->add_option("--store", opt->store_dir, "Keep the ingested contexts in this directory");
+    cmd->add_option("--timelines", opt->timelines_dir,
+                    "Write every run's timeline (JSON) into this directory, one file per run");
     return [opt] { return run(*opt); };
 }
 

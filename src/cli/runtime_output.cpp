@@ -42,6 +42,9 @@ nlohmann::json ask_result_json(const runtime::AskResult& r) {
             {"predicted_ttft_ms", r.predicted_ttft_ms},
             {"lower_bound_ms", r.lower_bound_ms},
             {"planned_mbps", r.planned_mbps},
+            {"bandwidth_source", r.bandwidth_source},
+            {"trust_refusal", r.trust_refusal.empty() ? nlohmann::json(nullptr)
+                                                      : nlohmann::json(r.trust_refusal)},
             {"cpu_availability", r.availability},
             {"pass_throughs", r.pass_throughs},
             {"decode_tok_s", r.decode_tok_s},
@@ -54,6 +57,9 @@ nlohmann::json ask_result_json(const runtime::AskResult& r) {
 void print_ask_breakdown(const runtime::AskResult& r, std::FILE* out) {
     std::fprintf(out, "policy %s, level %s: TTFT %.0f ms\n", r.policy.c_str(), r.level.c_str(),
                  r.ttft_ms);
+    if (!r.trust_refusal.empty())
+        std::fprintf(out, "  the context's KV was refused (%s): everything computed locally\n",
+                     r.trust_refusal.c_str());
     std::fprintf(out, "  manifest + token ids   %8.1f ms\n", r.manifest_ms);
     std::fprintf(out, "  planning               %8.1f ms (plan predicted TTFT %.0f ms%s)\n",
                  r.planning_ms, r.predicted_ttft_ms,

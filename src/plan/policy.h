@@ -37,6 +37,10 @@ struct PlannerSettings {
     // sparkv: stop refining after this many simulations (planning must stay far below 1% of
     // TTFT; one simulation of an 8 x 30 context takes well under a millisecond).
     int refine_budget = 400;
+    // sparkv: stream layer 0 first instead of the deepest layers first only when the simulator
+    // predicts at least this much shorter TTFT (the question's tail after the last unit on fast
+    // links); below it, keeping each chunk's next layer pending for the controller is worth more.
+    double order_margin = 0.07;
     // oracle: exhaustive search up to this many units; larger instances are searched locally.
     int exact_max_units = 7;
     int oracle_budget = 6000;

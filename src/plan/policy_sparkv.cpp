@@ -145,6 +145,11 @@ Plan plan_sparkv_greedy(const CostInstance& costs, double bandwidth, double stag
 
 Plan plan_sparkv(const CostInstance& costs, double bandwidth, const PlannerSettings& settings) {
     Plan greedy = plan_sparkv_greedy(costs, bandwidth, settings.stage_s);
+    // Keep the greedy's lanes but stream deepest layers first, like every refined plan: the
+    // greedy's own order takes each chunk's lowest streamed layers early (the smallest units),
+    // which leaves the controller nothing it can hand to the compute lane when the link turns
+    // out slower than planned.
+    greedy.stream_order = stream_order(costs.shape, greedy, StreamOrder::down);
     const ConstantLink link(bandwidth);
     greedy.predicted_ttft_s = simulate(costs, greedy, link).ttft_s;
     if (!settings.refine) return greedy;
@@ -155,6 +160,19 @@ Plan plan_sparkv(const CostInstance& costs, double bandwidth, const PlannerSetti
     search.improve();
     Plan best = search.best();
     best.policy = "sparkv";
+    // Deepest-first streaming keeps every chunk's next layer pending for the controller, but the
+    // question can prefill layer 0 only once the last unit arrives, so all its layers form a tail
+    // after the link is done. When that tail is a large part of a short request (a fast link),
+    // stream layer 0 first instead: the question then follows the units up the layers.
+    Plan up = best;
+    up.stream_order = stream_order(costs.shape, best, StreamOrder::up);
+    const double up_s = simulate(costs, up, link).ttft_s;
+    const double down_s = simulate(costs, best, link).ttft_s;
+    if (up_s < (1 - settings.order_margin) * down_s) {
+        up.predicted_ttft_s = up_s;
+        return up;
+    }
+    best.predicted_ttft_s = down_s;
     return best;
 }
 

@@ -1,8 +1,22 @@
 #include "runtime/cost_builder.h"
 
+#include <algorithm>
+
 #include "common/error.h"
 
 namespace sparkv::runtime {
+
+double model_active_blocks(const Manifest& m, const UnitInfo& u) {
+    if (!m.sparse || !u.active_blocks || m.model.n_kv_heads <= 0) return -1;
+    // The manifest counts blocks of its own size per KV head; the cost model counts 64 x 64
+    // (query, key) block pairs once per layer. The share of the causal blocks kept carries over
+    // between the two (counts of partly covered blocks do not).
+    const int64_t causal = causal_blocks(u.first_token, u.n_tokens, m.model.n_kv_heads,
+                                         m.sparse->block);
+    if (causal <= 0) return -1;
+    const double kept = std::min(1.0, static_cast<double>(*u.active_blocks) / causal);
+    return kept * plan::dense_active_blocks(u.first_token, u.n_tokens);
+}
 
 plan::CostInstance build_costs(const Manifest& m, const plan::DeviceProfile& profile,
                                double availability, int level, double request_latency_s,
@@ -23,8 +37,12 @@ plan::CostInstance build_costs(const Manifest& m, const plan::DeviceProfile& pro
     c.units.reserve(m.units.size());
     for (const auto& u : m.units) {
         plan::UnitCost cost;
-        cost.compute_s =
-            profile.unit_seconds(u.first_token, u.n_tokens, u.l == m.n_layers() - 1, availability);
+        const bool last = u.l == m.n_layers() - 1;
+        cost.compute_s = profile.unit_seconds(u.first_token, u.n_tokens, last, availability);
+        // Skipped blocks can only save time, whatever a fit on dense samples says about them.
+        if (const double blocks = model_active_blocks(m, u); blocks >= 0)
+            cost.compute_s = std::min(cost.compute_s, profile.unit_seconds(u.first_token, u.n_tokens,
+                                                                           last, availability, blocks));
         for (const auto& o : u.objects) cost.bytes.push_back(o.bytes);
         c.units.push_back(std::move(cost));
     }

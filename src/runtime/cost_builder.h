@@ -11,6 +11,10 @@
 
 namespace sparkv::runtime {
 
+// A sparse context's unit: the key blocks its attention visited at ingest, in the cost model's
+// unit (64 x 64 block pairs, once per layer), from the manifest; -1 (dense) when not recorded.
+double model_active_blocks(const Manifest& manifest, const UnitInfo& unit);
+
 // `level`: index into manifest.levels that policies stream at by default. The instance's levels
 // are the manifest's, in its order.
 plan::CostInstance build_costs(const Manifest& manifest, const plan::DeviceProfile& profile,

@@ -38,6 +38,9 @@ std::pair<double, double> initial_link_estimate(double bytes_a, double s_a, doub
     return {std::max((bytes_a + bytes_b) / total_s, kFloor), 0.0};
 }
 
+// Units a request must have streamed before its link estimate is remembered.
+constexpr size_t kLinkMemoryMinUnits = 4;
+
 void add_phase(Timeline& timeline, const char* name, double start, double end) {
     TimelineEvent e;
     e.kind = EventKind::phase;
@@ -98,6 +101,36 @@ Engine& Device::engine_for(int64_t positions) {
     return *engine_;
 }
 
+plan::Plan Device::plan_oracle(const AskOptions& opt, const ClientConfig& client_config) {
+    constexpr double kOracleCpuWindow_s = 0.25;
+    UnitClient client(client_config);
+    CpuMonitor monitor;
+    const double t0 = now_seconds();
+    const Manifest& m = client.fetch_manifest(opt.context_id);
+    client.fetch_tokens();
+    const double offset = now_seconds() - t0;
+    // The CPU's availability needs a window to be measured over (a fresh monitor reads 1).
+    if (offset < kOracleCpuWindow_s)
+        std::this_thread::sleep_for(std::chrono::duration<double>(kOracleCpuWindow_s - offset));
+    const double availability = monitor.sample(0.0);
+    const int level = choose_level(m, opt.level);
+    const PromptFormat format = m.prompt_format.empty() ? default_prompt_format(*model_)
+                                                        : prompt_format_from_name(m.prompt_format);
+    plan::CostInstance costs =
+        build_costs(m, profile_, availability, level, 0.0,
+                    static_cast<int64_t>(question_tokens(*model_, opt.question, format).size()));
+    if (!opt.measured_compute_s.empty()) {
+        if (opt.measured_compute_s.size() != costs.units.size())
+            fail("ask: {} measured unit costs for {} units", opt.measured_compute_s.size(),
+                 costs.units.size());
+        for (size_t i = 0; i < costs.units.size(); ++i)
+            if (opt.measured_compute_s[i] > 0) costs.units[i].compute_s = opt.measured_compute_s[i];
+    }
+    const auto link = realised_model(*opt.realised_link, offset);
+    return plan::make_plan(plan::Policy::oracle, costs, link->mean_rate(0, 60), opt.planner,
+                           link.get());
+}
+
 AskResult Device::ask(const AskOptions& opt) {
     if (opt.question.empty()) fail("ask: the question is empty");
     if (opt.n_predict < 1) fail("ask: -n must be at least 1");
@@ -108,39 +141,14 @@ AskResult Device::ask(const AskOptions& opt) {
     const auto& config = model_->config();
 
     // The oracle is told what will happen: plan it first, on a connection of its own, untimed.
-    constexpr double kOracleCpuWindow_s = 0.25;
     std::optional<plan::Plan> oracle_plan;
     if (opt.policy == plan::Policy::oracle && !opt.fixed_plan) {
         if (!opt.realised_link) fail("ask: the oracle policy needs the link the server replays");
-        UnitClient client(client_config);
-        CpuMonitor monitor;
-        const double t0 = now_seconds();
-        const Manifest& m = client.fetch_manifest(opt.context_id);
-        client.fetch_tokens();
-        const double offset = now_seconds() - t0;
-        // The CPU's availability needs a window to be measured over (a fresh monitor reads 1).
-        if (offset < kOracleCpuWindow_s)
-            std::this_thread::sleep_for(std::chrono::duration<double>(kOracleCpuWindow_s - offset));
-        const double availability = monitor.sample(0.0);
-        const int level = choose_level(m, opt.level);
-        plan::CostInstance costs = build_costs(
-            m, profile_, availability, level, 0.0,
-            static_cast<int64_t>(question_tokens(*model_, opt.question,
-                                                 m.prompt_format.empty()
-                                                     ? default_prompt_format(*model_)
-                                                     : prompt_format_from_name(m.prompt_format))
-                                     .size()));
-        if (!opt.measured_compute_s.empty()) {
-            if (opt.measured_compute_s.size() != costs.units.size())
-                fail("ask: {} measured unit costs for {} units", opt.measured_compute_s.size(),
-                     costs.units.size());
-            for (size_t i = 0; i < costs.units.size(); ++i)
-                if (opt.measured_compute_s[i] > 0)
-                    costs.units[i].compute_s = opt.measured_compute_s[i];
+        try {
+            oracle_plan = plan_oracle(opt, client_config);
+        } catch (const UntrustedContext&) {
+            if (!opt.compute_untrusted) throw;  // else refused below, and computed locally
         }
-        const auto link = realised_model(*opt.realised_link, offset);
-        oracle_plan = plan::make_plan(plan::Policy::oracle, costs, link->mean_rate(0, 60),
-                                      opt.planner, link.get());
     }
 
     AskResult r;
@@ -150,8 +158,23 @@ AskResult Device::ask(const AskOptions& opt) {
     const double origin = now_seconds();
     CpuMonitor cpu;
 
-    UnitClient client(client_config);
-    const Manifest& manifest = client.fetch_manifest(opt.context_id);
+    auto connection = std::make_unique<UnitClient>(client_config);
+    const Manifest* fetched = nullptr;
+    try {
+        fetched = &connection->fetch_manifest(opt.context_id);
+    } catch (const UntrustedContext& e) {
+        if (!opt.compute_untrusted) throw;
+        // None of its KV may be used; its token ids may (see TrustPolicy::for_token_ids_only).
+        r.trust_refusal = e.what();
+        ClientConfig tokens_only = client_config;
+        tokens_only.trust =
+            std::make_shared<const TrustPolicy>(TrustPolicy::for_token_ids_only());
+        connection = std::make_unique<UnitClient>(tokens_only);
+        fetched = &connection->fetch_manifest(opt.context_id);
+    }
+    UnitClient& client = *connection;
+    const Manifest& manifest = *fetched;
+    const bool refused = !r.trust_refusal.empty();
     const double t_manifest = now_seconds();
     const double manifest_bytes = static_cast<double>(client.stats().bytes_received);
     if (manifest.model.fingerprint != hex64(model_->fingerprint()))
@@ -183,9 +206,16 @@ AskResult Device::ask(const AskOptions& opt) {
 
     // Plan.
     const double t_plan0 = now_seconds();
-    const auto [bandwidth, latency] =
+    auto [bandwidth, latency] =
         initial_link_estimate(manifest_bytes, t_manifest - origin,
                               static_cast<double>(manifest.tokens.bytes), t_tokens - t_manifest);
+    r.bandwidth_source = "probe";
+    if (const auto it = links_.find(opt.server);
+        it != links_.end() && origin - it->second.observed_at_s <= options_.link_memory_s) {
+        bandwidth = it->second.bytes_per_s;
+        latency = it->second.latency_s;
+        r.bandwidth_source = "recent";
+    }
     r.availability = cpu.sample(0.0);
     const int level = choose_level(manifest, opt.level);
     r.level = manifest.levels[static_cast<size_t>(level)];
@@ -193,10 +223,11 @@ AskResult Device::ask(const AskOptions& opt) {
                                            static_cast<int64_t>(question.size()));
     plan::PlannerSettings planner = opt.planner;
     if (!opt.level.empty()) planner.stream_adapts_level = false;  // the level asked for is a floor
-    plan::Plan plan = opt.fixed_plan ? *opt.fixed_plan
-                      : oracle_plan  ? *oracle_plan
-                                     : plan::make_plan(opt.policy, costs, bandwidth, planner);
-    if (opt.fixed_plan)
+    plan::Plan plan = refused          ? plan::make_plan(plan::Policy::local, costs, bandwidth)
+                      : opt.fixed_plan ? *opt.fixed_plan
+                      : oracle_plan    ? *oracle_plan
+                                       : plan::make_plan(opt.policy, costs, bandwidth, planner);
+    if (opt.fixed_plan && !refused)
         r.policy = opt.fixed_plan->policy.empty() ? "fixed" : opt.fixed_plan->policy;
     const double t_plan1 = now_seconds();
     add_phase(timeline, "plan", t_plan0 - origin, t_plan1 - origin);
@@ -211,10 +242,13 @@ AskResult Device::ask(const AskOptions& opt) {
     // Run-time control is part of the sparkv policy only: the baselines are measured as published
     // (fixed paths; cake adapts through its own meet-in-the-middle dispatch), and the oracle
     // already knows the realised link. A fixed plan keeps whatever the caller asked for.
-    if (!opt.fixed_plan && opt.policy != plan::Policy::sparkv) exec.controller.enabled = false;
+    if ((!opt.fixed_plan && opt.policy != plan::Policy::sparkv) || refused)
+        exec.controller.enabled = false;
     exec.planned_bandwidth = bandwidth;
     ExecutionReport report =
         execute(engine, client, costs, plan, tokens, question, timeline, origin, exec);
+    if (report.bandwidth && report.units_streamed >= kLinkMemoryMinUnits)
+        links_[opt.server] = {*report.bandwidth, report.latency_s.value_or(latency), now_seconds()};
 
     // Answer: the first token ends the TTFT.
     double t_first = 0;

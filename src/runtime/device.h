@@ -10,6 +10,7 @@
 #pragma once
 
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -33,6 +34,11 @@ struct DeviceOptions {
     // idle workers give the decoder its time (ThreadPool's default is 500 us).
     int pool_spin_us = 50;
     std::string profile_path;  // empty: the cached profile, measured on first use
+    // How long the link speed observed while streaming one request is the planning estimate for
+    // the next request to the same server (seconds; 0: never). Two tiny fetches (manifest,
+    // token ids) say little about a link: latency dominates them, and a paced link may deliver
+    // them in one burst. A recent request's per-unit throughputs say much more.
+    double link_memory_s = 30;
     std::function<void(int done, int total, double seconds)> on_profile_progress;
 };
 
@@ -60,6 +66,9 @@ struct AskOptions {
     // other-model context is refused and a streamed unit whose SHA-256 differs from the signed
     // manifest is refused (and computed instead). Null: not verified, as before signing.
     std::shared_ptr<const TrustPolicy> trust;
+    // When the trust policy refuses the context: compute it all locally from its token ids (which
+    // hash to the id asked for, so they are the context's own), or, false, fail.
+    bool compute_untrusted = true;
     std::string bearer_token;  // for a server with per-tenant access (serve --auth)
     // oracle only: the realised link and, when known, measured per-unit compute seconds (e.g.
     // from a local run of the same request) instead of the profile's predictions.
@@ -88,6 +97,8 @@ struct AskResult {
     double predicted_ttft_ms = 0;
     double lower_bound_ms = 0;  // oracle only
     double planned_mbps = 0;    // bandwidth estimate the plan used
+    std::string bandwidth_source;  // "recent" (an earlier request's units) or "probe" (manifest)
+    std::string trust_refusal;     // why the context's KV was refused (then everything computed)
     double availability = 1;    // CPU availability the plan used
     size_t units_computed = 0;
     size_t units_streamed = 0;
@@ -117,12 +128,20 @@ class Device {
 
   private:
     Engine& engine_for(int64_t positions);
+    plan::Plan plan_oracle(const AskOptions& options, const ClientConfig& client_config);
 
     DeviceOptions options_;
     std::unique_ptr<Model> model_;
     int threads_ = 1;
     plan::DeviceProfile profile_;
     std::unique_ptr<Engine> engine_;
+    // Last observed link per server address (see DeviceOptions::link_memory_s).
+    struct LinkMemory {
+        double bytes_per_s = 0;
+        double latency_s = 0;
+        double observed_at_s = 0;  // steady clock
+    };
+    std::map<std::string, LinkMemory> links_;
 };
 
 // The level a request streams at: `wanted` if given (must be stored), else the codec's default

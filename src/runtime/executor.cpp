@@ -55,6 +55,10 @@ ExecutionReport execute(Engine& engine, UnitClient& client, const plan::CostInst
     report.stream = stream.stats();
     report.controller = controller.stats();
     report.failures = stream.failures();
+    if (use_stream) {
+        report.bandwidth = stream.estimator().bytes_per_second();
+        report.latency_s = stream.estimator().latency_seconds();
+    }
     report.units_computed = report.compute.units;
     report.units_streamed = report.stream.units;
     double loaded = 0;

@@ -7,6 +7,7 @@
 // stream lane's (client) threads and the controller's thread before returning or throwing.
 #pragma once
 
+#include <optional>
 #include <span>
 #include <vector>
 
@@ -31,6 +32,9 @@ struct ExecutionReport {
     std::vector<UnitFailure> failures;
     size_t units_computed = 0;
     size_t units_streamed = 0;
+    // The stream lane's estimates at the end (recent units), when it streamed any.
+    std::optional<double> bandwidth;
+    std::optional<double> latency_s;
 };
 
 struct ExecuteOptions {

@@ -77,8 +77,14 @@ bool TrustPolicy::object_matches(const UnitObject& expected, std::span<const uin
     return !enforcing() || sha256(bytes) == expected.sha256;
 }
 
+TrustPolicy TrustPolicy::for_token_ids_only() {
+    TrustPolicy policy;
+    policy.silent_ = true;
+    return policy;
+}
+
 void TrustPolicy::note_if_unverified() const {
-    if (enforcing()) return;
+    if (enforcing() || silent_) return;
     static std::once_flag once;
     std::call_once(once, [] {
         std::fprintf(stderr,

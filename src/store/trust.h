@@ -32,6 +32,10 @@ class TrustPolicy {
     explicit TrustPolicy(std::vector<PublicKey> keys);
     // Loads --trust-key files (each a PREFIX.pub from `sparkv keygen`); throws Error.
     static TrustPolicy from_files(const std::vector<std::string>& paths);
+    // After a refusal: verifies nothing and says nothing, for fetching the token ids of a refused
+    // context, which are usable because they must hash (with this model's identity) to the very
+    // id that was asked for (store/context_store.h parse_tokens).
+    static TrustPolicy for_token_ids_only();
 
     bool enforcing() const { return !keys_.empty(); }
     const std::vector<PublicKey>& keys() const { return keys_; }
@@ -54,6 +58,7 @@ class TrustPolicy {
 
   private:
     std::vector<PublicKey> keys_;
+    bool silent_ = false;
 };
 
 }  // namespace sparkv

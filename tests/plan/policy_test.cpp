@@ -63,6 +63,33 @@ TEST(Policies, StreamingEverythingWinsOnAFastLinkAndSparkvFindsIt) {
     EXPECT_LE(ttft(c, sparkv, bandwidth), ttft(c, stream, bandwidth) * 1.0001);
 }
 
+// sparkv streams deepest layers first (each chunk's next layer stays pending for the controller)
+// unless the question's tail after the last unit is a large part of a short request.
+TEST(Policies, SparkvStreamsDeepestFirstUnlessTheQuestionTailDominates) {
+    const auto is_down = [](const ContextShape& shape, const Plan& p) {
+        return p.stream_order == stream_order(shape, p, StreamOrder::down);
+    };
+    const auto is_up = [](const ContextShape& shape, const Plan& p) {
+        return p.stream_order == stream_order(shape, p, StreamOrder::up);
+    };
+    // Both lanes busy for seconds, a short question: deepest first.
+    auto slow = make_instance(4, 6, 0.05, 500'000);
+    const double balanced = 24 * 500'000 / slow.total_compute_s();
+    const Plan both = make_plan(Policy::sparkv, slow, balanced);
+    ASSERT_GT(both.count(Lane::stream), 0u);
+    EXPECT_TRUE(is_down(slow.shape, both));
+    // A link that delivers everything in a blink and question layers that cost as much as the
+    // link: layer 0 first, so the question follows the units up the layers.
+    auto fast = make_instance(4, 6, 0.5, 10'000);
+    fast.query_layer_s = 0.01;
+    const Plan all = make_plan(Policy::sparkv, fast, 1e7);
+    ASSERT_EQ(all.count(Lane::compute), 0u);
+    EXPECT_TRUE(is_up(fast.shape, all));
+    PlannerSettings never;
+    never.order_margin = 1;  // up would have to take no time at all
+    EXPECT_TRUE(is_down(fast.shape, make_plan(Policy::sparkv, fast, 1e7, never)));
+}
+
 // Where both lanes matter, sparkv beats every baseline and the oracle bounds it.
 TEST(Policies, SparkvBeatsTheBaselinesWhenBothLanesMatter) {
     for (uint32_t seed = 1; seed <= 5; ++seed) {

@@ -164,6 +164,37 @@ TEST_F(AskTest, TheControllerMovesUnitsToTheComputeLaneWhenTheLinkIsSlow) {
     EXPECT_EQ(r.answer_tokens, device.ask(world_->ask(Policy::local)).answer_tokens);
 }
 
+// The link speed one request observed is what the next request to that server plans with, for
+// DeviceOptions::link_memory_s; before any request (or after), the manifest fetch's estimate.
+TEST(LinkMemory, TheNextRequestPlansWithTheLinkTheLastOneSaw) {
+    // Units above the bandwidth estimator's 16 KB floor: 4 chunks of 128 tokens.
+    testing::RuntimeWorld world(512, 128);
+    LinkConfig link;
+    link.rate_mbps = 40;
+    world.serve(link);
+    auto all_streamed = world.ask(Policy::stream, "fp16");
+    all_streamed.fixed_plan = plan::Plan::from_prefixes(plan::ContextShape::uniform(512, 128, 4),
+                                                        std::vector<int32_t>(4, 0), 0);
+    for (double memory_s : {30.0, 0.0}) {
+        auto options = world.device_options();
+        options.link_memory_s = memory_s;
+        runtime::Device device(options);
+        EXPECT_EQ(device.ask(all_streamed).bandwidth_source, "probe");
+        const auto second = device.ask(all_streamed);
+        if (memory_s > 0) {
+            EXPECT_EQ(second.bandwidth_source, "recent");
+            // Per-unit throughput of a paced 40 Mbit/s link.
+            EXPECT_GT(second.planned_mbps, 20);
+            EXPECT_LT(second.planned_mbps, 120);
+        } else {
+            EXPECT_EQ(second.bandwidth_source, "probe");
+        }
+        // A local request streams nothing and leaves the memory as it was.
+        device.ask(world.ask(Policy::local));
+        EXPECT_EQ(device.ask(all_streamed).bandwidth_source, memory_s > 0 ? "recent" : "probe");
+    }
+}
+
 // With a trust key the runtime refuses an unsigned context or one signed by another key, and
 // answers exactly as before once the context is signed by the trusted key.
 TEST_F(AskTest, ATrustKeyRefusesUnsignedOrForeignContexts) {
@@ -173,7 +204,24 @@ TEST_F(AskTest, ATrustKeyRefusesUnsignedOrForeignContexts) {
     const auto local = device.ask(world_->ask(Policy::local));
     auto ask = stream_all();
     ask.trust = std::make_shared<const TrustPolicy>(std::vector<PublicKey>{cloud.public_key()});
+    ask.compute_untrusted = false;
     EXPECT_THROW(device.ask(ask), UntrustedContext);  // unsigned
+
+    // By default a refused context is computed locally from its token ids, nothing streamed.
+    for (Policy policy : {Policy::sparkv, Policy::oracle}) {
+        auto fallback = world_->ask(policy);
+        fallback.trust = ask.trust;
+        if (policy == Policy::oracle) fallback.realised_link = runtime::RealisedLink{{}, 1, 1000};
+        const auto computed = device.ask(fallback);
+        EXPECT_NE(computed.trust_refusal.find("refused"), std::string::npos)
+            << computed.trust_refusal;
+        EXPECT_EQ(computed.units_streamed, 0u);
+        EXPECT_EQ(computed.units_computed, 24u);
+        EXPECT_EQ(computed.answer_tokens, local.answer_tokens);
+    }
+    auto fixed = stream_all();
+    fixed.trust = ask.trust;
+    EXPECT_EQ(device.ask(fixed).units_streamed, 0u);  // not even a fixed all-stream plan
 
     // Re-signing a present context verifies its objects and signs the same attempt.
     const auto resign = [&](const SigningKey& key) {

@@ -6,6 +6,7 @@
 #include <cmath>
 
 #include "engine/prompt.h"
+#include "runtime/cost_builder.h"
 #include "runtime_fixture.h"
 
 namespace sparkv {
@@ -69,6 +70,43 @@ TEST_F(SparseAskTest, TheManifestCarriesTheSettingsAndSparseUnits) {
         causal += causal_blocks(u.first_token, u.n_tokens, m.model.n_kv_heads, m.sparse->block);
     }
     EXPECT_LT(active, causal);  // some blocks were really skipped
+}
+
+// The cost model prices a sparse unit by the blocks it visited at ingest (manifest), in its own
+// block unit: a fully dense unit converts to the dense count, skipped blocks make it cheaper when
+// attention costs time (a profile whose cost is linear in blocks), and never dearer.
+TEST_F(SparseAskTest, TheCostModelPricesSparseUnitsByTheirActiveBlocks) {
+    const Manifest m = ContextStore(world_->backend).read_manifest(world_->context_id);
+    std::vector<plan::ComputeSample> samples;
+    for (int i = 0; i < 200; ++i) {
+        plan::ComputeSample s;
+        s.features.n_tokens = 16 + i % 17;
+        s.features.attention_span = 32 + 7 * i;
+        s.features.active_blocks = 1 + (i * 13) % 40;
+        s.features.availability = 1;
+        s.seconds = 1e-5 * s.features.n_tokens + 1e-4 * s.features.active_blocks + 1e-3;
+        samples.push_back(s);
+    }
+    plan::DeviceProfile profile = plan::DeviceProfile::load(world_->profile_path);
+    profile.compute = plan::ComputeCostModel::fit(samples, 7, 20);
+    Manifest dense = m;
+    dense.sparse.reset();
+    const auto sparse_costs = runtime::build_costs(m, profile, 1.0, 0, 0.0, 4);
+    const auto dense_costs = runtime::build_costs(dense, profile, 1.0, 0, 0.0, 4);
+    bool cheaper = false;
+    for (size_t i = 0; i < m.units.size(); ++i) {
+        const auto& u = m.units[i];
+        if (u.l == m.n_layers() - 1) continue;
+        EXPECT_LE(sparse_costs.units[i].compute_s, dense_costs.units[i].compute_s);
+        const int64_t all = causal_blocks(u.first_token, u.n_tokens, m.model.n_kv_heads, 16);
+        cheaper |= sparse_costs.units[i].compute_s < 0.99 * dense_costs.units[i].compute_s;
+        UnitInfo full = u;
+        full.active_blocks = all;
+        EXPECT_DOUBLE_EQ(runtime::model_active_blocks(m, full),
+                         plan::dense_active_blocks(u.first_token, u.n_tokens));
+    }
+    EXPECT_TRUE(cheaper);
+    EXPECT_EQ(runtime::model_active_blocks(dense, m.units[0]), -1);
 }
 
 TEST_F(SparseAskTest, ComputedStreamedAndMixedUnitsGiveTheSparseLocalAnswer) {
