@@ -17,11 +17,11 @@
 
 #include "common/error.h"
 #include "common/timer.h"
-#include "net/link_probe.h"
 #include "net/server.h"
 #include "store/content_id.h"
 #include "store/context_store.h"
 #include "store/fs_backend.h"
+#include "testkit/link_probe.h"
 
 namespace fs = std::filesystem;
 using namespace sparkv;

@@ -14,8 +14,8 @@
 
 #include "common/error.h"
 #include "engine/model.h"
-#include "engine/random_model.h"
 #include "random_model_json.h"
+#include "testkit/random_model.h"
 
 namespace {
 

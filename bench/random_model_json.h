@@ -11,7 +11,7 @@
 
 #include "common/error.h"
 #include "engine/ggml_types.h"
-#include "engine/random_model.h"
+#include "testkit/random_model.h"
 
 namespace sparkv {
 

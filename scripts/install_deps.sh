@@ -4,10 +4,11 @@
 # only what is missing is installed.
 set -euo pipefail
 declare -A tools=([cmake]=cmake [ninja]=ninja-build [g++]=g++ [pkg-config]=pkg-config
-                  [python3]=python3 [npm]=npm)
+                  [python3]=python3 [npm]=npm [clang-format]=clang-format)
 libraries=(libgtest-dev libzstd-dev libxxhash-dev nlohmann-json3-dev libcli11-dev libfmt-dev
            libcpp-httplib-dev libsodium-dev libssl-dev zlib1g-dev libbrotli-dev libcurl4-openssl-dev
-           libexpat1-dev)
+           libexpat1-dev
+           nginx)  # the test that serves a store as static files (tests/infra); not a library
 missing=()
 for tool in "${!tools[@]}"; do
   command -v "$tool" >/dev/null 2>&1 || missing+=("${tools[$tool]}")

@@ -47,6 +47,9 @@ struct GenerationRequest {
     // (kernels::kDefaultSparseTau, README "Sparse prefill attention").
     float sparse_tau = 0.95f;
     int sparse_block = 64;
+    // Prompt + answer longer than the model's training context is an error unless this is set
+    // (the same rule as ingest's; quality past the trained length is not guaranteed).
+    bool allow_long_context = false;
 };
 
 struct GenerationResult {
@@ -69,13 +72,16 @@ struct IngestRequest {
     std::string store_dir;
     std::string document_text;
     std::string format;  // "chat" or "raw"; empty: chat when the model has a template
-    int32_t chunk_tokens = 1024;
-    std::vector<std::string> levels = {"fp16", "int8", "q5h", "q3h"};
+    // 0 and empty: ingest's defaults (one home, IngestOptions in src/cloud/ingest.h; the chunk size
+    // is 1024 tokens, the levels fp16, int8, q5h, q3h).
+    int32_t chunk_tokens = 0;
+    std::vector<std::string> levels;
     int64_t max_tokens = 0;  // keep only the first N tokens (0: all)
     int threads = 0;
     // Block-sparse prefill attention (as GenerationRequest); recorded in the manifest.
     float sparse_tau = 0.95f;
     int sparse_block = 64;
+    bool allow_long_context = false;  // a context longer than the model's training context
     std::string sign_key_path;  // PREFIX.key from `sparkv keygen`: sign the manifest (optional)
     std::function<void(int32_t chunks_done, int32_t chunks_total, double seconds)> on_progress;
 };

@@ -1,6 +1,8 @@
 // The public facade: thin wiring from include/sparkv/sparkv.h to the internal components.
 #include "sparkv/sparkv.h"
 
+#include <fmt/format.h>
+
 #include <optional>
 
 #include "cloud/ingest.h"
@@ -25,6 +27,10 @@ GenerationResult generate_text(const GenerationRequest& request,
                      : request.prompt;
     const auto prompt = tok.encode(text, /*add_special=*/true, /*parse_special=*/request.chat);
     if (prompt.empty()) fail("the prompt encodes to no tokens");
+    check_context_length(model->config(), static_cast<int64_t>(prompt.size()) + request.n_predict,
+                         request.allow_long_context,
+                         fmt::format("generate: prompt ({} tokens) + answer ({})", prompt.size(),
+                                     request.n_predict));
 
     SparseAttentionOptions sparse;
     sparse.tau = request.sparse_tau;
@@ -57,8 +63,7 @@ IngestSummary ingest_document(const IngestRequest& request) {
     // The key is read before any work, so a bad key fails at once.
     std::optional<SigningKey> key;
     if (!request.sign_key_path.empty()) key.emplace(SigningKey::load(request.sign_key_path));
-    const auto model =
-        Model::load(resolve_model_path(request.model_path));
+    const auto model = Model::load(resolve_model_path(request.model_path));
     const PromptFormat format = request.format.empty() ? default_prompt_format(*model)
                                                        : prompt_format_from_name(request.format);
     auto tokens = context_tokens(*model, request.document_text, format);
@@ -67,9 +72,10 @@ IngestSummary ingest_document(const IngestRequest& request) {
 
     IngestOptions io;
     io.signing_key = key ? &*key : nullptr;
-    io.chunk_tokens = request.chunk_tokens;
-    io.levels = request.levels;
+    if (request.chunk_tokens != 0) io.chunk_tokens = request.chunk_tokens;
+    if (!request.levels.empty()) io.levels = request.levels;
     io.threads = request.threads;
+    io.allow_long_context = request.allow_long_context;
     io.prompt_format = std::string(prompt_format_name(format));
     io.sparse.tau = request.sparse_tau;
     io.sparse.block = request.sparse_block;

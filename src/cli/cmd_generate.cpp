@@ -53,7 +53,10 @@ int run(GenerateCliOptions opt) {
         j["threads"] = r.threads;
         std::printf("%s\n", j.dump(2).c_str());
     } else {
-        std::printf("\n");
+        // The answer ends its own line, flushed before the statistics go to stderr: with both
+        // streams on one pipe or file, stdout's buffer would otherwise land after them.
+        if (r.text.empty() || r.text.back() != '\n') std::fputc('\n', stdout);
+        std::fflush(stdout);
         std::fprintf(
             stderr,
             "sparkv: %lld prompt tokens at %.1f tok/s, %zu generated at %.1f tok/s (%d threads)\n",
@@ -94,6 +97,9 @@ CommandRunner add_generate_command(CLI::App& app) {
         ->capture_default_str();
     cmd->add_flag("--chat", req.chat,
                   "Wrap the prompt in the model's chat template as a user turn");
+    cmd->add_flag("--allow-long-context", req.allow_long_context,
+                  "Run a prompt + answer longer than the model's training context (an error "
+                  "otherwise)");
     cmd->add_flag("--no-stop", opt->no_stop, "Keep generating past end-of-generation tokens");
     cmd->add_flag("--json", opt->json,
                   "Print a JSON result (tokens, text, prefill_tok_s, decode_tok_s)");

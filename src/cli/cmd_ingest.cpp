@@ -1,5 +1,7 @@
 // `sparkv ingest`: the cloud side's one-time work for a context (prefill, export, encode, store),
 // for one document (--doc) or a batch (--docs-from), into a directory or an S3 bucket.
+#include <fmt/ranges.h>
+
 #include <cstdio>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -8,6 +10,7 @@
 
 #include "cli/commands.h"
 #include "cli/progress.h"
+#include "cloud/ingest.h"
 #include "cloud/ingest_batch.h"
 #include "common/error.h"
 #include "common/paths.h"
@@ -27,14 +30,15 @@ struct IngestCliOptions {
     std::string docs_from;
     int busy_window_s = 60;
     int wait_limit_s = 600;
-    int32_t chunk_tokens = 1024;
-    std::string levels = "fp16,int8,q5h,q3h";
+    int32_t chunk_tokens = IngestOptions{}.chunk_tokens;  // ingest's defaults have one home
+    std::string levels = fmt::format("{}", fmt::join(IngestOptions{}.levels, ","));
     std::string format;
     int64_t max_tokens = 0;
     int threads = 0;
     float sparse_tau = kernels::kDefaultSparseTau;
     int sparse_block = 64;
     std::string sign_key;
+    bool allow_long_context = false;
     bool json = false;
 };
 
@@ -68,6 +72,7 @@ int run_batch(const IngestCliOptions& opt) {
     options.ingest.chunk_tokens = opt.chunk_tokens;
     options.ingest.levels = split_list(opt.levels);
     options.ingest.threads = opt.threads;
+    options.ingest.allow_long_context = opt.allow_long_context;
     options.ingest.sparse.tau = opt.sparse_tau;
     options.ingest.sparse.block = opt.sparse_block;
     kernels::validate(options.ingest.sparse);
@@ -151,6 +156,7 @@ int run(const IngestCliOptions& opt) {
     req.levels = split_list(opt.levels);
     req.max_tokens = opt.max_tokens;
     req.threads = opt.threads;
+    req.allow_long_context = opt.allow_long_context;
     req.sparse_tau = opt.sparse_tau;
     req.sparse_block = opt.sparse_block;
     req.sign_key_path = opt.sign_key;
@@ -244,6 +250,8 @@ CommandRunner add_ingest_command(CLI::App& app) {
     cmd->add_option("--sparse-block", opt->sparse_block,
                     "Block size of sparse attention (16, 32 or 64)")
         ->capture_default_str();
+    cmd->add_flag("--allow-long-context", opt->allow_long_context,
+                  "Ingest a context longer than the model's training context (an error otherwise)");
     cmd->add_option("--sign-key", opt->sign_key,
                     "Sign the context with this secret key (PREFIX.key from `sparkv keygen`)")
         ->check(CLI::ExistingFile);

@@ -13,9 +13,9 @@
 #include "common/error.h"
 #include "common/paths.h"
 #include "engine/convert.h"
+#include "engine/ggml_types.h"
 #include "engine/gguf.h"
 #include "engine/model.h"
-#include "engine/random_model.h"
 
 namespace sparkv::cli {
 

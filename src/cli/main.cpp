@@ -9,7 +9,7 @@
 int main(int argc, char** argv) {
     CLI::App app{"SparKV: stream or compute every KV unit of a long context, whichever is faster"};
     app.require_subcommand(1);
-    app.set_version_flag("--version", "sparkv 0.1.0");
+    app.set_version_flag("--version", "sparkv " SPARKV_VERSION);
 
     std::vector<std::pair<CLI::App*, sparkv::cli::CommandRunner>> commands;
     auto add = [&](sparkv::cli::CommandRunner (*adder)(CLI::App&)) {

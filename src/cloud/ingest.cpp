@@ -134,9 +134,8 @@ IngestResult ingest_context(const Model& model, ContextStore& store,
     const auto& c = model.config();
     if (tokens.empty()) fail("ingest: the document has no tokens");
     if (options.chunk_tokens < 1) fail("ingest: chunk size must be at least 1 token");
-    if (static_cast<int64_t>(tokens.size()) > c.n_ctx_train)
-        fail("ingest: the context has {} tokens, more than the model's {}-token context",
-             tokens.size(), c.n_ctx_train);
+    check_context_length(c, static_cast<int64_t>(tokens.size()), options.allow_long_context,
+                         "ingest: the context");
     const auto levels = parse_levels(options.levels);
     kernels::validate(options.sparse);
 

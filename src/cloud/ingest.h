@@ -36,6 +36,8 @@ struct IngestOptions {
     // unsigned or signed by another key is verified object by object and re-signed.
     const SigningKey* signing_key = nullptr;
     std::function<void(const IngestProgress&)> on_progress;
+    // Ingest a context longer than the model's training context (check_context_length).
+    bool allow_long_context = false;
 };
 
 struct IngestResult {

@@ -72,7 +72,21 @@ std::string demo_text_path() {
 }
 
 std::string fetch_script_path() {
-    return std::string(SPARKV_SOURCE_DIR) + "/scripts/fetch_assets.py";
+    namespace fs = std::filesystem;
+    // Installed: <prefix>/bin/sparkv beside <prefix>/share/sparkv/fetch_assets.py, wherever the
+    // prefix was moved. Only a binary inside the build tree falls back to the sources it was built
+    // from, so an installed or copied binary never depends on them.
+    std::error_code ec;
+    const fs::path exe = fs::read_symlink("/proc/self/exe", ec);
+    const fs::path installed =
+        exe.parent_path().parent_path() / "share" / "sparkv" / "fetch_assets.py";
+    if (!ec && fs::is_regular_file(installed, ec)) return installed.string();
+    const std::string build_dir = SPARKV_BINARY_DIR;
+    const fs::path source = fs::path(SPARKV_SOURCE_DIR) / "scripts" / "fetch_assets.py";
+    if (exe.string().starts_with(build_dir + "/") && fs::is_regular_file(source, ec))
+        return source.string();
+    fail("the fetch script is missing: expected {} (installed with the binary)",
+         installed.string());
 }
 
 std::string require_reference_model() {

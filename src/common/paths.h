@@ -38,7 +38,8 @@ std::string reference_model_path();
 // The demo document (a long public-domain text) as placed by the same setup step.
 std::string demo_text_path();
 
-// The setup script shipped with the sources.
+// The asset fetch script: <prefix>/share/sparkv/fetch_assets.py beside an installed binary, else
+// (build tree) scripts/fetch_assets.py in the sources. Throws Error if neither exists.
 std::string fetch_script_path();
 
 // Returns the reference model path, or throws an Error telling the user how to fetch it.

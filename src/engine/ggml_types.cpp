@@ -1,5 +1,7 @@
 #include "engine/ggml_types.h"
 
+#include <cctype>
+
 #include "common/error.h"
 
 namespace sparkv {
@@ -63,6 +65,16 @@ const GgmlTypeTraits& ggml_traits(GgmlType type) {
     for (const auto& e : kTypes)
         if (e.id == static_cast<uint32_t>(type)) return e.traits;
     fail("internal error: ggml type {} has no traits", static_cast<uint32_t>(type));
+}
+
+GgmlType ggml_type_from_name(const std::string& name) {
+    std::string upper;
+    for (char ch : name) upper += static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
+    for (uint32_t id = 0; id < 64; ++id) {
+        const auto traits = ggml_type_traits(id);
+        if (traits && traits->name == upper) return static_cast<GgmlType>(id);
+    }
+    fail("unknown tensor type '{}'", name);
 }
 
 std::string_view ggml_type_name(uint32_t type) {

@@ -6,6 +6,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <optional>
+#include <string>
 #include <string_view>
 
 namespace sparkv {
@@ -42,6 +43,9 @@ struct GgmlTypeTraits {
 std::optional<GgmlTypeTraits> ggml_type_traits(uint32_t type);
 const GgmlTypeTraits& ggml_traits(GgmlType type);  // for a known enum value
 std::string_view ggml_type_name(uint32_t type);
+
+// Parses "f32", "q4_1", ... (case-insensitive); throws on an unknown name.
+GgmlType ggml_type_from_name(const std::string& name);
 
 // Bytes of a row of n elements; n must be a multiple of the block size.
 inline size_t ggml_row_bytes(GgmlType type, int64_t n) {

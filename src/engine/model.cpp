@@ -140,6 +140,16 @@ void Model::load_config() {
     }
 }
 
+void check_context_length(const ModelConfig& config, int64_t positions, bool allow_longer,
+                          std::string_view what) {
+    if (positions <= config.n_ctx_train || allow_longer) return;
+    fail(
+        "{}: {} positions, more than the model's {}-token context; shorten the input, or "
+        "allow it with --allow-long-context (allow_long_context in the API; the model was not "
+        "trained past {} positions, so quality may drop)",
+        what, positions, config.n_ctx_train, config.n_ctx_train);
+}
+
 }  // namespace sparkv
 
 namespace sparkv {

@@ -89,4 +89,12 @@ std::vector<std::string> unsupported_tensor_types(const GgufFile& file);
 // The weight types SparKV computes with, for messages: "F32, F16, BF16, Q4_0, ...".
 std::string supported_weight_types();
 
+// The one rule for running past the model's training context (generate and ingest alike): more
+// than n_ctx_train positions is an error naming the option that allows it, unless allow_longer
+// (the engine runs fine there, but the model was never trained on such positions: RoPE
+// extrapolation, quality not guaranteed). `what` names the caller and its positions, e.g.
+// "generate: prompt (9402 tokens) + answer (16)".
+void check_context_length(const ModelConfig& config, int64_t positions, bool allow_longer,
+                          std::string_view what);
+
 }  // namespace sparkv

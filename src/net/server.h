@@ -3,7 +3,7 @@
 // pointed at the store directory serves the same URLs. It can pace every connection through an
 // emulated link (trace or fixed rate, plus a base RTT). Paced responses carry
 // "X-Sparkv-Link-Time: <seconds>", the connection's link time when the body became ready, so a
-// client can line its arrival times up with the trace (see net/link_probe.h).
+// client can line its arrival times up with the trace (see testkit/link_probe.h).
 //
 // It faces the open internet: connections are handled by an event loop with per-address limits
 // and timeouts in front of httplib's request parsing (net/http_front.h), and with an access

@@ -7,10 +7,10 @@
 #include "codec/codec.h"
 #include "common/error.h"
 #include "engine/engine.h"
-#include "engine/random_model.h"
 #include "store/content_id.h"
 #include "store/fs_backend.h"
 #include "test_support.h"
+#include "testkit/random_model.h"
 
 namespace sparkv {
 namespace {

@@ -21,7 +21,6 @@
 #include "common/error.h"
 #include "engine/engine.h"
 #include "engine/prompt.h"
-#include "engine/random_model.h"
 #include "garage_support.h"
 #include "net/server.h"
 #include "net/unit_client.h"
@@ -30,6 +29,7 @@
 #include "store/garbage.h"
 #include "store/s3_backend.h"
 #include "test_support.h"
+#include "testkit/random_model.h"
 
 namespace sparkv {
 namespace {

@@ -10,8 +10,8 @@
 
 #include "common/error.h"
 #include "common/fp16.h"
-#include "engine/random_model.h"
 #include "test_support.h"
+#include "testkit/random_model.h"
 
 namespace sparkv {
 namespace {

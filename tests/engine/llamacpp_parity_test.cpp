@@ -26,9 +26,9 @@
 #include "engine/engine.h"
 #include "engine/generate.h"
 #include "engine/model.h"
-#include "engine/random_model.h"
 #include "random_model_json.h"
 #include "test_support.h"
+#include "testkit/random_model.h"
 
 namespace sparkv {
 namespace {

@@ -6,9 +6,9 @@
 
 #include "common/error.h"
 #include "engine/engine.h"
-#include "engine/random_model.h"
 #include "engine/sparse_predict.h"
 #include "test_support.h"
+#include "testkit/random_model.h"
 
 namespace sparkv {
 namespace {

@@ -13,12 +13,12 @@
 #include <thread>
 
 #include "cloud/ingest.h"
-#include "engine/random_model.h"
 #include "fault_support.h"
 #include "net/server.h"
 #include "store/content_id.h"
 #include "store/fs_backend.h"
 #include "test_support.h"
+#include "testkit/random_model.h"
 
 namespace sparkv {
 namespace {

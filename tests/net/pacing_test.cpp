@@ -9,8 +9,8 @@
 #include <thread>
 
 #include "common/timer.h"
-#include "net/link_probe.h"
 #include "net_fixture.h"
+#include "testkit/link_probe.h"
 
 namespace sparkv {
 namespace {

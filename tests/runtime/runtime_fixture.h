@@ -12,13 +12,13 @@
 
 #include "cloud/ingest.h"
 #include "engine/engine.h"
-#include "engine/random_model.h"
 #include "net/server.h"
 #include "runtime/device.h"
 #include "runtime/profiler.h"
 #include "store/context_store.h"
 #include "store/fs_backend.h"
 #include "test_support.h"
+#include "testkit/random_model.h"
 
 namespace sparkv::testing {
 

@@ -55,8 +55,7 @@ CpuFeatures read_cpu_features() {
                avx512bw = ebx & (1u << 30), avx512vl = ebx & (1u << 31),
                avx512vnni = ecx & (1u << 11);
     f.avx2 = ymm_saved && avx2 && fma && f16c;
-    f.avx512 =
-        f.avx2 && zmm_saved && avx512f && avx512bw && avx512vl && avx512dq && avx512vnni;
+    f.avx512 = f.avx2 && zmm_saved && avx512f && avx512bw && avx512vl && avx512dq && avx512vnni;
     return f;
 }
 

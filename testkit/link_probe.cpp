@@ -1,4 +1,4 @@
-#include "net/link_probe.h"
+#include "testkit/link_probe.h"
 
 #include <httplib.h>
 

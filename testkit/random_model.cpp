@@ -1,4 +1,4 @@
-#include "engine/random_model.h"
+#include "testkit/random_model.h"
 
 #include <algorithm>
 #include <cctype>
@@ -108,16 +108,6 @@ class WeightFactory {
 };
 
 }  // namespace
-
-GgmlType ggml_type_from_name(const std::string& name) {
-    std::string upper;
-    for (char ch : name) upper += static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
-    for (uint32_t id = 0; id < 64; ++id) {
-        const auto traits = ggml_type_traits(id);
-        if (traits && traits->name == upper) return static_cast<GgmlType>(id);
-    }
-    fail("unknown tensor type '{}'", name);
-}
 
 GgmlType random_model_tensor_type(const RandomModelSpec& s, const std::string& tensor,
                                   int64_t cols) {

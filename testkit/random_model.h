@@ -38,9 +38,6 @@ struct RandomModelSpec {
 // SparKV and llama.cpp load.
 void write_random_model(const RandomModelSpec& spec, const std::string& path);
 
-// Parses "f32", "q4_1", ... (case-insensitive); throws on an unknown name.
-GgmlType ggml_type_from_name(const std::string& name);
-
 // The type `spec` gives the matrix `tensor` ("blk.3.ffn_down.weight", "output.weight", ...) with
 // rows of `cols` elements.
 GgmlType random_model_tensor_type(const RandomModelSpec& spec, const std::string& tensor,
