@@ -128,7 +128,9 @@ int run(const EvalOptions& opt, const std::string& command_line) {
     device_options.model_path = opt.model;
     device_options.threads = opt.threads;
     ProgressBar profile_bar("profiling this device");
-    device_options.on_profile_progress = [&](int d, int t, double s) { profile_bar.update(d, t, s); };
+    device_options.on_profile_progress = [&](int d, int t, double s) {
+        profile_bar.update(d, t, s);
+    };
     runtime::Device device(device_options);
     profile_bar.finish();
     const Model& model = device.model();
@@ -177,21 +179,24 @@ int run(const EvalOptions& opt, const std::string& command_line) {
             size_t pending = journal.has(key("local", "none", nullptr)) ? 0 : 1;
             for (const auto& c : conditions)
                 for (size_t p = 1; p < policies.size(); ++p)
-                    for (const auto& l : levels) pending += journal.has(key(policies[p], l, &c)) ? 0 : 1;
+                    for (const auto& l : levels)
+                        pending += journal.has(key(policies[p], l, &c)) ? 0 : 1;
             if (pending == 0) {
                 done += runs_per_question;
                 continue;
             }
             // The context, capped so that context + question + answer fit the model's window.
-            const int64_t room = model.config().n_ctx_train -
-                                 static_cast<int64_t>(question_tokens(model, question, format).size()) -
-                                 opt.answer_tokens - 1;
+            const int64_t room =
+                model.config().n_ctx_train -
+                static_cast<int64_t>(question_tokens(model, question, format).size()) -
+                opt.answer_tokens - 1;
             const auto ctx = eval::build_context(item, data.paragraphs, std::min(n, room), opt.seed,
                                                  count_piece, count_document);
             const auto tokens = context_tokens(model, ctx.document, format);
-            const std::string context_id = ingest_tokens(
-                model, store, tokens, levels, opt.threads,
-                fmt::format("ingest question {}/{} ({} tokens)", qi + 1, picked.size(), tokens.size()));
+            const std::string context_id =
+                ingest_tokens(model, store, tokens, levels, opt.threads,
+                              fmt::format("ingest question {}/{} ({} tokens)", qi + 1,
+                                          picked.size(), tokens.size()));
 
             std::vector<double> local_costs;
             std::string local_answer;
@@ -260,7 +265,8 @@ int run(const EvalOptions& opt, const std::string& command_line) {
                 ++done;
             } else {
                 LoopbackServer server(backend, make_link(conditions.front()));
-                local_costs = ask_and_record(conditions.front(), server, "local", "none").unit_compute_s;
+                local_costs =
+                    ask_and_record(conditions.front(), server, "local", "none").unit_compute_s;
             }
             for (const auto& c : conditions) {
                 std::optional<LoopbackServer> server;
@@ -287,7 +293,8 @@ int run(const EvalOptions& opt, const std::string& command_line) {
             for (const auto& c : conditions)
                 for (size_t p = 1; p < policies.size(); ++p)
                     for (const auto& l : levels)
-                        wanted.insert(eval::record_key(model_name, id, n, policies[p], l, c.file, c.scale));
+                        wanted.insert(
+                            eval::record_key(model_name, id, n, policies[p], l, c.file, c.scale));
         }
     std::vector<eval::QuestionRecord> records;
     for (const auto& r : journal.records())
@@ -328,8 +335,16 @@ int run(const EvalOptions& opt, const std::string& command_line) {
     if (!f) fail("cannot write {}", opt.json_out);
 
     if (!opt.report_dir.empty()) {
-        eval::ReportInfo info{model_name, opt.dataset, command_line, opt.power, device.threads(),
-                              wall_s, conditions.front().label()};
+        eval::ReportInfo info;
+        info.model = model_name;
+        info.dataset = opt.dataset;
+        info.command = command_line;
+        info.power_profile = opt.power;
+        info.threads = device.threads();
+        info.wall_s = wall_s;
+        info.runs_measured = measured;
+        info.runs_resumed = resumed;
+        info.local_condition = conditions.front().label();
         eval::write_report(opt.report_dir, rows, info);
     }
     std::fprintf(stderr, "%-6s %-5s %-28s %8s %6s %6s %11s %10s %9s %4s\n", "policy", "level",
@@ -357,7 +372,8 @@ CommandRunner add_eval_command(CLI::App& app) {
         "at x1, policies local,stream,cake,sparkv) make `--questions 10` a run of well under "
         "15 min on 2 cores. The data set is fetched into the cache on first use. Every run is "
         "appended to OUT.journal.jsonl; running the same command again resumes.");
-    cmd->add_option("--model", opt->model, "Model name or GGUF file (default: the reference model)");
+    cmd->add_option("--model", opt->model,
+                    "Model name or GGUF file (default: the reference model)");
     cmd->add_option("--dataset", opt->dataset, "hotpotqa or squad")->capture_default_str();
     cmd->add_option("--questions", opt->questions, "Questions drawn from the data set")
         ->capture_default_str();
@@ -387,8 +403,7 @@ CommandRunner add_eval_command(CLI::App& app) {
         ->capture_default_str();
     return [opt] {
         std::string line = "sparkv eval";
-        for (const auto& [flag, value] :
-             std::vector<std::pair<std::string, std::string>>{
+        for (const auto& [flag, value] : std::vector<std::pair<std::string, std::string>>{
                  {"--dataset", opt->dataset},
                  {"--questions", std::to_string(opt->questions)},
                  {"--seed", std::to_string(opt->seed)},

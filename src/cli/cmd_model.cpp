@@ -59,12 +59,15 @@ int fetch(std::vector<std::string> names) {
     for (const auto& name : names) {
         if (name != "text" && name != "datasets" && !eval::is_dataset_name(name) &&
             !find_known_model(name))
-            fail("--fetch: unknown model '{}'; known models: {}", name, [] {
-                std::string s;
-                for (const auto& m : known_models())
-                    s += (s.empty() ? "" : ", ") + std::string(m.name);
-                return s;
-            }());
+            fail(
+                "--fetch: unknown name '{}'; known models: {}; also text, hotpotqa, squad, "
+                "datasets",
+                name, [] {
+                    std::string s;
+                    for (const auto& m : known_models())
+                        s += (s.empty() ? "" : ", ") + std::string(m.name);
+                    return s;
+                }());
     }
     std::string args;
     for (const auto& name : names) args += " '" + name + "'";

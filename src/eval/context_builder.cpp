@@ -97,7 +97,8 @@ BuiltContext build_context(const QaItem& item, const std::vector<QaParagraph>& p
         distractors.push_back(p);
     }
     std::vector<size_t> slots;
-    for (size_t g = 0; g < gold.size(); ++g) slots.push_back(uniform_index(rng, distractors.size() + 1));
+    for (size_t g = 0; g < gold.size(); ++g)
+        slots.push_back(uniform_index(rng, distractors.size() + 1));
 
     for (size_t n = distractors.size();; --n) {
         BuiltContext c = render(arrange(gold, distractors, n, slots));

@@ -18,10 +18,10 @@ namespace sparkv::eval {
 using TokenCounter = std::function<int64_t(std::string_view text)>;
 
 struct BuiltContext {
-    std::string document;                 // paragraphs joined by blank lines
-    std::vector<std::string> titles;      // in order
-    std::vector<size_t> gold_positions;   // indices into titles
-    int64_t tokens = 0;                   // count_document(document): at most the target
+    std::string document;                // paragraphs joined by blank lines
+    std::vector<std::string> titles;     // in order
+    std::vector<size_t> gold_positions;  // indices into titles
+    int64_t tokens = 0;                  // count_document(document): at most the target
 };
 
 // Paragraphs are rendered "title\ntext". Distractors never share a title with the question's own

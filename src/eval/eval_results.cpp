@@ -21,7 +21,8 @@ std::string record_key(const std::string& model, const std::string& question_id,
 
 std::string QuestionRecord::key() const {
     // local's answer does not depend on the link: one record per question and length.
-    if (policy == "local") return record_key(model, question_id, context_tokens, policy, level, "", 0);
+    if (policy == "local")
+        return record_key(model, question_id, context_tokens, policy, level, "", 0);
     return record_key(model, question_id, context_tokens, policy, level, trace, scale);
 }
 

@@ -25,7 +25,7 @@ struct QuestionRecord {
     std::string trace;  // file name; for local, the condition it was measured under
     double scale = 1;
     std::string raw_answer;
-    std::string answer;  // clean_prediction(raw_answer)
+    std::string answer;     // clean_prediction(raw_answer)
     double f1 = 0, em = 0;  // against gold, 0..100
     double ttft_ms = 0;
     double energy_j = 0;

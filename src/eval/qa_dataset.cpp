@@ -46,7 +46,8 @@ QaDataset load_hotpotqa(const nlohmann::json& j) {
         item.question = q.at("question").get<std::string>();
         item.answers = {q.at("answer").get<std::string>()};
         std::set<std::string> supporting;
-        for (const auto& f : q.at("supporting_facts")) supporting.insert(f.at(0).get<std::string>());
+        for (const auto& f : q.at("supporting_facts"))
+            supporting.insert(f.at(0).get<std::string>());
         for (const auto& c : q.at("context")) {
             QaParagraph p{c.at(0).get<std::string>(), {}};
             for (const auto& s : c.at(1)) p.text += s.get<std::string>();
@@ -107,7 +108,8 @@ std::vector<size_t> select_questions(size_t n_items, size_t n, uint64_t seed) {
     for (size_t i = 0; i < n_items; ++i) order[i] = i;
     std::mt19937_64 rng(seed);
     const size_t take = std::min(n, n_items);
-    for (size_t i = 0; i < take; ++i) std::swap(order[i], order[i + uniform_index(rng, n_items - i)]);
+    for (size_t i = 0; i < take; ++i)
+        std::swap(order[i], order[i + uniform_index(rng, n_items - i)]);
     order.resize(take);
     return order;
 }

@@ -18,9 +18,9 @@ struct QaParagraph {
 struct QaItem {
     std::string id;
     std::string question;
-    std::vector<std::string> answers;      // gold answers; empty: unanswerable (SQuAD v2)
-    std::vector<QaParagraph> gold;         // the paragraphs that hold the answer (or were asked of)
-    std::vector<std::string> own_titles;   // every title this item came with: never a distractor
+    std::vector<std::string> answers;     // gold answers; empty: unanswerable (SQuAD v2)
+    std::vector<QaParagraph> gold;        // the paragraphs that hold the answer (or were asked of)
+    std::vector<std::string> own_titles;  // every title this item came with: never a distractor
 };
 
 struct QaDataset {

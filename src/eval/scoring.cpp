@@ -75,8 +75,8 @@ bool is_no_answer(std::string_view prediction) {
     const std::string n = normalize_answer(prediction);
     if (n.empty()) return true;
     static const std::array<std::string_view, 8> phrases = {
-        "no answer",        "unanswerable", "not mentioned", "cannot be answered",
-        "does not say",     "not provided", "i dont know",   "unknown"};
+        "no answer",    "unanswerable", "not mentioned", "cannot be answered",
+        "does not say", "not provided", "i dont know",   "unknown"};
     const std::string padded = " " + n + " ";
     return std::any_of(phrases.begin(), phrases.end(), [&](std::string_view ph) {
         std::string needle(1, ' ');

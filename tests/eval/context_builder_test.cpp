@@ -1,8 +1,7 @@
 #include "eval/context_builder.h"
 
-#include <gtest/gtest.h>
-
 #include <fmt/format.h>
+#include <gtest/gtest.h>
 
 #include <algorithm>
 #include <sstream>

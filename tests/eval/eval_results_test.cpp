@@ -32,8 +32,8 @@ QuestionRecord rec(const std::string& q, const std::string& policy, const std::s
 
 TEST(EvalResults, RowsScoreAgainstLocalAndRepeatLocalPerCondition) {
     const std::vector<QuestionRecord> records = {
-        rec("a", "local", "none", "Paris", 8000), rec("b", "local", "none", "London", 9000),
-        rec("a", "sparkv", "q5h", "Paris", 4000), rec("b", "sparkv", "q5h", "Paris", 5000),
+        rec("a", "local", "none", "Paris", 8000),    rec("b", "local", "none", "London", 9000),
+        rec("a", "sparkv", "q5h", "Paris", 4000),    rec("b", "sparkv", "q5h", "Paris", 5000),
         rec("a", "sparkv", "q5h", "Paris", 2000, 4), rec("b", "sparkv", "q5h", "London", 3000, 4)};
     const auto rows = aggregate(records, {{"T.down", 1}, {"T.down", 4}});
     ASSERT_EQ(rows.size(), 4u);  // local and sparkv under x1 and x4

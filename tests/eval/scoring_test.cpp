@@ -38,7 +38,8 @@ TEST(EvalScoring, EmptyAnswers) {
 }
 
 TEST(EvalScoring, MaxOverGoldAnswers) {
-    const std::vector<std::string> gold = {"10th and 11th centuries", "in the 10th and 11th centuries"};
+    const std::vector<std::string> gold = {"10th and 11th centuries",
+                                           "in the 10th and 11th centuries"};
     auto s = score_answer("in the 10th and 11th centuries", gold);
     EXPECT_EQ(s.em, 1);
     EXPECT_EQ(s.f1, 1);
