@@ -35,7 +35,7 @@ namespace sparkv::cli {
 
 namespace {
 
-// Defaults sized so that `--questions 10` finishes in well under 15 min on 2 cores: one 4,096-
+// Defaults sized so that `--questions 10` takes about 6 CPU-minutes on 2 cores: one 4,096-
 // token length, the default lossy level, the demo's trace at its own capacity, the four
 // deployable policies (the oracle needs local's measured costs and adds a run per cell).
 constexpr const char* kDefaultTrace = "TMobile-LTE-driving.down";
@@ -369,8 +369,9 @@ CommandRunner add_eval_command(CLI::App& app) {
         "QA quality (F1/EM vs gold and vs local), TTFT and energy of every policy on real QA data");
     cmd->footer(
         "Defaults (one 4,096-token length, the default lossy level, the TMobile-LTE-driving trace "
-        "at x1, policies local,stream,cake,sparkv) make `--questions 10` a run of well under "
-        "15 min on 2 cores. The data set is fetched into the cache on first use. Every run is "
+        "at x1, policies local,stream,cake,sparkv) make `--questions 10` a run of about 6 CPU-"
+        "minutes on 2 cores (14.5 min wall measured on a heavily loaded machine). The data set is "
+        "fetched into the cache on first use. Every run is "
         "appended to OUT.journal.jsonl; running the same command again resumes.");
     cmd->add_option("--model", opt->model,
                     "Model name or GGUF file (default: the reference model)");
