@@ -298,7 +298,15 @@ int run(const EvalOptions& opt, const std::string& command_line) {
         }
     std::vector<eval::QuestionRecord> records;
     for (const auto& r : journal.records())
-        if (wanted.count(r.key())) records.push_back(r);
+        if (wanted.count(r.key())) {
+            // Scored again from the raw generation: rows always follow the current scorer, also
+            // for runs resumed from a journal written by an older one.
+            auto& rescored = records.emplace_back(r);
+            rescored.answer = eval::clean_prediction(r.raw_answer);
+            const auto score = eval::score_answer(rescored.answer, r.gold);
+            rescored.f1 = 100 * score.f1;
+            rescored.em = 100 * score.em;
+        }
     const auto rows = eval::aggregate(records, link_conditions);
 
     nlohmann::json out;

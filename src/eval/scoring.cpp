@@ -106,11 +106,16 @@ std::string clean_prediction(std::string_view generated) {
         line = trim(l);
         if (!line.empty()) break;
     }
-    for (std::string_view label : {"Answer:", "answer:", "A:"})
-        if (line.rfind(label, 0) == 0) {
+    // Labels small models put before the answer; case-insensitive, longest first.
+    for (std::string_view label : {"the answer is:", "the answer is", "answer:", "a:"}) {
+        if (line.size() < label.size()) continue;
+        std::string head = line.substr(0, label.size());
+        for (auto& c : head) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+        if (head == label) {
             line = trim(std::string_view(line).substr(label.size()));
             break;
         }
+    }
     return line;
 }
 

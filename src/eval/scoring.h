@@ -31,7 +31,7 @@ bool is_no_answer(std::string_view prediction);
 Score score_answer(std::string_view prediction, const std::vector<std::string>& gold);
 
 // The model's raw generation cut to its answer: the first non-empty line, without a leading
-// "Answer:" label and surrounding whitespace.
+// label ("Answer:", "The answer is:", any case) and surrounding whitespace.
 std::string clean_prediction(std::string_view generated);
 
 }  // namespace sparkv::eval

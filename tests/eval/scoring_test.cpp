@@ -66,6 +66,9 @@ TEST(EvalScoring, UnanswerableSquadV2Questions) {
 TEST(EvalScoring, CleansTheGeneration) {
     EXPECT_EQ(clean_prediction("\n  Answer: Paris\nThe capital..."), "Paris");
     EXPECT_EQ(clean_prediction("Paris"), "Paris");
+    EXPECT_EQ(clean_prediction("The answer is: 1330"), "1330");
+    EXPECT_EQ(clean_prediction("the answer is Ctenophora."), "Ctenophora.");
+    EXPECT_EQ(clean_prediction("Answers vary"), "Answers vary");
     EXPECT_EQ(clean_prediction("   \n\n"), "");
 }
 
