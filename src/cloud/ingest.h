@@ -5,10 +5,12 @@
 
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
 
+#include "codec/profile.h"
 #include "engine/engine.h"
 #include "engine/model.h"
 #include "store/context_store.h"
@@ -36,6 +38,9 @@ struct IngestOptions {
     // unsigned or signed by another key is verified object by object and re-signed.
     const SigningKey* signing_key = nullptr;
     std::function<void(const IngestProgress&)> on_progress;
+    // The codec profile for the calibrated levels (c4..c8). Unset: the model's profile in the
+    // cache (codec::default_profile_path) when there is one.
+    std::optional<codec::CodecProfile> profile;
 };
 
 struct IngestResult {
