@@ -1,11 +1,13 @@
 // `sparkv codec-calibrate`: measures a model's KV sensitivity on calibration text and writes its
-// codec profile (the per-layer widths of the calibrated levels c4..c8, see cloud/codec_calibrate.h).
+// codec profile (the per-layer widths of the calibrated levels c4..c8, see
+// cloud/codec_calibrate.h).
+#include <unistd.h>
+
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <string>
-#include <unistd.h>
 
 #include "cli/commands.h"
 #include "cloud/codec_calibrate.h"
@@ -39,7 +41,9 @@ int run(const CalibrateCliOptions& opt) {
         docs.push_back(context_tokens(*model, text.str(), PromptFormat::raw));
     }
     CalibrateOptions cal = opt.cal;
-    cal.on_stage = [](const std::string& s) { std::fprintf(stderr, "codec-calibrate: %s\n", s.c_str()); };
+    cal.on_stage = [](const std::string& s) {
+        std::fprintf(stderr, "codec-calibrate: %s\n", s.c_str());
+    };
 
     codec::CodecProfile profile;
     if (opt.deployed) {
@@ -63,7 +67,8 @@ int run(const CalibrateCliOptions& opt) {
         const auto precise = Model::load(path);
         profile = calibrate_codec(*precise, model->fingerprint(), docs, cal);
     }
-    const std::string out = opt.out.empty() ? codec::default_profile_path(model->fingerprint()) : opt.out;
+    const std::string out =
+        opt.out.empty() ? codec::default_profile_path(model->fingerprint()) : opt.out;
     codec::save_profile(profile, out);
     std::printf("codec profile %016llx for %s (%zu calibration documents) -> %s\n",
                 static_cast<unsigned long long>(profile.hash()), model_path.c_str(), docs.size(),

@@ -40,7 +40,7 @@ struct Unit {
 
 // What one calibration document measured, per layer and tensor (0 = K, 1 = V).
 struct DocMeasure {
-    std::vector<std::array<std::array<double, kChoices>, 2>> kl_probe;   // [layer][X][b], probed b
+    std::vector<std::array<std::array<double, kChoices>, 2>> kl_probe;    // [layer][X][b], probed b
     std::vector<std::array<std::array<double, kChoices>, 2>> sse, bytes;  // [layer][X][b]
     std::vector<double> base_bytes;  // [layer]: both tensors at 8 bits
     double fp16_bytes = 0;
@@ -87,19 +87,20 @@ class Calibrator {
         for (const Unit& u : units_) m.fp16_bytes += 4.0 * static_cast<double>(u.k.size());
         for (int l = 0; l < c.n_layer; ++l) {
             for (int x = 0; x < 2; ++x) {
-              for (int pb : opt_.probe_bits) {
-                set_all(x == 0 ? codec::BitWidths{uint8_t(pb), 8} : codec::BitWidths{8, uint8_t(pb)});
-                for (const Unit& u : units_) {
-                    if (static_cast<int>(u.key.layer) != l) continue;
-                    Unit q = roundtrip(u);
-                    engine_->import_kv(l, u.pos0, u.n, x == 0 ? q.k.data() : u.k.data(),
-                                       x == 0 ? u.v.data() : q.v.data());
+                for (int pb : opt_.probe_bits) {
+                    set_all(x == 0 ? codec::BitWidths{uint8_t(pb), 8}
+                                   : codec::BitWidths{8, uint8_t(pb)});
+                    for (const Unit& u : units_) {
+                        if (static_cast<int>(u.key.layer) != l) continue;
+                        Unit q = roundtrip(u);
+                        engine_->import_kv(l, u.pos0, u.n, x == 0 ? q.k.data() : u.k.data(),
+                                           x == 0 ? u.v.data() : q.v.data());
+                    }
+                    m.kl_probe[l][x][pb - kMinBits] = mean_kl(exact, score());
+                    for (const Unit& u : units_)
+                        if (static_cast<int>(u.key.layer) == l)
+                            engine_->import_kv(l, u.pos0, u.n, u.k.data(), u.v.data());
                 }
-                m.kl_probe[l][x][pb - kMinBits] = mean_kl(exact, score());
-                for (const Unit& u : units_)
-                    if (static_cast<int>(u.key.layer) == l)
-                        engine_->import_kv(l, u.pos0, u.n, u.k.data(), u.v.data());
-              }
             }
             for (int j = 0; j < kChoices; ++j) {
                 const auto b = static_cast<uint8_t>(kMinBits + j);
@@ -174,10 +175,10 @@ class Calibrator {
         codec::EncodeOptions eo(codec::Level::c5);
         eo.profile = &probe_profile_;
         Unit q = u;
-        const size_t s = codec::roundtrip_unit(u.key, u.shape, codec::contiguous(u.k.data(), u.shape),
-                                               codec::contiguous(u.v.data(), u.shape), eo, decoder_,
-                                               codec::contiguous(q.k.data(), q.shape),
-                                               codec::contiguous(q.v.data(), q.shape));
+        const size_t s = codec::roundtrip_unit(
+            u.key, u.shape, codec::contiguous(u.k.data(), u.shape),
+            codec::contiguous(u.v.data(), u.shape), eo, decoder_,
+            codec::contiguous(q.k.data(), q.shape), codec::contiguous(q.v.data(), q.shape));
         if (size) *size = s;
         return q;
     }
@@ -194,8 +195,7 @@ class Calibrator {
 
 }  // namespace
 
-std::vector<int> allocate_bits(const std::vector<AllocItem>& items, double budget,
-                               int resolution) {
+std::vector<int> allocate_bits(const std::vector<AllocItem>& items, double budget, int resolution) {
     if (items.empty()) return {};
     // Shift every item's costs to start at zero; the cheapest choices form the floor.
     double floor = 0;
@@ -305,7 +305,8 @@ codec::CodecProfile calibrate_codec(const Model& measure_model, uint64_t fingerp
     p.sink_tokens = opt.sink_tokens;
     for (codec::Level level : opt.levels) {
         const double target = codec::level_info(level).target_ratio;
-        if (target <= 0) fail("codec-calibrate: {} is not a calibrated level", codec::level_name(level));
+        if (target <= 0)
+            fail("codec-calibrate: {} is not a calibrated level", codec::level_name(level));
         const double budget = sum.fp16_bytes / target;
         const std::vector<int> picks = allocate_bits(items, budget - base);
         codec::CodecProfile::LevelTable t;
@@ -313,7 +314,8 @@ codec::CodecProfile calibrate_codec(const Model& measure_model, uint64_t fingerp
         double bytes = base;
         for (int l = 0; l < n_layers; ++l) {
             const int jk = picks[2 * l], jv = picks[2 * l + 1];
-            t.bits.push_back({static_cast<uint8_t>(kMinBits + jk), static_cast<uint8_t>(kMinBits + jv)});
+            t.bits.push_back(
+                {static_cast<uint8_t>(kMinBits + jk), static_cast<uint8_t>(kMinBits + jv)});
             t.predicted_kl += items[2 * l].distortion[jk] + items[2 * l + 1].distortion[jv];
             bytes += items[2 * l].cost[jk] + items[2 * l + 1].cost[jv];
         }

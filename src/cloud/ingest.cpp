@@ -145,7 +145,8 @@ IngestResult ingest_context(const Model& model, ContextStore& store,
         profile = codec::load_profile(codec::default_profile_path(model.fingerprint()));
     for (codec::Level level : levels)  // fail before the prefill, not after it
         if (codec::level_info(level).calibrated()) {
-            const codec::CodecProfile& p = codec::require_profile(profile ? &*profile : nullptr, level);
+            const codec::CodecProfile& p =
+                codec::require_profile(profile ? &*profile : nullptr, level);
             if (p.model_fingerprint != model.fingerprint())
                 fail("ingest: codec profile {:016x} is for another model", p.hash());
             p.bits_for(level, 0);

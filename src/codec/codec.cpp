@@ -218,9 +218,9 @@ UnitHeader Decoder::decode(std::span<const uint8_t> unit, const UnitKey& expecte
 size_t roundtrip_unit(const UnitKey& key, const UnitShape& shape, ConstKvView k, ConstKvView v,
                       const EncodeOptions& options, Decoder& decoder, KvView k_out, KvView v_out) {
     const std::vector<uint8_t> bytes = encode_unit(key, shape, k, v, options);
-    decoder.decode(bytes, key, shape, k_out, v_out, options.level,
-                   options.profile ? std::optional<uint64_t>(options.profile->hash())
-                                   : std::nullopt);
+    decoder.decode(
+        bytes, key, shape, k_out, v_out, options.level,
+        options.profile ? std::optional<uint64_t>(options.profile->hash()) : std::nullopt);
     return bytes.size();
 }
 

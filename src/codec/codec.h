@@ -167,12 +167,12 @@ struct UnitHeader {
     uint64_t payload_size = 0;
     uint64_t payload_checksum = 0;  // xxh64 of the payload
     // Format version 2 (calibrated levels) only; zero in version 1.
-    uint64_t profile_hash = 0;   // hash of the codec profile the unit was encoded with
-    uint16_t sink_tokens = 0;    // the unit's first tokens, stored exact (fp16) before the rest
-    size_t header_size = 64;     // kHeaderSize (version 1) or kHeaderSizeV2
+    uint64_t profile_hash = 0;  // hash of the codec profile the unit was encoded with
+    uint16_t sink_tokens = 0;   // the unit's first tokens, stored exact (fp16) before the rest
+    size_t header_size = 64;    // kHeaderSize (version 1) or kHeaderSizeV2
 };
-constexpr size_t kHeaderSize = 64;     // format version 1 (fp16 .. q3h)
-constexpr size_t kHeaderSizeV2 = 80;   // format version 2 (calibrated levels)
+constexpr size_t kHeaderSize = 64;    // format version 1 (fp16 .. q3h)
+constexpr size_t kHeaderSizeV2 = 80;  // format version 2 (calibrated levels)
 
 // Encodes one unit. Throws Error on an invalid shape or on non-finite input for a lossy level.
 std::vector<uint8_t> encode_unit(const UnitKey& key, const UnitShape& shape, ConstKvView k,

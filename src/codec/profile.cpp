@@ -91,35 +91,37 @@ CodecProfile profile_from_json(std::string_view text, std::string_view where) {
         if (p.version != CodecProfile::kVersion)
             fail("codec profile {}: version {} is not supported (this build reads version {})",
                  where, p.version, CodecProfile::kVersion);
-        p.model_fingerprint = std::stoull(j.at("model_fingerprint").get<std::string>(), nullptr, 16);
+        p.model_fingerprint =
+            std::stoull(j.at("model_fingerprint").get<std::string>(), nullptr, 16);
         p.n_layers = j.at("n_layers").get<uint32_t>();
         p.sink_tokens = j.at("sink_tokens").get<uint32_t>();
         if (p.n_layers < 1 || p.n_layers > 4096 || p.sink_tokens > kMaxTokens)
-            fail("codec profile {}: n_layers {} or sink_tokens {} out of range", where,
-                 p.n_layers, p.sink_tokens);
+            fail("codec profile {}: n_layers {} or sink_tokens {} out of range", where, p.n_layers,
+                 p.sink_tokens);
         for (const auto& e : j.at("levels")) {
             CodecProfile::LevelTable t;
             t.level = level_from_name(e.at("name").get<std::string>());
             if (!level_info(t.level).calibrated())
                 fail("codec profile {}: level {} is not a calibrated level", where,
                      level_name(t.level));
-            if (p.find(t.level)) fail("codec profile {}: level {} twice", where, level_name(t.level));
+            if (p.find(t.level))
+                fail("codec profile {}: level {} twice", where, level_name(t.level));
             // Every layer must be covered: start from an invalid width and check none is left.
             t.bits = parse_layer_bits(e.at("bits").get<std::string>(),
                                       std::vector<BitWidths>(p.n_layers, BitWidths{0, 0}));
             for (const BitWidths& b : t.bits)
-                if (b.k == 0) fail("codec profile {}: level {} misses layers", where,
-                                   level_name(t.level));
+                if (b.k == 0)
+                    fail("codec profile {}: level {} misses layers", where, level_name(t.level));
             t.predicted_kl = e.value("predicted_kl", 0.0);
             t.ratio_vs_fp16 = e.value("ratio_vs_fp16", 0.0);
             p.levels.push_back(std::move(t));
         }
         if (j.contains("calibration")) p.calibration_json = j["calibration"].dump();
-        if (j.contains("hash") &&
-            j["hash"].get<std::string>() != fmt::format("{:016x}", p.hash()))
-            fail("codec profile {}: hash {} does not match its contents ({:016x}); the file was "
-                 "edited or damaged",
-                 where, j["hash"].get<std::string>(), p.hash());
+        if (j.contains("hash") && j["hash"].get<std::string>() != fmt::format("{:016x}", p.hash()))
+            fail(
+                "codec profile {}: hash {} does not match its contents ({:016x}); the file was "
+                "edited or damaged",
+                where, j["hash"].get<std::string>(), p.hash());
     } catch (const nlohmann::json::exception& e) {
         fail("codec profile {}: missing or malformed field ({})", where, e.what());
     } catch (const std::invalid_argument&) {

@@ -24,8 +24,8 @@ CodecProfile make_profile(uint32_t sink = 4) {
     p.model_fingerprint = kModel;
     p.n_layers = 4;
     p.sink_tokens = sink;
-    p.levels.push_back({Level::c5, parse_layer_bits("0:4/3,1:3/2,2:5/4,3:2/2",
-                                                    std::vector<BitWidths>(4)),
+    p.levels.push_back({Level::c5,
+                        parse_layer_bits("0:4/3,1:3/2,2:5/4,3:2/2", std::vector<BitWidths>(4)),
                         0.004, 5.1});
     p.levels.push_back({Level::c8, std::vector<BitWidths>(4, BitWidths{2, 2}), 0.05, 8.2});
     return p;
@@ -41,7 +41,8 @@ std::string error_of(const std::function<void()>& f) {
 }
 
 void expect_has(const std::string& message, const std::string& part) {
-    EXPECT_NE(message.find(part), std::string::npos) << "'" << message << "' lacks '" << part << "'";
+    EXPECT_NE(message.find(part), std::string::npos)
+        << "'" << message << "' lacks '" << part << "'";
 }
 
 std::vector<uint8_t> encode(const CodecProfile& p, UnitKey key, Level level = Level::c5,
@@ -89,7 +90,8 @@ TEST(Profile, HashCoversWhatChangesEncoding) {
 
 TEST(Profile, BadFilesAreRejectedWithAClearError) {
     const std::string good = profile_to_json(make_profile());
-    expect_has(error_of([] { profile_from_json("{", "f.json"); }), "codec profile f.json: not JSON");
+    expect_has(error_of([] { profile_from_json("{", "f.json"); }),
+               "codec profile f.json: not JSON");
     expect_has(error_of([] { profile_from_json(R"({"format": "x"})", "f"); }),
                "not a SparKV codec profile");
     std::string v9 = good;
@@ -143,8 +145,8 @@ TEST(FormatV2, RoundTripWithSinkTokensAndProfileHash) {
             EXPECT_EQ(h.sink_tokens, chunk == 0 ? 4 : 0);  // sinks are the context's first tokens
             std::vector<uint16_t> k(kShape.elements()), v(kShape.elements());
             Decoder d;
-            d.decode(bytes, key, kShape, contiguous(k.data(), kShape),
-                     contiguous(v.data(), kShape), Level::c5, p.hash());
+            d.decode(bytes, key, kShape, contiguous(k.data(), kShape), contiguous(v.data(), kShape),
+                     Level::c5, p.hash());
             const size_t sink = size_t{h.sink_tokens} * kShape.head_dim;
             for (size_t hd = 0; hd < kShape.n_kv_heads; ++hd) {  // sink rows are exact
                 const size_t at = hd * kShape.n_tokens * kShape.head_dim;
