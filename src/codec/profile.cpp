@@ -53,7 +53,8 @@ const CodecProfile& require_profile(const CodecProfile* profile, Level level) {
     if (!profile)
         fail(
             "codec level {} needs the model's codec profile; run `sparkv codec-calibrate "
-            "--model MODEL --docs TEXT... --out PROFILE` (or pass --profile)",
+            "--model MODEL --docs TEXT...`, which writes it where ingest and codec-bench look "
+            "(<cache>/codec-profiles/<fingerprint>.json)",
             level_name(level));
     return *profile;
 }
