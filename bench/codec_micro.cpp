@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "codec/codec.h"
+#include "codec/profile.h"
 #include "common/error.h"
 #include "common/fp16.h"
 #include "common/timer.h"
@@ -251,6 +252,10 @@ int main(int argc, char** argv) {
     app.add_option("--layer-bits", layer_bits_arg, "per-layer bits for lossy levels, e.g. 0-3:6/6");
     app.add_option("--decoded-out", decoded_path,
                    "write the units as decoded by the first level here");
+    std::string profile_path;
+    app.add_option("--profile", profile_path,
+                   "codec profile for the calibrated levels (c4..c8; its tables are applied to "
+                   "these units whatever their fingerprint)");
     app.add_flag("--json", json, "print JSON instead of a table");
     app.add_flag("--scalar", scalar, "use the scalar kernels");
     app.add_flag("--uniform", uniform, "uniform bit widths instead of the levels' layer profiles");
@@ -281,8 +286,14 @@ int main(int argc, char** argv) {
             decoded.open(decoded_path, std::ios::binary);
             if (!decoded) fail("cannot write {}", decoded_path);
         }
+        std::optional<CodecProfile> profile;
+        if (!profile_path.empty()) {
+            profile = load_profile(profile_path);
+            profile->model_fingerprint = units.front().key.fingerprint;
+        }
         for (Level level : levels) {
             EncodeOptions options(level, uniform ? 0 : layers);
+            if (profile) options.profile = &*profile;
             if (!layer_bits_arg.empty())
                 options.layer_bits = parse_layer_bits(layer_bits_arg, options.table(layers));
             rows.push_back(bench_level(

@@ -4,6 +4,8 @@
 // like llama.cpp): what a user gets, but any change to the KV, even one ulp, flips activation
 // rounding, so it carries the engine's own noise floor (reported). "precise" runs an F32 copy of
 // the same weights with fp32 activations: the codec's own effect on the model.
+#include <fmt/format.h>
+
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -14,6 +16,7 @@
 #include "cli/commands.h"
 #include "cloud/codec_eval.h"
 #include "codec/codec.h"
+#include "codec/profile.h"
 #include "common/error.h"
 #include "common/paths.h"
 #include "engine/convert.h"
@@ -24,12 +27,16 @@ namespace sparkv::cli {
 
 namespace {
 
+// Plus the calibrated levels of the model's codec profile, when there is one.
+constexpr const char* kDefaultLevels = "fp16,int8,q6h,q5h,q4h,q3h";
+
 struct CodecBenchOptions {
     std::string model;
     std::string doc;
     CodecEvalOptions eval;
-    std::string levels = "fp16,int8,q6h,q5h,q4h,q3h";
+    std::string levels = kDefaultLevels;
     std::string sparse_taus;
+    std::string profile;
     bool no_precise = false;
     bool json = false;
 };
@@ -77,7 +84,10 @@ CodecEvalResult evaluate_precise(const Model& model, const std::vector<int32_t>&
     const std::string path = (dir / "model-f32.gguf").string();
     write_converted_model(model.file(), GgmlType::F32, path);
     const auto precise = Model::load(path);
-    return evaluate_codec(*precise, tokens, opt);
+    CodecEvalOptions popt = opt;
+    // Same tables for the F32 copy (another fingerprint, hence another profile hash).
+    if (popt.profile) popt.profile->model_fingerprint = precise->fingerprint();
+    return evaluate_codec(*precise, tokens, popt);
 }
 
 void print_table(const char* title, const CodecEvalResult& r, bool sizes) {
@@ -131,6 +141,17 @@ int run(CodecBenchOptions opt) {
         check.tau = tau;
         kernels::validate(check);
     }
+    const std::string profile_path =
+        opt.profile.empty() ? codec::default_profile_path(model->fingerprint()) : opt.profile;
+    if (!opt.profile.empty() || std::filesystem::exists(profile_path)) {
+        opt.eval.profile = codec::load_profile(profile_path);
+        if (opt.eval.profile->model_fingerprint != model->fingerprint())
+            fail("codec profile {} is for model {:016x}, not {} ({:016x})", profile_path,
+                 opt.eval.profile->model_fingerprint, model_path, model->fingerprint());
+        if (opt.levels == kDefaultLevels)
+            for (const auto& t : opt.eval.profile->levels)
+                opt.levels += "," + std::string(codec::level_name(t.level));
+    }
     opt.eval.levels.clear();
     std::stringstream list(opt.levels);
     for (std::string item; std::getline(list, item, ',');)
@@ -158,6 +179,9 @@ int run(CodecBenchOptions opt) {
         j["continuation_tokens"] = deployed.continuation_tokens;
         j["exact_ppl"] = deployed.exact_ppl;
         j["default_level"] = default_level;
+        if (opt.eval.profile)
+            j["profile"] = {{"path", profile_path},
+                            {"hash", fmt::format("{:016x}", opt.eval.profile->hash())}};
         j["noise_floor"] = fidelity_json(deployed.noise_floor);
         if (!opt.no_precise) {
             j["exact_ppl_precise"] = precise.exact_ppl;
@@ -238,6 +262,9 @@ CommandRunner add_codec_bench_command(CLI::App& app) {
     cmd->add_option("--sparse-block", opt->eval.sparse.block,
                     "Block size of the sparse rows (16, 32 or 64)")
         ->capture_default_str();
+    cmd->add_option("--profile", opt->profile,
+                    "Codec profile for the calibrated levels (default: the model's profile in "
+                    "the cache, if any; see codec-calibrate)");
     cmd->add_flag("--no-precise", opt->no_precise, "Skip the F32 (precise) fidelity run");
     cmd->add_flag("--json", opt->json, "Print JSON (default_level, levels[...], noise_floor)");
     return [opt] { return run(*opt); };

@@ -14,6 +14,7 @@ CommandRunner add_generate_command(CLI::App& app);
 CommandRunner add_serve_command(CLI::App& app);
 CommandRunner add_ingest_command(CLI::App& app);
 CommandRunner add_codec_bench_command(CLI::App& app);
+CommandRunner add_codec_calibrate_command(CLI::App& app);
 CommandRunner add_fetch_command(CLI::App& app);
 CommandRunner add_ask_command(CLI::App& app);
 CommandRunner add_profile_command(CLI::App& app);

@@ -20,6 +20,7 @@ int main(int argc, char** argv) {
     add(sparkv::cli::add_generate_command);
     add(sparkv::cli::add_ingest_command);
     add(sparkv::cli::add_codec_bench_command);
+    add(sparkv::cli::add_codec_calibrate_command);
     add(sparkv::cli::add_serve_command);
     add(sparkv::cli::add_fetch_command);
     add(sparkv::cli::add_ask_command);

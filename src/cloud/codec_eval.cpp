@@ -205,7 +205,10 @@ CodecEvalResult evaluate_codec(const Model& model, const std::vector<int32_t>& t
     for (const auto& name : opt.levels) {
         const codec::Level level = codec::level_from_name(name);
         // The level's layer-wise bit profile needs the model's depth.
-        const codec::EncodeOptions options(level, static_cast<uint32_t>(model.config().n_layer));
+        codec::EncodeOptions options(level, static_cast<uint32_t>(model.config().n_layer));
+        if (opt.profile) options.profile = &*opt.profile;
+        const std::optional<uint64_t> profile_hash =
+            opt.profile ? std::optional<uint64_t>(opt.profile->hash()) : std::nullopt;
         stage("level " + name);
         LevelEval ev;
         ev.name = name;
@@ -225,7 +228,7 @@ CodecEvalResult evaluate_codec(const Model& model, const std::vector<int32_t>& t
             for (size_t i = 0; i < exact_units.size(); ++i) {
                 auto& u = decoded[i];
                 decoder.decode(encoded[i], u.key, u.shape, codec::contiguous(u.k.data(), u.shape),
-                               codec::contiguous(u.v.data(), u.shape), level);
+                               codec::contiguous(u.v.data(), u.shape), level, profile_hash);
             }
             enc_times.push_back(t1 - t0);
             dec_times.push_back(now_seconds() - t1);

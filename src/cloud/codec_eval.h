@@ -6,9 +6,11 @@
 
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
+#include "codec/profile.h"
 #include "engine/engine.h"
 #include "engine/model.h"
 
@@ -23,6 +25,9 @@ struct CodecEvalOptions {
     std::vector<std::string> levels = {"fp16", "int8", "q6h", "q5h", "q4h", "q3h"};
     int threads = 0;  // for the model; codec timings always run on one thread
     int timing_repeats = 3;
+    // The model's codec profile, needed by the calibrated levels (c4..c8); its fingerprint must
+    // be the evaluated model's.
+    std::optional<codec::CodecProfile> profile;
     // Sparse prefill rows: for each tau, the context's KV computed with block-sparse attention
     // (this block size and similarity threshold), scored like a level against the exact (dense)
     // KV. The continuation and the question always run dense.

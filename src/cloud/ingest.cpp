@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <deque>
+#include <filesystem>
 #include <future>
 #include <optional>
 
@@ -138,6 +139,17 @@ IngestResult ingest_context(const Model& model, ContextStore& store,
                          "ingest: the context");
     const auto levels = parse_levels(options.levels);
     kernels::validate(options.sparse);
+    std::optional<codec::CodecProfile> profile = options.profile;
+    if (!profile && std::filesystem::exists(codec::default_profile_path(model.fingerprint())))
+        profile = codec::load_profile(codec::default_profile_path(model.fingerprint()));
+    for (codec::Level level : levels)  // fail before the prefill, not after it
+        if (codec::level_info(level).calibrated()) {
+            const codec::CodecProfile& p =
+                codec::require_profile(profile ? &*profile : nullptr, level);
+            if (p.model_fingerprint != model.fingerprint())
+                fail("ingest: codec profile {:016x} is for another model", p.hash());
+            p.bits_for(level, 0);
+        }
 
     const std::string fingerprint = hex64(model.fingerprint());
     const std::string id =
@@ -190,10 +202,10 @@ IngestResult ingest_context(const Model& model, ContextStore& store,
                 const codec::UnitKey key{model.fingerprint(), static_cast<uint32_t>(chunk.index),
                                          static_cast<uint32_t>(l)};
                 for (size_t i = 0; i < levels.size(); ++i) {
-                    auto bytes = codec::encode_unit(
-                        key, shape, codec::contiguous(k.data(), shape),
-                        codec::contiguous(v.data(), shape),
-                        codec::EncodeOptions(levels[i], static_cast<uint32_t>(c.n_layer)));
+                    codec::EncodeOptions eo(levels[i], static_cast<uint32_t>(c.n_layer));
+                    eo.profile = profile ? &*profile : nullptr;
+                    auto bytes = codec::encode_unit(key, shape, codec::contiguous(k.data(), shape),
+                                                    codec::contiguous(v.data(), shape), eo);
                     puts.put(chunk.index, l, options.levels[i], std::move(bytes));
                 }
             }

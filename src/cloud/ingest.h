@@ -5,10 +5,12 @@
 
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
 
+#include "codec/profile.h"
 #include "engine/engine.h"
 #include "engine/model.h"
 #include "store/context_store.h"
@@ -38,6 +40,9 @@ struct IngestOptions {
     std::function<void(const IngestProgress&)> on_progress;
     // Ingest a context longer than the model's training context (check_context_length).
     bool allow_long_context = false;
+    // The codec profile for the calibrated levels (c4..c8). Unset: the model's profile in the
+    // cache (codec::default_profile_path) when there is one.
+    std::optional<codec::CodecProfile> profile;
 };
 
 struct IngestResult {

@@ -3,6 +3,9 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+
+#include "codec/profile.h"
 #include "codec/section_codec.h"
 #include "codec/unit_format.h"
 #include "common/error.h"
@@ -53,6 +56,19 @@ void check_view(View& view, const UnitShape& s, const char* what, Where where, E
 
 }  // namespace
 
+namespace {
+
+// The first `sink` tokens of a view, and the view of the rest.
+UnitShape rows_shape(const UnitShape& s, uint32_t n) {
+    return {n, s.n_kv_heads, s.head_dim};
+}
+template <typename View>
+View skip_rows(View v, const UnitShape& s, uint32_t n) {
+    return {v.data + size_t{n} * s.head_dim, v.head_stride};
+}
+
+}  // namespace
+
 std::vector<uint8_t> encode_unit(const UnitKey& key, const UnitShape& shape, ConstKvView k,
                                  ConstKvView v, const EncodeOptions& options) {
     const Where where{&key};
@@ -67,7 +83,20 @@ std::vector<uint8_t> encode_unit(const UnitKey& key, const UnitShape& shape, Con
     header.shape = shape;
     header.level = options.level;
     header.bits = options.bits_for(key.layer);
-    std::vector<uint8_t> out(kHeaderSize);
+    header.header_size = header_size_for(options.level);
+    if (info.calibrated()) {
+        const CodecProfile& profile = require_profile(options.profile, options.level);
+        if (profile.model_fingerprint != key.fingerprint)
+            fail("{}: codec profile {:016x} is for model {:016x}, not {:016x}", where.str(),
+                 profile.hash(), profile.model_fingerprint, key.fingerprint);
+        header.profile_hash = profile.hash();
+        // Attention sinks: the context's first tokens draw attention from every later token, and
+        // their keys are outliers that would stretch every channel's range.
+        if (key.chunk == 0)
+            header.sink_tokens = static_cast<uint16_t>(
+                std::min<uint32_t>({profile.sink_tokens, shape.n_tokens, 0xffffu}));
+    }
+    std::vector<uint8_t> out(header.header_size);
     SectionScratch scratch;
     if (info.lossless) {
         encode_fp16_section(k, shape, scratch, out);
@@ -86,11 +115,20 @@ std::vector<uint8_t> encode_unit(const UnitKey& key, const UnitShape& shape, Con
         }
         header.k_grouping = kKeyGrouping;
         header.v_grouping = kValueGrouping;
+        const uint32_t sink = header.sink_tokens;
+        if (sink > 0) {
+            encode_fp16_section(k, rows_shape(shape, sink), scratch, out);
+            encode_fp16_section(v, rows_shape(shape, sink), scratch, out);
+        }
+        const UnitShape rest = rows_shape(shape, shape.n_tokens - sink);
         const QuantKernels& kernels = pick_kernels(options.kernels);
-        encode_quantized_section(k, shape, kKeyGrouping, header.bits.k, kernels, scratch, out);
-        encode_quantized_section(v, shape, kValueGrouping, header.bits.v, kernels, scratch, out);
+        encode_quantized_section(skip_rows(k, shape, sink), rest, kKeyGrouping, header.bits.k,
+                                 kernels, scratch, out);
+        encode_quantized_section(skip_rows(v, shape, sink), rest, kValueGrouping, header.bits.v,
+                                 kernels, scratch, out);
     }
-    const std::span<const uint8_t> payload(out.data() + kHeaderSize, out.size() - kHeaderSize);
+    const std::span<const uint8_t> payload(out.data() + header.header_size,
+                                           out.size() - header.header_size);
     header.payload_size = payload.size();
     header.payload_checksum = payload_checksum(payload);
     write_header(header, out.data());
@@ -119,7 +157,8 @@ bool Decoder::uses_simd() const {
 
 UnitHeader Decoder::decode(std::span<const uint8_t> unit, const UnitKey& expected_key,
                            const UnitShape& expected_shape, KvView k_out, KvView v_out,
-                           std::optional<Level> expected_level) {
+                           std::optional<Level> expected_level,
+                           std::optional<uint64_t> expected_profile) {
     const Where where{&expected_key};
     const UnitHeader h = parse_header(unit, where);
     if (h.key.fingerprint != expected_key.fingerprint) {
@@ -139,10 +178,16 @@ UnitHeader Decoder::decode(std::span<const uint8_t> unit, const UnitKey& expecte
         fail("{}: level {} where {} was expected", where.str(), level_name(h.level),
              level_name(*expected_level));
     }
+    if (expected_profile && h.format_version >= 2 && h.profile_hash != *expected_profile) {
+        fail(
+            "{}: encoded with codec profile {:016x}, but this context uses profile {:016x} "
+            "(re-ingest the context with the current profile)",
+            where.str(), h.profile_hash, *expected_profile);
+    }
     uint16_t dummy = 0;
     check_view(k_out, s, "K", where, &dummy);
     check_view(v_out, s, "V", where, &dummy);
-    const std::span<const uint8_t> payload = unit.subspan(kHeaderSize);
+    const std::span<const uint8_t> payload = unit.subspan(h.header_size);
     if (payload_checksum(payload) != h.payload_checksum) fail("{}: checksum mismatch", where.str());
 
     const uint8_t* data = payload.data();
@@ -153,10 +198,18 @@ UnitHeader Decoder::decode(std::span<const uint8_t> unit, const UnitKey& expecte
         decode_fp16_section(data, size, pos, s, scratch, k_out, {&expected_key, "K"});
         decode_fp16_section(data, size, pos, s, scratch, v_out, {&expected_key, "V"});
     } else {
-        decode_quantized_section(data, size, pos, s, h.k_grouping, h.bits.k, *impl_->kernels,
-                                 scratch, k_out, {&expected_key, "K"});
-        decode_quantized_section(data, size, pos, s, h.v_grouping, h.bits.v, *impl_->kernels,
-                                 scratch, v_out, {&expected_key, "V"});
+        const uint32_t sink = h.sink_tokens;
+        if (sink > 0) {
+            decode_fp16_section(data, size, pos, rows_shape(s, sink), scratch, k_out,
+                                {&expected_key, "sink K"});
+            decode_fp16_section(data, size, pos, rows_shape(s, sink), scratch, v_out,
+                                {&expected_key, "sink V"});
+        }
+        const UnitShape rest = rows_shape(s, s.n_tokens - sink);
+        decode_quantized_section(data, size, pos, rest, h.k_grouping, h.bits.k, *impl_->kernels,
+                                 scratch, skip_rows(k_out, s, sink), {&expected_key, "K"});
+        decode_quantized_section(data, size, pos, rest, h.v_grouping, h.bits.v, *impl_->kernels,
+                                 scratch, skip_rows(v_out, s, sink), {&expected_key, "V"});
     }
     if (pos != size) fail("{}: corrupt payload ({} bytes left over)", where.str(), size - pos);
     return h;
@@ -165,7 +218,9 @@ UnitHeader Decoder::decode(std::span<const uint8_t> unit, const UnitKey& expecte
 size_t roundtrip_unit(const UnitKey& key, const UnitShape& shape, ConstKvView k, ConstKvView v,
                       const EncodeOptions& options, Decoder& decoder, KvView k_out, KvView v_out) {
     const std::vector<uint8_t> bytes = encode_unit(key, shape, k, v, options);
-    decoder.decode(bytes, key, shape, k_out, v_out, options.level);
+    decoder.decode(
+        bytes, key, shape, k_out, v_out, options.level,
+        options.profile ? std::optional<uint64_t>(options.profile->hash()) : std::nullopt);
     return bytes.size();
 }
 

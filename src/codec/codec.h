@@ -28,7 +28,23 @@
 
 namespace sparkv::codec {
 
-enum class Level : uint8_t { fp16 = 0, int8 = 1, q6h = 2, q5h = 3, q4h = 4, q3h = 5 };
+// c4, c5, c6, c8 are calibrated levels (codec v2): their per-layer K/V widths come from a model's
+// codec profile (codec/profile.h), chosen by dynamic programming under a byte budget of 1/4.17,
+// 1/5, 1/6 and 1/8 of fp16 on the calibration text; they also keep the context's first tokens
+// (attention sinks) exact. They cannot be encoded without a profile.
+enum class Level : uint8_t {
+    fp16 = 0,
+    int8 = 1,
+    q6h = 2,
+    q5h = 3,
+    q4h = 4,
+    q3h = 5,
+    c4 = 6,
+    c5 = 7,
+    c6 = 8,
+    c8 = 9,
+};
+constexpr Level kLastLevel = Level::c8;
 
 // Bits per K and V element. For fp16 both are 16; quantised levels use 2..8.
 struct BitWidths {
@@ -48,10 +64,15 @@ struct LevelInfo {
     BitWidths uniform_bits;    // without model information
     BitWidths sensitive_bits;  // layer profile: layers in the sensitive band
     BitWidths other_bits;      // layer profile: all other layers
+    double target_ratio = 0;   // calibrated levels: size budget as a fraction of fp16 (1/x)
+    bool calibrated() const { return target_ratio > 0; }
 };
 
 const LevelInfo& level_info(Level level);
-std::span<const LevelInfo> all_levels();  // ordered from lossless to smallest
+// The fixed ladder (fp16 .. q3h), ordered from lossless to smallest: every one encodes without
+// a profile, so callers that try "every level" iterate these.
+std::span<const LevelInfo> all_levels();
+std::span<const LevelInfo> calibrated_levels();  // c4 .. c8: need a codec profile
 std::string_view level_name(Level level);
 Level level_from_name(std::string_view name);  // throws Error listing the valid names
 constexpr Level kDefaultLossyLevel = Level::q5h;
@@ -106,9 +127,11 @@ constexpr double kSensitiveBandEnd = 0.9;
 // The bit widths of `level` at `layer` of an n_layers model (its layer-wise profile).
 BitWidths profile_bits(Level level, uint32_t layer, uint32_t n_layers);
 
-// Bit widths per layer, in order of precedence: layer_bits[l] when given; else the level's
-// layer-wise profile when n_layers is set (the recommended default); else its uniform width.
-// fp16 ignores all of them.
+struct CodecProfile;
+
+// Bit widths per layer, in order of precedence: layer_bits[l] when given; else, for a calibrated
+// level, the profile's table (required); else the level's layer-wise profile when n_layers is set
+// (the recommended default); else its uniform width. fp16 ignores all of them.
 struct EncodeOptions {
     EncodeOptions() = default;
     EncodeOptions(Level l) : level(l) {}  // NOLINT: implicit, so a Level can stand for options
@@ -118,6 +141,9 @@ struct EncodeOptions {
     uint32_t n_layers = 0;  // the model's layer count; 0 = unknown (uniform widths)
     std::vector<BitWidths> layer_bits;
     Kernels kernels = Kernels::automatic;
+    // A calibrated level's widths and sink tokens; its hash goes into every unit it encodes
+    // (format version 2). Not owned; must outlive the encode calls.
+    const CodecProfile* profile = nullptr;
     BitWidths bits_for(uint32_t layer) const;
     std::vector<BitWidths> table(uint32_t n) const;  // bits_for(0 .. n-1)
 };
@@ -140,8 +166,13 @@ struct UnitHeader {
     Grouping v_grouping = Grouping::none;
     uint64_t payload_size = 0;
     uint64_t payload_checksum = 0;  // xxh64 of the payload
+    // Format version 2 (calibrated levels) only; zero in version 1.
+    uint64_t profile_hash = 0;  // hash of the codec profile the unit was encoded with
+    uint16_t sink_tokens = 0;   // the unit's first tokens, stored exact (fp16) before the rest
+    size_t header_size = 64;    // kHeaderSize (version 1) or kHeaderSizeV2
 };
-constexpr size_t kHeaderSize = 64;
+constexpr size_t kHeaderSize = 64;    // format version 1 (fp16 .. q3h)
+constexpr size_t kHeaderSizeV2 = 80;  // format version 2 (calibrated levels)
 
 // Encodes one unit. Throws Error on an invalid shape or on non-finite input for a lossy level.
 std::vector<uint8_t> encode_unit(const UnitKey& key, const UnitShape& shape, ConstKvView k,
@@ -162,9 +193,12 @@ class Decoder {
     // key, shape, level (if given), header and payload checksums, and the payload's structure.
     // Throws Error("unit (t, l): ...") on any mismatch, truncation or corruption; on error the
     // outputs may be partly written. Allocates only when a unit is larger than any before.
+    // expected_profile: the hash of the profile the caller's context was encoded with; a
+    // version-2 unit with another profile hash is rejected.
     UnitHeader decode(std::span<const uint8_t> unit, const UnitKey& expected_key,
                       const UnitShape& expected_shape, KvView k_out, KvView v_out,
-                      std::optional<Level> expected_level = std::nullopt);
+                      std::optional<Level> expected_level = std::nullopt,
+                      std::optional<uint64_t> expected_profile = std::nullopt);
 
     bool uses_simd() const;
 

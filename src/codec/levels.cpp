@@ -3,6 +3,7 @@
 #include <string>
 
 #include "codec/codec.h"
+#include "codec/profile.h"
 #include "common/error.h"
 
 namespace sparkv::codec {
@@ -17,6 +18,11 @@ constexpr LevelInfo kLevels[] = {
     {Level::q5h, "q5h", false, {5, 5}, {5, 4}, {4, 3}},
     {Level::q4h, "q4h", false, {4, 4}, {4, 3}, {3, 3}},
     {Level::q3h, "q3h", false, {3, 3}, {4, 2}, {3, 2}},
+    // Calibrated: widths come from the codec profile (the ones here are never used).
+    {Level::c4, "c4", false, {5, 5}, {5, 5}, {5, 5}, 4.17},
+    {Level::c5, "c5", false, {4, 4}, {4, 4}, {4, 4}, 5.0},
+    {Level::c6, "c6", false, {4, 4}, {4, 4}, {4, 4}, 6.0},
+    {Level::c8, "c8", false, {3, 3}, {3, 3}, {3, 3}, 8.0},
 };
 
 uint32_t parse_number(std::string_view text, std::string_view whole) {
@@ -36,8 +42,15 @@ uint8_t parse_bits(std::string_view text, std::string_view whole) {
 
 }  // namespace
 
+// The fixed ladder comes first in kLevels; the calibrated levels follow.
+constexpr size_t kFixedLevels = 6;
+
 std::span<const LevelInfo> all_levels() {
-    return kLevels;
+    return std::span<const LevelInfo>(kLevels).first(kFixedLevels);
+}
+
+std::span<const LevelInfo> calibrated_levels() {
+    return std::span<const LevelInfo>(kLevels).subspan(kFixedLevels);
 }
 
 const LevelInfo& level_info(Level level) {
@@ -71,6 +84,7 @@ BitWidths EncodeOptions::bits_for(uint32_t layer) const {
     const LevelInfo& info = level_info(level);
     if (info.lossless) return info.uniform_bits;
     if (layer < layer_bits.size()) return layer_bits[layer];
+    if (info.calibrated()) return require_profile(profile, level).bits_for(level, layer);
     if (n_layers > 0) return profile_bits(level, layer, n_layers);
     return info.uniform_bits;
 }

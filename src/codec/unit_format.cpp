@@ -12,6 +12,13 @@ namespace {
 
 constexpr uint8_t kMagic[4] = {'S', 'K', 'V', 'U'};
 constexpr size_t kHeaderChecksumOffset = 56;
+// Version 2 appends the profile hash (56), sink tokens (64), 6 reserved bytes (66) and moves the
+// header checksum to 72.
+constexpr size_t kHeaderChecksumOffsetV2 = 72;
+
+size_t checksum_offset(uint16_t version) {
+    return version == 1 ? kHeaderChecksumOffset : kHeaderChecksumOffsetV2;
+}
 
 template <typename T>
 void put(uint8_t* out, size_t offset, T value) {
@@ -25,8 +32,8 @@ T get(const uint8_t* in, size_t offset) {
     return value;
 }
 
-uint64_t header_checksum(const uint8_t* header) {
-    return XXH64(header, kHeaderChecksumOffset, 0);
+uint64_t header_checksum(const uint8_t* header, uint16_t version) {
+    return XXH64(header, checksum_offset(version), 0);
 }
 
 bool grouping_valid(uint8_t g, bool lossless) {
@@ -37,11 +44,21 @@ bool grouping_valid(uint8_t g, bool lossless) {
 
 }  // namespace
 
+uint16_t format_version_for(Level level) {
+    return level_info(level).calibrated() ? kFormatVersionV2 : kFormatVersion;
+}
+
+size_t header_size_for(Level level) {
+    return level_info(level).calibrated() ? kHeaderSizeV2 : kHeaderSize;
+}
+
 void write_header(const UnitHeader& h, uint8_t* out) {
-    std::memset(out, 0, kHeaderSize);
+    const uint16_t version = format_version_for(h.level);
+    const size_t size = header_size_for(h.level);
+    std::memset(out, 0, size);
     std::memcpy(out, kMagic, sizeof kMagic);
-    put<uint16_t>(out, 4, kFormatVersion);
-    put<uint16_t>(out, 6, static_cast<uint16_t>(kHeaderSize));
+    put<uint16_t>(out, 4, version);
+    put<uint16_t>(out, 6, static_cast<uint16_t>(size));
     put<uint64_t>(out, 8, h.key.fingerprint);
     put<uint32_t>(out, 16, h.key.chunk);
     put<uint32_t>(out, 20, h.key.layer);
@@ -55,7 +72,11 @@ void write_header(const UnitHeader& h, uint8_t* out) {
     out[36] = static_cast<uint8_t>(h.v_grouping);
     put<uint64_t>(out, 40, h.payload_size);
     put<uint64_t>(out, 48, h.payload_checksum);
-    put<uint64_t>(out, kHeaderChecksumOffset, header_checksum(out));
+    if (version >= 2) {
+        put<uint64_t>(out, 56, h.profile_hash);
+        put<uint16_t>(out, 64, h.sink_tokens);
+    }
+    put<uint64_t>(out, checksum_offset(version), header_checksum(out, version));
 }
 
 std::string Where::str() const {
@@ -74,21 +95,36 @@ UnitHeader parse_header(std::span<const uint8_t> unit, Where at) {
     if (std::memcmp(in, kMagic, sizeof kMagic) != 0)
         fail("{}: not an encoded KV unit (bad magic)", where());
     const auto version = get<uint16_t>(in, 4);
-    if (version != kFormatVersion) {
-        fail("{}: format version {} is not supported (this build reads version {})", where(),
-             version, kFormatVersion);
+    if (version != kFormatVersion && version != kFormatVersionV2) {
+        fail("{}: format version {} is not supported (this build reads versions {} and {})",
+             where(), version, kFormatVersion, kFormatVersionV2);
     }
-    if (get<uint16_t>(in, 6) != kHeaderSize) fail("{}: corrupt header (header size)", where());
-    if (get<uint64_t>(in, kHeaderChecksumOffset) != header_checksum(in)) {
+    const size_t header_size = version == kFormatVersion ? kHeaderSize : kHeaderSizeV2;
+    if (unit.size() < header_size) {
+        fail("{}: truncated: {} bytes, the header alone needs {}", where(), unit.size(),
+             header_size);
+    }
+    if (get<uint16_t>(in, 6) != header_size) fail("{}: corrupt header (header size)", where());
+    if (get<uint64_t>(in, checksum_offset(version)) != header_checksum(in, version)) {
         fail("{}: header checksum mismatch", where());
     }
 
     UnitHeader h;
     h.format_version = version;
+    h.header_size = header_size;
     h.key = {get<uint64_t>(in, 8), get<uint32_t>(in, 16), get<uint32_t>(in, 20)};
     h.shape = {get<uint32_t>(in, 24), get<uint16_t>(in, 28), get<uint16_t>(in, 30)};
-    if (in[32] > static_cast<uint8_t>(Level::q3h)) fail("{}: unknown level {}", where(), in[32]);
+    if (in[32] > static_cast<uint8_t>(kLastLevel)) fail("{}: unknown level {}", where(), in[32]);
     h.level = static_cast<Level>(in[32]);
+    if (format_version_for(h.level) != version)
+        fail("{}: corrupt header: level {} in format version {}", where(), level_name(h.level),
+             version);
+    if (version >= 2) {
+        h.profile_hash = get<uint64_t>(in, 56);
+        h.sink_tokens = get<uint16_t>(in, 64);
+        for (size_t i = 66; i < 72; ++i)
+            if (in[i]) fail("{}: corrupt header: reserved bytes are not zero", where());
+    }
     h.bits = {in[33], in[34]};
     const bool lossless = level_info(h.level).lossless;
     const auto bits_ok = [&](uint8_t b) { return lossless ? b == 16 : (b >= 2 && b <= 8); };
@@ -109,9 +145,12 @@ UnitHeader parse_header(std::span<const uint8_t> unit, Where at) {
         fail("{}: corrupt header: shape {} tokens x {} KV heads x {} is out of range", where(),
              s.n_tokens, s.n_kv_heads, s.head_dim);
     }
+    if (h.sink_tokens > s.n_tokens)
+        fail("{}: corrupt header: {} sink tokens in a {}-token unit", where(), h.sink_tokens,
+             s.n_tokens);
     h.payload_size = get<uint64_t>(in, 40);
     h.payload_checksum = get<uint64_t>(in, 48);
-    const uint64_t have = unit.size() - kHeaderSize;
+    const uint64_t have = unit.size() - header_size;
     if (have < h.payload_size) {
         fail("{}: truncated: payload has {} of {} bytes", where(), have, h.payload_size);
     }
@@ -128,8 +167,11 @@ uint64_t payload_checksum(std::span<const uint8_t> payload) {
 void reseal_unit(std::span<uint8_t> unit) {
     if (unit.size() < kHeaderSize) return;
     uint8_t* h = unit.data();
-    put<uint64_t>(h, 48, payload_checksum(unit.subspan(kHeaderSize)));
-    put<uint64_t>(h, kHeaderChecksumOffset, header_checksum(h));
+    const uint16_t version = get<uint16_t>(h, 4) == kFormatVersionV2 ? kFormatVersionV2 : 1;
+    const size_t size = version == 1 ? kHeaderSize : kHeaderSizeV2;
+    if (unit.size() < size) return;
+    put<uint64_t>(h, 48, payload_checksum(unit.subspan(size)));
+    put<uint64_t>(h, checksum_offset(version), header_checksum(h, version));
 }
 
 }  // namespace sparkv::codec

@@ -20,7 +20,15 @@
 //   48   8  xxh64 of the payload (seed 0)
 //   56   8  xxh64 of header bytes [0, 56) (seed 0)
 //
-// The payload follows: the K section, then the V section (see section_codec.h).
+// Format version 2 (calibrated levels c4..c8) is 80 bytes: the same fields up to offset 56, then
+//   56   8  hash of the codec profile used (codec/profile.h)
+//   64   2  sink tokens: the unit's first tokens, stored as fp16 sections before the rest
+//   66   6  reserved, zero
+//   72   8  xxh64 of header bytes [0, 72)
+//
+// The payload follows: the K section, then the V section (see section_codec.h). In version 2
+// with sink tokens: the sink K (fp16 section), the sink V (fp16 section), then the K and V
+// sections of the remaining tokens.
 #pragma once
 
 #include <cstdint>
@@ -33,6 +41,11 @@
 namespace sparkv::codec {
 
 constexpr uint16_t kFormatVersion = 1;
+constexpr uint16_t kFormatVersionV2 = 2;
+
+// The format version and header size a level is written with.
+uint16_t format_version_for(Level level);
+size_t header_size_for(Level level);
 
 // Names a unit, and optionally a section of it, in error messages ("unit (3, 17): K section");
 // formatted only when an error is thrown, so the decode path does not allocate.
@@ -43,7 +56,7 @@ struct Where {
 };
 
 // Writes the header for `header` (whose payload fields must already describe the payload) into
-// out[0, kHeaderSize); computes the header checksum.
+// out[0, header_size_for(level)); computes the header checksum.
 void write_header(const UnitHeader& header, uint8_t* out);
 
 // Parses the header and checks what the unit itself can prove: size, magic, version, header

@@ -215,7 +215,7 @@ TEST(Corruption, ReservedAndOutOfRangeHeaderFields) {
         reseal_unit(bytes);
         return decode_guarded(bytes, kSmall);
     };
-    expect_error(with(32, 6), "unknown level 6");
+    expect_error(with(32, 10), "unknown level 10");
     expect_error(with(33, 9), "bit widths");
     expect_error(with(34, 1), "bit widths");
     expect_error(with(35, 0), "grouping");

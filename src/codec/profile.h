@@ -1,0 +1,59 @@
+// A model's codec profile: what calibration measured and chose for the calibrated levels (c4, c5,
+// c6, c8). Written by `sparkv codec-calibrate`, read by ingest and codec-bench.
+//
+// It holds, per calibrated level, the K and V bit width of every layer (chosen by dynamic
+// programming over measured sensitivities under a byte budget, see cloud/codec_calibrate.h), and
+// how many of the context's first tokens are kept exact (attention sinks). Its hash covers exactly
+// what changes the encoding (version, model fingerprint, layer count, sink tokens, tables) and is
+// written into every unit encoded with it, so a unit is never decoded against another profile.
+// The calibration measurements ride along in the file for the record but are not hashed.
+//
+// File: JSON, {"format": "sparkv-codec-profile", "version": 1, "model_fingerprint": "hex", ...}.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "codec/codec.h"
+
+namespace sparkv::codec {
+
+struct CodecProfile {
+    static constexpr uint32_t kVersion = 1;
+
+    struct LevelTable {
+        Level level = Level::c5;
+        std::vector<BitWidths> bits;  // one per layer
+        double predicted_kl = 0;      // calibration's prediction (sum of per-layer estimates)
+        double ratio_vs_fp16 = 0;     // measured on the calibration text
+    };
+
+    uint32_t version = kVersion;
+    uint64_t model_fingerprint = 0;
+    uint32_t n_layers = 0;
+    uint32_t sink_tokens = 0;  // first tokens of the context (chunk 0) stored as fp16
+    std::vector<LevelTable> levels;
+    std::string calibration_json = "{}";  // measurements behind the tables; not hashed
+
+    uint64_t hash() const;
+    const LevelTable* find(Level level) const;
+    // The widths of `level` at `layer`; throws Error when the profile lacks the level or layer.
+    BitWidths bits_for(Level level, uint32_t layer) const;
+};
+
+// Returns *profile, or throws an Error telling the user how to make one.
+const CodecProfile& require_profile(const CodecProfile* profile, Level level);
+
+std::string profile_to_json(const CodecProfile& profile);
+// Parses and validates (format, version, ranges, one table per level, layer counts). `where`
+// names the source in errors.
+CodecProfile profile_from_json(std::string_view text, std::string_view where);
+CodecProfile load_profile(const std::string& path);
+void save_profile(const CodecProfile& profile, const std::string& path);
+
+// Where a model's profile lives by default: <cache>/codec-profiles/<fingerprint>.json.
+std::string default_profile_path(uint64_t model_fingerprint);
+
+}  // namespace sparkv::codec
