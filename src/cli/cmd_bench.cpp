@@ -155,7 +155,8 @@ int run(const BenchOptions& opt) {
     // the question and the answer is shortened by what they need (and the JSON says so).
     const int64_t window = device.model().config().n_ctx_train;
     const int64_t asked = static_cast<int64_t>(
-        question_tokens(device.model(), opt.question, default_prompt_format(device.model())).size());
+        question_tokens(device.model(), opt.question, default_prompt_format(device.model()))
+            .size());
     for (int64_t n : lengths) {
         used[n] = std::min(n, window - asked - opt.answer_tokens - 1);
         if (used[n] < 1) fail("the question does not fit the model's {}-token window", window);

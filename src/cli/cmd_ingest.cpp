@@ -234,7 +234,8 @@ CommandRunner add_ingest_command(CLI::App& app) {
     cmd->add_option("--chunk-tokens", opt->chunk_tokens, "Tokens per chunk (C)")
         ->capture_default_str();
     cmd->add_option("--levels", opt->levels,
-                    "Codec levels to store, comma-separated (fp16,int8,q6h,q5h,q4h,q3h; c4,c5,c6,c8 with the model's codec profile)")
+                    "Codec levels to store, comma-separated (fp16,int8,q6h,q5h,q4h,q3h; "
+                    "c4,c5,c6,c8 with the model's codec profile)")
         ->capture_default_str();
     cmd->add_option(
         "--format", opt->format,

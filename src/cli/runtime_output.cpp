@@ -43,8 +43,8 @@ nlohmann::json ask_result_json(const runtime::AskResult& r) {
             {"lower_bound_ms", r.lower_bound_ms},
             {"planned_mbps", r.planned_mbps},
             {"bandwidth_source", r.bandwidth_source},
-            {"trust_refusal", r.trust_refusal.empty() ? nlohmann::json(nullptr)
-                                                      : nlohmann::json(r.trust_refusal)},
+            {"trust_refusal",
+             r.trust_refusal.empty() ? nlohmann::json(nullptr) : nlohmann::json(r.trust_refusal)},
             {"cpu_availability", r.availability},
             {"pass_throughs", r.pass_throughs},
             {"decode_tok_s", r.decode_tok_s},

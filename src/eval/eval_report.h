@@ -16,9 +16,9 @@ struct ReportInfo {
     std::string command;  // how to reproduce it
     std::string power_profile;
     int threads = 0;
-    double wall_s = 0;        // of this invocation
-    size_t runs_measured = 0;  // by this invocation
-    size_t runs_resumed = 0;   // taken from the journal
+    double wall_s = 0;            // of this invocation
+    size_t runs_measured = 0;     // by this invocation
+    size_t runs_resumed = 0;      // taken from the journal
     std::string local_condition;  // where local's runs were measured
 };
 

@@ -11,8 +11,8 @@ double model_active_blocks(const Manifest& m, const UnitInfo& u) {
     // The manifest counts blocks of its own size per KV head; the cost model counts 64 x 64
     // (query, key) block pairs once per layer. The share of the causal blocks kept carries over
     // between the two (counts of partly covered blocks do not).
-    const int64_t causal = causal_blocks(u.first_token, u.n_tokens, m.model.n_kv_heads,
-                                         m.sparse->block);
+    const int64_t causal =
+        causal_blocks(u.first_token, u.n_tokens, m.model.n_kv_heads, m.sparse->block);
     if (causal <= 0) return -1;
     const double kept = std::min(1.0, static_cast<double>(*u.active_blocks) / causal);
     return kept * plan::dense_active_blocks(u.first_token, u.n_tokens);
@@ -41,8 +41,9 @@ plan::CostInstance build_costs(const Manifest& m, const plan::DeviceProfile& pro
         cost.compute_s = profile.unit_seconds(u.first_token, u.n_tokens, last, availability);
         // Skipped blocks can only save time, whatever a fit on dense samples says about them.
         if (const double blocks = model_active_blocks(m, u); blocks >= 0)
-            cost.compute_s = std::min(cost.compute_s, profile.unit_seconds(u.first_token, u.n_tokens,
-                                                                           last, availability, blocks));
+            cost.compute_s = std::min(
+                cost.compute_s,
+                profile.unit_seconds(u.first_token, u.n_tokens, last, availability, blocks));
         for (const auto& o : u.objects) cost.bytes.push_back(o.bytes);
         c.units.push_back(std::move(cost));
     }

@@ -167,8 +167,7 @@ AskResult Device::ask(const AskOptions& opt) {
         // None of its KV may be used; its token ids may (see TrustPolicy::for_token_ids_only).
         r.trust_refusal = e.what();
         ClientConfig tokens_only = client_config;
-        tokens_only.trust =
-            std::make_shared<const TrustPolicy>(TrustPolicy::for_token_ids_only());
+        tokens_only.trust = std::make_shared<const TrustPolicy>(TrustPolicy::for_token_ids_only());
         connection = std::make_unique<UnitClient>(tokens_only);
         fetched = &connection->fetch_manifest(opt.context_id);
     }

@@ -95,11 +95,11 @@ struct AskResult {
     double controller_ms = 0;
     double decode_tok_s = 0;  // answer tokens after the first
     double predicted_ttft_ms = 0;
-    double lower_bound_ms = 0;  // oracle only
-    double planned_mbps = 0;    // bandwidth estimate the plan used
+    double lower_bound_ms = 0;     // oracle only
+    double planned_mbps = 0;       // bandwidth estimate the plan used
     std::string bandwidth_source;  // "recent" (an earlier request's units) or "probe" (manifest)
     std::string trust_refusal;     // why the context's KV was refused (then everything computed)
-    double availability = 1;    // CPU availability the plan used
+    double availability = 1;       // CPU availability the plan used
     size_t units_computed = 0;
     size_t units_streamed = 0;
     size_t pass_throughs = 0;
