@@ -17,8 +17,14 @@ BandwidthEstimator::BandwidthEstimator(BandwidthEstimatorConfig config) : config
     if (config_.window == 0) fail("bandwidth estimator: window must be at least 1");
 }
 
+namespace {
+constexpr size_t kRecentUnits = 256;
+}
+
 void BandwidthEstimator::add(const UnitTiming& timing) {
     std::lock_guard lock(mutex_);
+    recent_.push_back(timing);
+    if (recent_.size() > kRecentUnits) recent_.pop_front();
     latencies_.push_back(std::max(timing.latency_s(), 0.0));
     if (latencies_.size() > config_.window) latencies_.pop_front();
     if (timing.bytes < config_.min_bytes) return;
@@ -51,6 +57,23 @@ std::optional<double> BandwidthEstimator::predict_seconds(uint64_t bytes) const 
 size_t BandwidthEstimator::samples() const {
     std::lock_guard lock(mutex_);
     return throughputs_.size();
+}
+
+std::optional<double> BandwidthEstimator::delivered_bytes_per_second(double now_s, double window_s,
+                                                                     size_t min_units) const {
+    std::lock_guard lock(mutex_);
+    size_t units = 0;
+    uint64_t bytes = 0;
+    double first_request = now_s, last_byte = 0;
+    for (auto it = recent_.rbegin(); it != recent_.rend() && it->last_byte_s >= now_s - window_s;
+         ++it) {
+        ++units;
+        bytes += it->bytes;
+        first_request = std::min(first_request, it->request_s);
+        last_byte = std::max(last_byte, it->last_byte_s);
+    }
+    if (units == 0 || units < min_units || !(last_byte > first_request)) return std::nullopt;
+    return static_cast<double>(bytes) / (last_byte - first_request);
 }
 
 }  // namespace sparkv

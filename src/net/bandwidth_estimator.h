@@ -41,6 +41,12 @@ class BandwidthEstimator {
     std::optional<double> latency_seconds() const;
     // latency + bytes / bandwidth; nullopt without a bandwidth estimate.
     std::optional<double> predict_seconds(uint64_t bytes) const;
+    // Bytes per second of wall time over the units whose last byte came in the `window_s`
+    // seconds before `now_s` (steady clock), from the first one's request to the last one's last
+    // byte: latencies and gaps included, so it says how long the rest of a queue takes on a
+    // bursty link better than per-unit rates do. nullopt with fewer than `min_units` units.
+    std::optional<double> delivered_bytes_per_second(double now_s, double window_s,
+                                                     size_t min_units) const;
     size_t samples() const;
 
   private:
@@ -48,6 +54,7 @@ class BandwidthEstimator {
     mutable std::mutex mutex_;
     std::deque<double> throughputs_;
     std::deque<double> latencies_;
+    std::deque<UnitTiming> recent_;  // the last kRecentUnits units, any size
 };
 
 }  // namespace sparkv

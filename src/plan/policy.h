@@ -41,6 +41,10 @@ struct PlannerSettings {
     // predicts at least this much shorter TTFT (the question's tail after the last unit on fast
     // links); below it, keeping each chunk's next layer pending for the controller is worth more.
     double order_margin = 0.07;
+    // sparkv: keep a plan that computes some units only when the simulator predicts at least
+    // this much shorter TTFT than streaming everything; the lanes share the CPU in ways the
+    // simulator does not price (the compute lane slows the stream lane's receive and decode).
+    double mixed_margin = 0.05;
     // oracle: exhaustive search up to this many units; larger instances are searched locally.
     int exact_max_units = 7;
     int oracle_budget = 6000;

@@ -134,6 +134,18 @@ class Greedy {
     std::vector<bool> stream_only_;  // a layer below was streamed
 };
 
+// Deepest-first streaming keeps every chunk's next layer pending for the controller, but the
+// question can prefill layer 0 only once the last unit arrives, so all its layers form a tail
+// after the link is done. When that tail is a large part of a short request (a fast link),
+// stream layer 0 first instead: the question then follows the units up the layers.
+Plan with_stream_order(const CostInstance& costs, const LinkModel& link, Plan down,
+                       double order_margin) {
+    Plan up = down;
+    up.stream_order = stream_order(costs.shape, down, StreamOrder::up);
+    up.predicted_ttft_s = simulate(costs, up, link).ttft_s;
+    return up.predicted_ttft_s < (1 - order_margin) * down.predicted_ttft_s ? up : down;
+}
+
 }  // namespace
 
 Plan plan_sparkv_greedy(const CostInstance& costs, double bandwidth, double stage_s) {
@@ -160,19 +172,20 @@ Plan plan_sparkv(const CostInstance& costs, double bandwidth, const PlannerSetti
     search.improve();
     Plan best = search.best();
     best.policy = "sparkv";
-    // Deepest-first streaming keeps every chunk's next layer pending for the controller, but the
-    // question can prefill layer 0 only once the last unit arrives, so all its layers form a tail
-    // after the link is done. When that tail is a large part of a short request (a fast link),
-    // stream layer 0 first instead: the question then follows the units up the layers.
-    Plan up = best;
-    up.stream_order = stream_order(costs.shape, best, StreamOrder::up);
-    const double up_s = simulate(costs, up, link).ttft_s;
-    const double down_s = simulate(costs, best, link).ttft_s;
-    if (up_s < (1 - settings.order_margin) * down_s) {
-        up.predicted_ttft_s = up_s;
-        return up;
-    }
-    best.predicted_ttft_s = down_s;
+    best.predicted_ttft_s = search.best_ttft();
+    best = with_stream_order(costs, link, best, settings.order_margin);
+    // Streaming everything is the one plan whose lanes do not share the CPU: a mixed plan's
+    // compute lane also slows the stream lane's receive and decode threads, which the simulator
+    // does not price (measured: on a fast link, 16 computed units did not make the other 104
+    // arrive any sooner). So a mixed plan must be predicted clearly shorter to be preferred.
+    Plan all_stream = plan_from_depths(
+        costs, std::vector<int32_t>(static_cast<size_t>(costs.shape.n_chunks()), 0));
+    all_stream.predicted_ttft_s = simulate(costs, all_stream, link).ttft_s;
+    all_stream = with_stream_order(costs, link, all_stream, settings.order_margin);
+    all_stream.policy = "sparkv";
+    if (best.count(Lane::compute) > 0 &&
+        best.predicted_ttft_s > (1 - settings.mixed_margin) * all_stream.predicted_ttft_s)
+        return all_stream;
     return best;
 }
 

@@ -107,12 +107,21 @@ void Controller::tick(double now_s) {
     const double bandwidth = bandwidth_estimate(now_s);
     const double drift_s = planned_bandwidth_ / bandwidth;
     const auto states = board_.snapshot();
+    // What the link delivered per second of wall time over the window, latencies included. On a
+    // bursty link the last few per-unit rates swing several-fold from one unit to the next; the
+    // delivered rate is what the rest of the queue will see if the link stays as it was. A unit
+    // stuck in flight is newer evidence than either (bandwidth_estimate lowers for it).
+    const bool stalled = bandwidth < stream_.bandwidth().value_or(planned_bandwidth_);
+    const std::optional<double> delivered =
+        stalled ? std::nullopt
+                : stream_.delivered_rate(settings_.window_s,
+                                         static_cast<size_t>(settings_.warmup_units));
 
     // Remaining work of each lane at the observed speeds.
     const auto stream_s = [&](size_t i) {
-        return costs_.request_latency_s +
-               static_cast<double>(costs_.units[i].bytes[static_cast<size_t>(level_[i])]) /
-                   bandwidth;
+        const auto bytes =
+            static_cast<double>(costs_.units[i].bytes[static_cast<size_t>(level_[i])]);
+        return delivered ? bytes / *delivered : costs_.request_latency_s + bytes / bandwidth;
     };
     double remaining_c = 0, remaining_s = 0;
     for (size_t i = 0; i < states.size(); ++i) {

@@ -31,6 +31,13 @@ class StreamControl {
     virtual std::optional<double> bandwidth() const = 0;
     // How many units the bandwidth estimate has seen.
     virtual size_t bandwidth_samples() const = 0;
+    // Bytes per second of wall time over the units delivered in the last `window_s` seconds,
+    // latencies included (BandwidthEstimator::delivered_bytes_per_second); nullopt with fewer
+    // than `min_units` of them.
+    virtual std::optional<double> delivered_rate(double window_s, size_t min_units) const {
+        (void)window_s, (void)min_units;
+        return std::nullopt;
+    }
     // When the unit in flight was requested, or nullopt between units.
     virtual std::optional<double> in_flight_since() const = 0;
     // Hands a unit the stream lane owns to the compute lane; false if it cannot any more.

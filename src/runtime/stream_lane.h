@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "codec/codec.h"
+#include "common/timer.h"
 #include "engine/kv_cache.h"
 #include "net/unit_client.h"
 #include "runtime/lane_views.h"
@@ -61,6 +62,9 @@ class StreamLane : public StreamControl {
     const BandwidthEstimator& estimator() const { return estimator_; }
     std::optional<double> bandwidth() const override { return estimator_.bytes_per_second(); }
     size_t bandwidth_samples() const override { return estimator_.samples(); }
+    std::optional<double> delivered_rate(double window_s, size_t min_units) const override {
+        return estimator_.delivered_bytes_per_second(now_seconds(), window_s, min_units);
+    }
     FetchSchedule& schedule() { return *schedule_; }
     StreamLaneStats stats() const;
     std::vector<UnitFailure> failures() const;

@@ -16,6 +16,33 @@ UnitTiming timing(uint64_t bytes, double latency_s, double transfer_s) {
     return t;
 }
 
+// Back-to-back units whose own rates swing 10x: the delivered rate is bytes over wall time,
+// latencies and all, over the units that finished inside the window.
+TEST(BandwidthEstimator, DeliveredRateIsBytesOverWallTimeInTheWindow) {
+    BandwidthEstimator estimator;
+    double t = 10;
+    const auto unit = [&](uint64_t bytes, double latency_s, double transfer_s) {
+        UnitTiming u;
+        u.bytes = bytes;
+        u.request_s = t;
+        u.headers_s = u.first_byte_s = t + latency_s;
+        u.last_byte_s = t = u.headers_s + transfer_s;
+        estimator.add(u);
+    };
+    EXPECT_FALSE(estimator.delivered_bytes_per_second(t, 1.0, 1));
+    unit(100'000, 0.01, 0.1);   // 1 MB/s on its own
+    unit(100'000, 0.01, 0.01);  // 10 MB/s on its own
+    unit(100'000, 0.01, 0.1);
+    unit(100'000, 0.01, 0.01);
+    // 400 kB from the first request (10.0) to the last byte (10.26).
+    EXPECT_NEAR(*estimator.delivered_bytes_per_second(t, 1.0, 4), 400'000 / 0.26, 1e-6);
+    EXPECT_FALSE(estimator.delivered_bytes_per_second(t, 1.0, 5));  // too few units
+    // A window that holds only the last unit (it ended at 10.26; the one before at 10.24).
+    EXPECT_NEAR(*estimator.delivered_bytes_per_second(t, 0.01, 1), 100'000 / 0.02, 1e-6);
+    // Nothing finished in the last second: no evidence.
+    EXPECT_FALSE(estimator.delivered_bytes_per_second(t + 2, 1.0, 1));
+}
+
 TEST(BandwidthEstimator, HarmonicMeanOfRecentThroughputs) {
     BandwidthEstimator estimator({.window = 3, .min_bytes = 1000});
     EXPECT_FALSE(estimator.bytes_per_second());

@@ -90,6 +90,35 @@ TEST(Policies, SparkvStreamsDeepestFirstUnlessTheQuestionTailDominates) {
     EXPECT_TRUE(is_down(fast.shape, make_plan(Policy::sparkv, fast, 1e7, never)));
 }
 
+// A mixed plan is kept only when it is predicted clearly shorter than streaming everything; on
+// the way from a slow link to a fast one there are links where it is not, and sparkv then streams
+// everything.
+TEST(Policies, SparkvStreamsEverythingUnlessMixingIsClearlyShorter) {
+    const auto c = make_instance(4, 6, 0.05, 500'000);
+    PlannerSettings no_margin;
+    no_margin.mixed_margin = 0;
+    const PlannerSettings defaults;
+    int switched = 0;
+    for (double bandwidth = 1e7; bandwidth < 1e10; bandwidth *= 1.25) {
+        // Streaming everything, in the order sparkv would pick for it.
+        const std::vector<int32_t> none(4, 0);
+        const double down_s = ttft(c, plan_from_depths(c, none, StreamOrder::down), bandwidth);
+        const double up_s = ttft(c, plan_from_depths(c, none, StreamOrder::up), bandwidth);
+        const double stream_s = up_s < (1 - defaults.order_margin) * down_s ? up_s : down_s;
+        const Plan mixed = make_plan(Policy::sparkv, c, bandwidth, no_margin);
+        const Plan chosen = make_plan(Policy::sparkv, c, bandwidth, defaults);
+        if (chosen.count(Lane::compute) > 0) {
+            EXPECT_LE(chosen.predicted_ttft_s, (1 - defaults.mixed_margin) * stream_s + 1e-9)
+                << "bandwidth " << bandwidth;
+        }
+        if (mixed.count(Lane::compute) > 0 && chosen.count(Lane::compute) == 0) {
+            ++switched;
+            EXPECT_GT(mixed.predicted_ttft_s, (1 - defaults.mixed_margin) * stream_s - 1e-9);
+        }
+    }
+    EXPECT_GT(switched, 0);
+}
+
 // Where both lanes matter, sparkv beats every baseline and the oracle bounds it.
 TEST(Policies, SparkvBeatsTheBaselinesWhenBothLanesMatter) {
     for (uint32_t seed = 1; seed <= 5; ++seed) {

@@ -17,6 +17,7 @@ class FakeStream : public StreamControl {
     std::optional<double> bandwidth() const override { return bandwidth_; }
     size_t bandwidth_samples() const override { return bandwidth_ ? 100 : 0; }
     std::optional<double> in_flight_since() const override { return since_; }
+    std::optional<double> delivered_rate(double, size_t) const override { return delivered_; }
     bool withdraw(UnitId u) override {
         if (!board_.move_to_compute(u)) return false;
         withdrawn.push_back(u);
@@ -25,6 +26,7 @@ class FakeStream : public StreamControl {
     void append(UnitId u, int) override { appended.push_back(u); }
 
     std::optional<double> bandwidth_;
+    std::optional<double> delivered_;
     std::optional<double> since_;
     std::vector<UnitId> withdrawn, appended;
 
@@ -114,6 +116,23 @@ TEST(Controller, LeavesABalancedPlanAlone) {
     s.compute_runs(1.0, 1.0);
     s.controller->tick(1.0);
     EXPECT_EQ(s.controller->stats().to_compute + s.controller->stats().to_stream, 0);
+}
+
+// A bursty link: the last units' own rates say ten times slower than planned, but the link
+// delivered at the planned rate over the window (bytes over wall time). No migration.
+TEST(Controller, JudgesTheLinkByWhatItDeliveredNotByItsSlowestUnits) {
+    Scene s({6, 6, 0, 0});
+    s.stream.bandwidth_ = 1e5;
+    s.stream.delivered_ = 1e6;
+    s.compute_runs(1.0, 1.0);
+    s.controller->tick(1.0);
+    EXPECT_EQ(s.controller->stats().to_compute + s.controller->stats().to_stream, 0);
+    // The same link without the delivered record moves units (the per-unit path).
+    Scene t({6, 6, 0, 0});
+    t.stream.bandwidth_ = 1e5;
+    t.compute_runs(1.0, 1.0);
+    t.controller->tick(1.0);
+    EXPECT_GT(t.controller->stats().to_compute, 0);
 }
 
 TEST(Controller, WaitsForEvidenceAndNoticesAStalledTransfer) {
