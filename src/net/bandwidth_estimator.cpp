@@ -76,4 +76,22 @@ std::optional<double> BandwidthEstimator::delivered_bytes_per_second(double now_
     return static_cast<double>(bytes) / (last_byte - first_request);
 }
 
+std::optional<double> BandwidthEstimator::fitted_bytes_per_second() const {
+    const auto per_unit = bytes_per_second();
+    const auto latency = latency_seconds();
+    std::lock_guard lock(mutex_);
+    if (recent_.empty() || !per_unit || !latency) return per_unit;
+    uint64_t bytes = 0;
+    double first_request = recent_.front().request_s, last_byte = 0;
+    for (const auto& u : recent_) {
+        bytes += u.bytes;
+        first_request = std::min(first_request, u.request_s);
+        last_byte = std::max(last_byte, u.last_byte_s);
+    }
+    const double transfer_s =
+        last_byte - first_request - static_cast<double>(recent_.size()) * *latency;
+    if (!(transfer_s > 0)) return per_unit;
+    return static_cast<double>(bytes) / transfer_s;
+}
+
 }  // namespace sparkv

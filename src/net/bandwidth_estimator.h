@@ -47,6 +47,10 @@ class BandwidthEstimator {
     // bursty link better than per-unit rates do. nullopt with fewer than `min_units` units.
     std::optional<double> delivered_bytes_per_second(double now_s, double window_s,
                                                      size_t min_units) const;
+    // The link rate that, with the mean latency per unit, explains the wall time of every unit
+    // kept (the last 256): what a planner that prices a unit as latency + bytes / rate should
+    // use next time. Falls back to bytes_per_second() when the latencies explain all the time.
+    std::optional<double> fitted_bytes_per_second() const;
     size_t samples() const;
 
   private:

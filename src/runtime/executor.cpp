@@ -56,7 +56,9 @@ ExecutionReport execute(Engine& engine, UnitClient& client, const plan::CostInst
     report.controller = controller.stats();
     report.failures = stream.failures();
     if (use_stream) {
-        report.bandwidth = stream.estimator().bytes_per_second();
+        // For the next request's plan: the rate that explains this request's whole stream, not
+        // the last few units' own rates, which swing several-fold on a bursty link.
+        report.bandwidth = stream.estimator().fitted_bytes_per_second();
         report.latency_s = stream.estimator().latency_seconds();
     }
     report.units_computed = report.compute.units;

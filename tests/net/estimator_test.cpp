@@ -41,6 +41,8 @@ TEST(BandwidthEstimator, DeliveredRateIsBytesOverWallTimeInTheWindow) {
     EXPECT_NEAR(*estimator.delivered_bytes_per_second(t, 0.01, 1), 100'000 / 0.02, 1e-6);
     // Nothing finished in the last second: no evidence.
     EXPECT_FALSE(estimator.delivered_bytes_per_second(t + 2, 1.0, 1));
+    // Fitted: 0.26 s of wall time, 4 x 10 ms of it latency, 400 kB over the remaining 0.22 s.
+    EXPECT_NEAR(*estimator.fitted_bytes_per_second(), 400'000 / 0.22, 1e-3);
 }
 
 TEST(BandwidthEstimator, HarmonicMeanOfRecentThroughputs) {
