@@ -50,7 +50,7 @@ std::shared_ptr<const LinkTrace> halved_after(const LinkTrace& trace, double aft
 struct Stats {
     std::vector<double> ttft_ms;
     std::vector<int> migrations;
-    double median_ttft() const { return cli::median(ttft_ms); }
+    double median_ttft() const { return median(ttft_ms); }
 };
 
 nlohmann::json stats_json(const Stats& s) {

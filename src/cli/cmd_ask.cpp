@@ -8,7 +8,7 @@
 
 #include "cli/commands.h"
 #include "cli/device_trust.h"
-#include "cli/progress.h"
+#include "cli/harness.h"
 #include "cli/runtime_output.h"
 #include "common/error.h"
 #include "net/link_trace.h"
@@ -46,12 +46,8 @@ int run(const AskCliOptions& opt) {
     device_options.model_path = opt.model;
     device_options.threads = opt.threads;
     device_options.profile_path = opt.profile;
-    ProgressBar bar("profiling this device");
-    device_options.on_profile_progress = [&](int done, int total, double s) {
-        bar.update(done, total, s);
-    };
-    runtime::Device device(device_options);
-    bar.finish();
+    const auto device_ptr = open_device(std::move(device_options));
+    runtime::Device& device = *device_ptr;
 
     runtime::AskOptions ask;
     ask.server = opt.server;

@@ -13,7 +13,6 @@
 
 #include "cli/commands.h"
 #include "cli/harness.h"
-#include "cli/progress.h"
 #include "codec/codec.h"
 #include "common/error.h"
 #include "common/svg_chart.h"
@@ -133,12 +132,8 @@ int run(const BenchOptions& opt) {
     runtime::DeviceOptions device_options;
     device_options.model_path = opt.model;
     device_options.threads = opt.threads;
-    ProgressBar profile_bar("profiling this device");
-    device_options.on_profile_progress = [&](int d, int t, double s) {
-        profile_bar.update(d, t, s);
-    };
-    runtime::Device device(device_options);
-    profile_bar.finish();
+    const auto device_ptr = open_device(std::move(device_options));
+    runtime::Device& device = *device_ptr;
 
     // The store: a temporary directory unless the caller keeps one (re-runs skip the ingest).
     std::optional<TempDirectory> temporary;

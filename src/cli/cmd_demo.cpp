@@ -10,7 +10,6 @@
 
 #include "cli/commands.h"
 #include "cli/harness.h"
-#include "cli/progress.h"
 #include "cli/runtime_output.h"
 #include "codec/codec.h"
 #include "common/error.h"
@@ -68,12 +67,9 @@ int run(const DemoOptions& opt) {
     if (!std::filesystem::exists(doc_path))
         fail("the demo text is not in the cache ({}); run `sparkv model --fetch` first", doc_path);
     runtime::DeviceOptions device_options;
-    ProgressBar profile_bar("profiling this device (first run only)");
-    device_options.on_profile_progress = [&](int d, int t, double s) {
-        profile_bar.update(d, t, s);
-    };
-    runtime::Device device(device_options);
-    profile_bar.finish();
+    const auto device_ptr =
+        open_device(std::move(device_options), "profiling this device (first run only)");
+    runtime::Device& device = *device_ptr;
 
     TempDirectory store_dir("sparkv-demo");
     auto backend = std::make_shared<FilesystemBackend>(store_dir.path());

@@ -18,7 +18,6 @@
 
 #include "cli/commands.h"
 #include "cli/harness.h"
-#include "cli/progress.h"
 #include "codec/codec.h"
 #include "common/error.h"
 #include "common/paths.h"
@@ -127,12 +126,8 @@ int run(const EvalOptions& opt, const std::string& command_line) {
     runtime::DeviceOptions device_options;
     device_options.model_path = opt.model;
     device_options.threads = opt.threads;
-    ProgressBar profile_bar("profiling this device");
-    device_options.on_profile_progress = [&](int d, int t, double s) {
-        profile_bar.update(d, t, s);
-    };
-    runtime::Device device(device_options);
-    profile_bar.finish();
+    const auto device_ptr = open_device(std::move(device_options));
+    runtime::Device& device = *device_ptr;
     const Model& model = device.model();
     const std::string model_name = model.config().name;
     const PromptFormat format = default_prompt_format(model);

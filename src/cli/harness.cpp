@@ -130,17 +130,15 @@ std::string find_trace_dir() {
     return {};
 }
 
-double median(std::vector<double> v) {
-    return percentile(std::move(v), 0.5);
-}
-
-double percentile(std::vector<double> v, double p) {
-    if (v.empty()) return 0;
-    std::sort(v.begin(), v.end());
-    const double pos = p * static_cast<double>(v.size() - 1);
-    const auto i = static_cast<size_t>(pos);
-    const double frac = pos - static_cast<double>(i);
-    return i + 1 < v.size() ? v[i] * (1 - frac) + v[i + 1] * frac : v[i];
+std::unique_ptr<runtime::Device> open_device(runtime::DeviceOptions options, std::string label) {
+    // Shared with the callback, which the device keeps.
+    auto bar = std::make_shared<ProgressBar>(std::move(label));
+    options.on_profile_progress = [bar](int done, int total, double seconds) {
+        bar->update(done, total, seconds);
+    };
+    auto device = std::make_unique<runtime::Device>(std::move(options));
+    bar->finish();
+    return device;
 }
 
 }  // namespace sparkv::cli

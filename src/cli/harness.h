@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "common/statistics.h"
 #include "engine/model.h"
 #include "net/link_trace.h"
 #include "net/server.h"
@@ -51,7 +52,9 @@ class LoopbackServer {
 // to the source tree or the working directory; empty when none is found.
 std::string find_trace_dir();
 
-double median(std::vector<double> values);
-double percentile(std::vector<double> values, double p);
+// The device the commands answer with, showing a progress bar while it measures its costs (the
+// first time only: the profile is cached per model and thread count).
+std::unique_ptr<runtime::Device> open_device(runtime::DeviceOptions options,
+                                             std::string label = "profiling this device");
 
 }  // namespace sparkv::cli

@@ -10,6 +10,7 @@
 #include <tuple>
 
 #include "common/error.h"
+#include "common/statistics.h"
 #include "common/svg_chart.h"
 
 namespace sparkv::eval {
@@ -93,9 +94,9 @@ std::string f1_chart(const std::vector<Row>& rows, const ReportInfo& info) {
         em[g].push_back(r.em);
     }
     for (size_t g = 0; g < groups.size(); ++g) {
-        series[0].values[g] = median_of(f1[g]);
-        series[1].values[g] = median_of(vs[g]);
-        series[2].values[g] = median_of(em[g]);
+        series[0].values[g] = median(f1[g]);
+        series[1].values[g] = median(vs[g]);
+        series[2].values[g] = median(em[g]);
     }
     svg::ChartOptions o;
     o.title = fmt::format("Answer quality per policy and codec level, {}", info.dataset);

@@ -8,6 +8,7 @@
 #include <tuple>
 
 #include "common/error.h"
+#include "common/statistics.h"
 #include "eval/scoring.h"
 
 namespace sparkv::eval {
@@ -111,19 +112,6 @@ void Journal::append(const QuestionRecord& r) {
     records_.push_back(r);
 }
 
-double percentile_of(std::vector<double> v, double p) {
-    if (v.empty()) return 0;
-    std::sort(v.begin(), v.end());
-    const double pos = p * static_cast<double>(v.size() - 1);
-    const auto i = static_cast<size_t>(pos);
-    const double frac = pos - static_cast<double>(i);
-    return i + 1 < v.size() ? v[i] * (1 - frac) + v[i + 1] * frac : v[i];
-}
-
-double median_of(std::vector<double> v) {
-    return percentile_of(std::move(v), 0.5);
-}
-
 std::vector<Row> aggregate(const std::vector<QuestionRecord>& records,
                            const std::vector<LinkCondition>& conditions) {
     // local's answer per (question, length).
@@ -166,9 +154,9 @@ std::vector<Row> aggregate(const std::vector<QuestionRecord>& records,
         row.em /= n;
         row.f1_vs_local /= n;
         row.identical_to_local /= n;
-        row.ttft_ms_median = median_of(ttft);
-        row.ttft_ms_p90 = percentile_of(ttft, 0.9);
-        row.energy_j_median = median_of(energy);
+        row.ttft_ms_median = median(ttft);
+        row.ttft_ms_p90 = percentile(ttft, 0.9);
+        row.energy_j_median = median(energy);
         rows.push_back(row);
     }
     // Rows in a reading order: length, condition as given, policy as first run, level.

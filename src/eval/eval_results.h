@@ -87,7 +87,4 @@ std::vector<Row> aggregate(const std::vector<QuestionRecord>& records,
 
 nlohmann::json to_json(const Row& r);
 
-double median_of(std::vector<double> v);
-double percentile_of(std::vector<double> v, double p);
-
 }  // namespace sparkv::eval
