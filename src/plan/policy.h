@@ -41,6 +41,9 @@ struct PlannerSettings {
     // predicts at least this much shorter TTFT (the question's tail after the last unit on fast
     // links); below it, keeping each chunk's next layer pending for the controller is worth more.
     double order_margin = 0.07;
+    // sparkv: ... and only when that gain is at least what layer 0 first would lose if the link
+    // delivered just this share of the estimate (it can no longer hand units to the compute lane).
+    double order_risk = 0.5;
     // sparkv: keep a plan that computes some units only when the simulator predicts at least
     // this much shorter TTFT than streaming everything; the lanes share the CPU in ways the
     // simulator does not price (the compute lane slows the stream lane's receive and decode).

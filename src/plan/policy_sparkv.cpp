@@ -134,16 +134,42 @@ class Greedy {
     std::vector<bool> stream_only_;  // a layer below was streamed
 };
 
+// The shortest TTFT any plan reaches on `link` (a depth search from `from`), with a plan that
+// computes something charged `mixed_margin` for the CPU the lanes share (see plan_sparkv).
+double best_reachable_ttft(const CostInstance& costs, const LinkModel& link,
+                           const std::vector<int32_t>& from, const PlannerSettings& settings) {
+    DepthSearch search(costs, link, settings.refine_budget / 2);
+    search.start_from(from);
+    search.start_from_split_points();
+    search.improve();
+    const bool mixed = search.best().count(Lane::compute) > 0;
+    return search.best_ttft() / (mixed ? 1 - settings.mixed_margin : 1);
+}
+
 // Deepest-first streaming keeps every chunk's next layer pending for the controller, but the
 // question can prefill layer 0 only once the last unit arrives, so all its layers form a tail
 // after the link is done. When that tail is a large part of a short request (a fast link),
 // stream layer 0 first instead: the question then follows the units up the layers.
-Plan with_stream_order(const CostInstance& costs, const LinkModel& link, Plan down,
-                       double order_margin) {
+// Layer 0 first gives up recovery, though: once a chunk's lowest streamed layer is in, the
+// compute lane cannot take the layers above it without the hidden state it never computed, so
+// if the link delivers less than estimated the plan is stuck with it. The order flips only when
+// what it gains if the estimate is right is at least what it loses if the link delivers just
+// `order_risk` of the estimate, where down order lets the controller reach the best plan for
+// that slower link (minimax regret over the two cases).
+// `reachable` caches the slower link's best TTFT between calls.
+Plan with_stream_order(const CostInstance& costs, double bandwidth, Plan down,
+                       const PlannerSettings& settings, std::optional<double>& reachable) {
+    const ConstantLink link(bandwidth);
     Plan up = down;
     up.stream_order = stream_order(costs.shape, down, StreamOrder::up);
     up.predicted_ttft_s = simulate(costs, up, link).ttft_s;
-    return up.predicted_ttft_s < (1 - order_margin) * down.predicted_ttft_s ? up : down;
+    if (!(up.predicted_ttft_s < (1 - settings.order_margin) * down.predicted_ttft_s)) return down;
+    const ConstantLink slower(bandwidth * settings.order_risk);
+    const double gain = down.predicted_ttft_s - up.predicted_ttft_s;
+    if (!reachable)
+        reachable = best_reachable_ttft(costs, slower, down.prefixes(costs.shape), settings);
+    const double loss = simulate(costs, up, slower).ttft_s - *reachable;
+    return gain >= loss ? up : down;
 }
 
 }  // namespace
@@ -173,7 +199,8 @@ Plan plan_sparkv(const CostInstance& costs, double bandwidth, const PlannerSetti
     Plan best = search.best();
     best.policy = "sparkv";
     best.predicted_ttft_s = search.best_ttft();
-    best = with_stream_order(costs, link, best, settings.order_margin);
+    std::optional<double> reachable;
+    best = with_stream_order(costs, bandwidth, best, settings, reachable);
     // Streaming everything is the one plan whose lanes do not share the CPU: a mixed plan's
     // compute lane also slows the stream lane's receive and decode threads, which the simulator
     // does not price (measured: on a fast link, 16 computed units did not make the other 104
@@ -181,7 +208,7 @@ Plan plan_sparkv(const CostInstance& costs, double bandwidth, const PlannerSetti
     Plan all_stream = plan_from_depths(
         costs, std::vector<int32_t>(static_cast<size_t>(costs.shape.n_chunks()), 0));
     all_stream.predicted_ttft_s = simulate(costs, all_stream, link).ttft_s;
-    all_stream = with_stream_order(costs, link, all_stream, settings.order_margin);
+    all_stream = with_stream_order(costs, bandwidth, all_stream, settings, reachable);
     all_stream.policy = "sparkv";
     if (best.count(Lane::compute) > 0 &&
         best.predicted_ttft_s > (1 - settings.mixed_margin) * all_stream.predicted_ttft_s)

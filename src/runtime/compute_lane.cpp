@@ -147,11 +147,14 @@ std::vector<float> ComputeLane::run() {
         const uint64_t version = board_.version();
         const auto step = pick(board_.snapshot());
         if (!step) {
+            if (idle_since_.load() < 0) idle_since_ = now_s();
             board_.wait_for_change(version, std::chrono::milliseconds(50));
             continue;
         }
+        idle_since_ = -1;
         execute(*step);
     }
+    idle_since_ = -1;
     const double start = now_s();
     std::vector<float> logits = engine_.last_logits(*question_);
     const double end = now_s();
@@ -160,6 +163,11 @@ std::vector<float> ComputeLane::run() {
     stats_.busy_s += end - start;
     stats_.query_s += end - start;
     return logits;
+}
+
+std::optional<double> ComputeLane::idle_since() const {
+    const double since = idle_since_.load();
+    return since < 0 ? std::nullopt : std::optional<double>(since);
 }
 
 ComputeLaneStats ComputeLane::stats() const {

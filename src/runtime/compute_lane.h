@@ -53,7 +53,7 @@ class ComputeLane : public ComputeProgress {
     ComputeLaneStats stats() const;
     // Units completed since `since_s` (seconds since origin), oldest first.
     std::vector<ComputeObservation> observations(double since_s) const override;
-    // When the lane started its current unit, if it is running one (for stall detection).
+    std::optional<double> idle_since() const override;
     bool busy() const { return busy_.load(); }
 
   private:
@@ -84,6 +84,7 @@ class ComputeLane : public ComputeProgress {
     std::optional<HiddenState> question_;
     std::atomic<bool> stop_{false};
     std::atomic<bool> busy_{false};
+    std::atomic<double> idle_since_{-1};  // < 0: not idle
 
     mutable std::mutex stats_mutex_;
     ComputeLaneStats stats_;

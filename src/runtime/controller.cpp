@@ -89,16 +89,60 @@ double Controller::bandwidth_estimate(double now_s) const {
     return std::max(bandwidth, 1.0);
 }
 
-void Controller::migrate(UnitId u, bool to_stream, double now_s) {
+void Controller::migrate(UnitId u, bool to_stream, double now_s, const char* note) {
     TimelineEvent e;
     e.kind = EventKind::migration;
     e.t = u.t;
     e.l = u.l;
     e.start_s = e.end_s = now_s;
-    e.note = to_stream ? "compute -> stream" : "stream -> compute";
+    e.note = note ? note : to_stream ? "compute -> stream" : "stream -> compute";
     timeline_.add(std::move(e));
     std::lock_guard lock(stats_mutex_);
     ++(to_stream ? stats_.to_stream : stats_.to_compute);
+}
+
+void Controller::take_over_for_idle_compute(std::vector<UnitState>& states, double drift_c,
+                                            double idle_s, double now_s) {
+    const int32_t L = shape_.n_layers;
+    const auto ready = [&](UnitId u) { return states[shape_.index(u)] == UnitState::ready; };
+    const auto queued_for_compute = [&](UnitId u) {
+        const UnitState s = states[shape_.index(u)];
+        return s == UnitState::compute_planned || s == UnitState::unassigned;
+    };
+    // The frontier unit of a chunk (right above its computed layers) that the compute lane could
+    // start now and that planned compute work of a later chunk needs at the same layer.
+    const auto blocking = [&](int32_t t) -> std::optional<UnitId> {
+        const int32_t a = depth_[static_cast<size_t>(t)];
+        if (a >= L - 1) return std::nullopt;  // the last layer blocks nobody
+        const UnitId u{t, a};
+        if (states[shape_.index(u)] != UnitState::stream_planned) return std::nullopt;
+        if (a > 0 && !ready({t, a - 1})) return std::nullopt;
+        for (int32_t e = 0; e < t; ++e)
+            if (!ready({e, a})) return std::nullopt;
+        for (int32_t later = t + 1; later < shape_.n_chunks(); ++later)
+            if (queued_for_compute({later, a})) return u;
+        return std::nullopt;
+    };
+    for (int32_t t = 0; t < shape_.n_chunks(); ++t) {
+        auto u = blocking(t);
+        // Ski rental: wait for the link as long as computing the unit would take, then compute.
+        if (!u || idle_s < drift_c * costs_.units[shape_.index(*u)].compute_s) continue;
+        // Take the chunk's next layers too while they block later chunks: the lane computes them
+        // one after the other without another period of waiting.
+        for (int taken = 0; u && taken < settings_.max_migrations; ++taken) {
+            if (!stream_.withdraw(*u)) return;
+            states[shape_.index(*u)] = UnitState::compute_planned;
+            ++depth_[static_cast<size_t>(t)];
+            migrate(*u, false, now_s, "stream -> compute (compute lane idle)");
+            // The layer below is the lane's to compute now, not yet ready; look past that.
+            const int32_t a = depth_[static_cast<size_t>(t)];
+            u.reset();
+            if (a < L - 1 && states[shape_.index({t, a})] == UnitState::stream_planned)
+                for (int32_t later = t + 1; later < shape_.n_chunks(); ++later)
+                    if (queued_for_compute({later, a})) u = UnitId{t, a};
+        }
+        return;
+    }
 }
 
 void Controller::tick(double now_s) {
@@ -106,7 +150,7 @@ void Controller::tick(double now_s) {
     const double drift_c = compute_drift(now_s);
     const double bandwidth = bandwidth_estimate(now_s);
     const double drift_s = planned_bandwidth_ / bandwidth;
-    const auto states = board_.snapshot();
+    auto states = board_.snapshot();
     // What the link delivered per second of wall time over the window, latencies included. On a
     // bursty link the last few per-unit rates swing several-fold from one unit to the next; the
     // delivered rate is what the rest of the queue will see if the link stays as it was. A unit
@@ -132,6 +176,11 @@ void Controller::tick(double now_s) {
         else if (s == UnitState::stream_planned || s == UnitState::streaming)
             remaining_s += stream_s(i);
     }
+
+    // An idle compute lane with planned work it cannot start is waiting for a stream unit still
+    // in the queue: take that unit over (see take_over_for_idle_compute).
+    if (const auto idle = compute_.idle_since())
+        take_over_for_idle_compute(states, drift_c, now_s - *idle, now_s);
 
     int moves = 0;
     // Act on evidence only: a few units through each lane first.

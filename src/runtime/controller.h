@@ -8,6 +8,9 @@
 //     moves to the stream lane;
 //   link slow: the stream unit just above a chunk's computed layers (which the compute lane can
 //     take without recomputing anything) moves to the compute lane, cheapest chunks first.
+//   compute lane idle: planned compute work waits for a unit still queued on the link that the
+//     compute lane could compute right now; once the lane has waited as long as computing that
+//     unit would take, it takes it over (whatever the balance says: idle time is lost time).
 // A dead link needs no decision: every unit it cannot deliver is handed back to the compute
 // lane by the stream lane itself.
 //
@@ -68,7 +71,9 @@ class Controller {
     void loop();
     double compute_drift(double now_s);
     double bandwidth_estimate(double now_s) const;
-    void migrate(UnitId u, bool to_stream, double now_s);
+    void migrate(UnitId u, bool to_stream, double now_s, const char* note = nullptr);
+    void take_over_for_idle_compute(std::vector<UnitState>& states, double drift_c, double idle_s,
+                                    double now_s);
 
     const plan::CostInstance& costs_;
     const plan::ContextShape& shape_;

@@ -40,6 +40,7 @@ std::pair<double, double> initial_link_estimate(double bytes_a, double s_a, doub
 
 // Units a request must have streamed before its link estimate is remembered.
 constexpr size_t kLinkMemoryMinUnits = 4;
+constexpr double kAvailabilityWindow_s = 0.25;
 
 void add_phase(Timeline& timeline, const char* name, double start, double end) {
     TimelineEvent e;
@@ -156,7 +157,6 @@ AskResult Device::ask(const AskOptions& opt) {
     r.timeline = std::make_shared<Timeline>();
     Timeline& timeline = *r.timeline;
     const double origin = now_seconds();
-    CpuMonitor cpu;
 
     auto connection = std::make_unique<UnitClient>(client_config);
     const Manifest* fetched = nullptr;
@@ -215,7 +215,12 @@ AskResult Device::ask(const AskOptions& opt) {
         latency = it->second.latency_s;
         r.bandwidth_source = "recent";
     }
-    r.availability = cpu.sample(0.0);
+    // Over the time since the last request (at least kAvailabilityWindow_s, else the last value):
+    // /proc/stat counts in 10 ms ticks, so the few milliseconds of this request so far would
+    // read one tick of anyone's work as most of a core taken (measured: availability 0.05, every
+    // unit priced 20x too slow, everything streamed on a link that then could not deliver).
+    // Contention that starts during the request is the controller's to see.
+    r.availability = cpu_.sample(kAvailabilityWindow_s);
     const int level = choose_level(manifest, opt.level);
     r.level = manifest.levels[static_cast<size_t>(level)];
     plan::CostInstance costs = build_costs(manifest, profile_, r.availability, level, latency,

@@ -22,6 +22,7 @@
 #include "plan/cost_model.h"
 #include "plan/policy.h"
 #include "runtime/controller.h"
+#include "runtime/cpu_monitor.h"
 #include "runtime/energy.h"
 #include "runtime/timeline.h"
 
@@ -142,6 +143,7 @@ class Device {
         double observed_at_s = 0;  // steady clock
     };
     std::map<std::string, LinkMemory> links_;
+    CpuMonitor cpu_;  // other processes' CPU use between requests: the plan's availability
 };
 
 // The level a request streams at: `wanted` if given (must be stored), else the codec's default

@@ -22,6 +22,9 @@ class ComputeProgress {
     virtual ~ComputeProgress() = default;
     // Units completed since `since_s` (seconds since the request started), oldest first.
     virtual std::vector<ComputeObservation> observations(double since_s) const = 0;
+    // Since when the lane has had nothing it could start (seconds since the request started),
+    // while that lasts; nullopt while it works.
+    virtual std::optional<double> idle_since() const { return std::nullopt; }
 };
 
 class StreamControl {

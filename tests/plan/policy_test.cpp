@@ -119,6 +119,39 @@ TEST(Policies, SparkvStreamsEverythingUnlessMixingIsClearlyShorter) {
     EXPECT_GT(switched, 0);
 }
 
+// Layer 0 first strands what is still to stream (the compute lane cannot take a layer above a
+// streamed one), so sparkv picks that order only when a link delivering `order_risk` of the
+// estimate would cost less than the order gains. Against a planner blind to that risk: where
+// the two differ, sparkv's plan loses little at the estimate and gains more on the slower link;
+// on the fastest links both stream layer 0 first.
+TEST(Policies, SparkvStreamsLayerZeroFirstOnlyWhenASlowerLinkWouldNotStrandIt) {
+    // Shaped like the reference model's 8,192-token context: 8 chunks x 30 layers, units of
+    // 165 kB at q5h, 45-110 ms to compute, 7.4 ms per question layer.
+    auto c = make_instance(8, 30, 0.045, 165'000);
+    c.query_layer_s = 0.0074;
+    const PlannerSettings defaults;
+    PlannerSettings blind;
+    blind.order_risk = 1;  // judged at the estimate itself: no risk seen
+    int differ = 0, up_on_fast_links = 0;
+    for (double bandwidth = 5e6; bandwidth < 1e10; bandwidth *= 1.25) {
+        const Plan guarded = make_plan(Policy::sparkv, c, bandwidth, defaults);
+        const Plan risky = make_plan(Policy::sparkv, c, bandwidth, blind);
+        const double slower = defaults.order_risk * bandwidth;
+        if (guarded.stream_order != risky.stream_order || guarded.lane != risky.lane) {
+            ++differ;
+            const double gain = ttft(c, guarded, slower) - ttft(c, risky, slower);
+            const double cost = ttft(c, guarded, bandwidth) - ttft(c, risky, bandwidth);
+            EXPECT_LT(gain, 0) << "bandwidth " << bandwidth;  // shorter on the slower link
+            EXPECT_LE(cost, -gain + 1e-9) << "bandwidth " << bandwidth;
+        } else if (guarded.count(Lane::compute) == 0 &&
+                   guarded.stream_order == stream_order(c.shape, guarded, StreamOrder::up)) {
+            ++up_on_fast_links;
+        }
+    }
+    EXPECT_GT(differ, 0);
+    EXPECT_GT(up_on_fast_links, 0);
+}
+
 // Where both lanes matter, sparkv beats every baseline and the oracle bounds it.
 TEST(Policies, SparkvBeatsTheBaselinesWhenBothLanesMatter) {
     for (uint32_t seed = 1; seed <= 5; ++seed) {

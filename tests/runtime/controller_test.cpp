@@ -42,7 +42,9 @@ class FakeCompute : public ComputeProgress {
             if (o.end_s >= since_s) out.push_back(o);
         return out;
     }
+    std::optional<double> idle_since() const override { return idle; }
     std::vector<ComputeObservation> obs;
+    std::optional<double> idle;
 };
 
 // 4 chunks x 6 layers; every unit costs 0.1 s to compute and 100 kB to stream.
@@ -94,6 +96,53 @@ TEST(Controller, ASlowLinkMovesFrontierUnitsToTheComputeLaneCheapestFirst) {
         EXPECT_TRUE(u.l == 0 || s.board.state({u.t, u.l - 1}) == UnitState::compute_planned);
     }
     EXPECT_EQ(s.timeline.count(EventKind::migration), s.stream.withdrawn.size());
+}
+
+// Chunk 1 streams from layer 2 up while chunks 2 and 3 compute all their layers: chunk 2's layer
+// 2 waits for chunk 1's, still queued on the link. Chunks 0-2 have their first two layers. The
+// link is as slow as it takes for both lanes to have about as much left (no rebalancing).
+struct BlockedScene : Scene {
+    explicit BlockedScene(std::vector<int32_t> depths) : Scene(std::move(depths)) {
+        stream.bandwidth_ = 2.7e5;
+        stream.delivered_ = 2.7e5;
+        compute_runs(1.0, 1.0);
+        for (int32_t t = 0; t < 3; ++t)
+            for (int32_t l = 0; l < (t == 0 ? 6 : 2); ++l) {
+                if (!board.begin_compute({t, l})) continue;
+                board.finish_compute({t, l});
+            }
+    }
+    size_t idle_takeovers() const {
+        size_t n = 0;
+        for (const auto& e : timeline.events())
+            if (e.kind == EventKind::migration && e.note.find("idle") != std::string::npos) ++n;
+        return n;
+    }
+};
+
+TEST(Controller, AnIdleComputeLaneTakesOverTheQueuedUnitItWaitsFor) {
+    BlockedScene s({6, 2, 6, 6});
+    s.compute.idle = 0.95;  // idle for 50 ms: less than the unit would take to compute
+    s.controller->tick(1.0);
+    EXPECT_EQ(s.idle_takeovers(), 0u);
+    EXPECT_TRUE(s.stream.withdrawn.empty());
+    s.compute.idle = 0.5;  // idle for 0.5 s: computing it would have been done by now
+    s.controller->tick(1.0);
+    ASSERT_GE(s.stream.withdrawn.size(), 3u);
+    // Chunk 1's next layers, in order, each needed by chunk 2; never the last layer (it blocks
+    // nobody: the last layer's units depend on nothing of earlier chunks).
+    EXPECT_EQ(s.stream.withdrawn[0], (UnitId{1, 2}));
+    EXPECT_EQ(s.stream.withdrawn[1], (UnitId{1, 3}));
+    EXPECT_EQ(s.stream.withdrawn[2], (UnitId{1, 4}));
+    EXPECT_EQ(s.idle_takeovers(), 3u);
+    EXPECT_EQ(s.board.state({1, 5}), UnitState::stream_planned);
+}
+
+TEST(Controller, AnIdleComputeLaneTakesNothingNoPlannedWorkNeeds) {
+    BlockedScene s({6, 2, 2, 0});  // chunk 2 streams from layer 2 too: nobody waits for chunk 1
+    s.compute.idle = 0.0;
+    s.controller->tick(1.0);
+    EXPECT_EQ(s.idle_takeovers(), 0u);
 }
 
 TEST(Controller, ABusyCpuMovesTheDeepestComputeUnitsOfTheCostliestChunksToTheLink) {
