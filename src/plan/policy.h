@@ -41,9 +41,14 @@ struct PlannerSettings {
     // predicts at least this much shorter TTFT (the question's tail after the last unit on fast
     // links); below it, keeping each chunk's next layer pending for the controller is worth more.
     double order_margin = 0.07;
-    // sparkv: ... and only when that gain is at least what layer 0 first would lose if the link
-    // delivered just this share of the estimate (it can no longer hand units to the compute lane).
+    // sparkv: ... and only when that gain is at least `order_regret_weight` of what layer 0 first
+    // would lose if the link delivered just `order_risk` of the estimate (it can no longer hand
+    // units to the compute lane); see with_stream_order in policy_sparkv.cpp.
     double order_risk = 0.5;
+    double order_regret_weight = 0.5;
+    // sparkv: plans predicted within this share of the shortest count as tied; the tie goes to
+    // the one shortest on a link delivering `order_risk` of the estimate.
+    double hedge_tolerance = 0.03;
     // sparkv: keep a plan that computes some units only when the simulator predicts at least
     // this much shorter TTFT than streaming everything; the lanes share the CPU in ways the
     // simulator does not price (the compute lane slows the stream lane's receive and decode).

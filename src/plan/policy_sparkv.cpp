@@ -13,6 +13,8 @@ namespace sparkv::plan {
 
 namespace {
 
+constexpr size_t kHedgeCandidates = 64;  // simulations spent on breaking near-ties
+
 enum class State : uint8_t { free, computed, streamed };
 
 class Greedy {
@@ -153,9 +155,11 @@ double best_reachable_ttft(const CostInstance& costs, const LinkModel& link,
 // Layer 0 first gives up recovery, though: once a chunk's lowest streamed layer is in, the
 // compute lane cannot take the layers above it without the hidden state it never computed, so
 // if the link delivers less than estimated the plan is stuck with it. The order flips only when
-// what it gains if the estimate is right is at least what it loses if the link delivers just
-// `order_risk` of the estimate, where down order lets the controller reach the best plan for
-// that slower link (minimax regret over the two cases).
+// what it gains if the estimate is right is at least `order_regret_weight` of what it loses if
+// the link delivers just `order_risk` of the estimate, where down order lets the controller reach
+// the best plan for that slower link. The weight is below 1 because the controller reaches that
+// plan only after its window has seen the link slow down, and the simulator prices the mixed
+// plans of the slower link without the CPU the lanes then share.
 // `reachable` caches the slower link's best TTFT between calls.
 Plan with_stream_order(const CostInstance& costs, double bandwidth, Plan down,
                        const PlannerSettings& settings, std::optional<double>& reachable) {
@@ -169,7 +173,7 @@ Plan with_stream_order(const CostInstance& costs, double bandwidth, Plan down,
     if (!reachable)
         reachable = best_reachable_ttft(costs, slower, down.prefixes(costs.shape), settings);
     const double loss = simulate(costs, up, slower).ttft_s - *reachable;
-    return gain >= loss ? up : down;
+    return gain >= settings.order_regret_weight * loss ? up : down;
 }
 
 }  // namespace
@@ -196,9 +200,12 @@ Plan plan_sparkv(const CostInstance& costs, double bandwidth, const PlannerSetti
     search.start_from(greedy.prefixes(costs.shape));
     search.start_from_split_points();
     search.improve();
-    Plan best = search.best();
+    // Plans within `hedge_tolerance` of the shortest are as good as equal given how rough the
+    // estimate is: keep the one that loses least if the link delivers `order_risk` of it (the
+    // cheapest compute up front, not the costliest chunks' first layers).
+    Plan best = search.best_hedged(ConstantLink(bandwidth * settings.order_risk),
+                                   settings.hedge_tolerance, kHedgeCandidates);
     best.policy = "sparkv";
-    best.predicted_ttft_s = search.best_ttft();
     std::optional<double> reachable;
     best = with_stream_order(costs, bandwidth, best, settings, reachable);
     // Streaming everything is the one plan whose lanes do not share the CPU: a mixed plan's

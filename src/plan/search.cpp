@@ -59,6 +59,38 @@ void DepthSearch::start_from_split_points() {
     }
     for (int32_t depth = 1; depth < L && evaluations_ < budget_; ++depth)
         evaluate(std::vector<int32_t>(static_cast<size_t>(T), depth));
+    // Between two splits: the first m chunks in full and the next one partly (a quarter, half,
+    // three quarters of its layers), the cheapest compute there is.
+    for (int32_t m = 0; m < T && evaluations_ < budget_; ++m)
+        for (int32_t quarter = 1; quarter <= 3; ++quarter) {
+            std::vector<int32_t> k(static_cast<size_t>(T), 0);
+            std::fill(k.begin(), k.begin() + m, L);
+            k[static_cast<size_t>(m)] = L * quarter / 4;
+            evaluate(k);
+        }
+}
+
+Plan DepthSearch::best_hedged(const LinkModel& hedge, double tolerance,
+                              size_t max_candidates) const {
+    std::vector<std::pair<double, const std::vector<int32_t>*>> near;
+    for (const auto& [k, ttft] : seen_)
+        if (ttft <= (1 + tolerance) * best_ttft_) near.emplace_back(ttft, &k);
+    std::sort(near.begin(), near.end(),
+              [](const auto& a, const auto& b) { return a.first < b.first; });
+    if (near.size() > max_candidates) near.resize(max_candidates);
+    Plan chosen = best_;
+    double chosen_hedge = simulate(costs_, best_, hedge).ttft_s;
+    for (const auto& [ttft, k] : near)
+        for (StreamOrder order : orders_) {
+            Plan plan = plan_from_depths(costs_, *k, order);
+            const double on_hedge = simulate(costs_, plan, hedge).ttft_s;
+            if (on_hedge < chosen_hedge) {
+                chosen_hedge = on_hedge;
+                chosen = std::move(plan);
+                chosen.predicted_ttft_s = ttft;
+            }
+        }
+    return chosen;
 }
 
 void DepthSearch::improve() {

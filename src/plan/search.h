@@ -26,14 +26,21 @@ class DepthSearch {
     void consider(const Plan& plan);
     // Depths to search from (evaluated now).
     void start_from(const std::vector<int32_t>& k);
-    // CAKE-like splits (the first m chunks computed in full, the rest streamed, every m) and
-    // uniform depths (every chunk computed to the same layer, every depth).
+    // CAKE-like splits (the first m chunks computed in full, the rest streamed, every m), the
+    // same with the next chunk computed a quarter, half or three quarters deep, and uniform
+    // depths (every chunk computed to the same layer, every depth).
     void start_from_split_points();
     // Coordinate descent on the depths from `from` (default: the best so far): moves of single
     // chunks and of neighbouring pairs, first improvement, until a pass finds none or the
     // budget is spent.
     void improve();
     void improve(std::vector<int32_t> from);
+
+    // Among the candidates seen whose TTFT is within `tolerance` of the best (at most
+    // `max_candidates`, shortest first), the one that is shortest on `hedge` (e.g. a slower
+    // link): near-ties on the estimate are broken by what happens if the estimate is wrong.
+    // Its predicted_ttft_s is its TTFT on the search's link.
+    Plan best_hedged(const LinkModel& hedge, double tolerance, size_t max_candidates) const;
 
     const Plan& best() const { return best_; }
     double best_ttft() const { return best_ttft_; }

@@ -5,6 +5,7 @@
 #include <random>
 
 #include "common/error.h"
+#include "plan/search.h"
 #include "plan/simulator.h"
 #include "plan_instances.h"
 
@@ -120,10 +121,11 @@ TEST(Policies, SparkvStreamsEverythingUnlessMixingIsClearlyShorter) {
 }
 
 // Layer 0 first strands what is still to stream (the compute lane cannot take a layer above a
-// streamed one), so sparkv picks that order only when a link delivering `order_risk` of the
-// estimate would cost less than the order gains. Against a planner blind to that risk: where
-// the two differ, sparkv's plan loses little at the estimate and gains more on the slower link;
-// on the fastest links both stream layer 0 first.
+// streamed one), so sparkv picks that order only when its gain at the estimate is at least
+// `order_regret_weight` of what it would lose if the link delivered `order_risk` of the estimate
+// (against planning for that slower link). Against a planner blind to that risk: where the two
+// differ, the blind plan is stranded on the slower link by more than what the guarded plan gives
+// up at the estimate; on the fastest links both stream layer 0 first.
 TEST(Policies, SparkvStreamsLayerZeroFirstOnlyWhenASlowerLinkWouldNotStrandIt) {
     // Shaped like the reference model's 8,192-token context: 8 chunks x 30 layers, units of
     // 165 kB at q5h, 45-110 ms to compute, 7.4 ms per question layer.
@@ -131,7 +133,7 @@ TEST(Policies, SparkvStreamsLayerZeroFirstOnlyWhenASlowerLinkWouldNotStrandIt) {
     c.query_layer_s = 0.0074;
     const PlannerSettings defaults;
     PlannerSettings blind;
-    blind.order_risk = 1;  // judged at the estimate itself: no risk seen
+    blind.order_regret_weight = 0;  // any gain at the estimate flips the order
     int differ = 0, up_on_fast_links = 0;
     for (double bandwidth = 5e6; bandwidth < 1e10; bandwidth *= 1.25) {
         const Plan guarded = make_plan(Policy::sparkv, c, bandwidth, defaults);
@@ -139,10 +141,12 @@ TEST(Policies, SparkvStreamsLayerZeroFirstOnlyWhenASlowerLinkWouldNotStrandIt) {
         const double slower = defaults.order_risk * bandwidth;
         if (guarded.stream_order != risky.stream_order || guarded.lane != risky.lane) {
             ++differ;
-            const double gain = ttft(c, guarded, slower) - ttft(c, risky, slower);
-            const double cost = ttft(c, guarded, bandwidth) - ttft(c, risky, bandwidth);
-            EXPECT_LT(gain, 0) << "bandwidth " << bandwidth;  // shorter on the slower link
-            EXPECT_LE(cost, -gain + 1e-9) << "bandwidth " << bandwidth;
+            const double replanned =
+                ttft(c, make_plan(Policy::sparkv, c, slower, defaults), slower);
+            const double stranded = ttft(c, risky, slower) - replanned;
+            const double given_up = ttft(c, guarded, bandwidth) - ttft(c, risky, bandwidth);
+            EXPECT_GT(stranded, 0) << "bandwidth " << bandwidth;
+            EXPECT_LT(given_up, stranded) << "bandwidth " << bandwidth;
         } else if (guarded.count(Lane::compute) == 0 &&
                    guarded.stream_order == stream_order(c.shape, guarded, StreamOrder::up)) {
             ++up_on_fast_links;
@@ -150,6 +154,26 @@ TEST(Policies, SparkvStreamsLayerZeroFirstOnlyWhenASlowerLinkWouldNotStrandIt) {
     }
     EXPECT_GT(differ, 0);
     EXPECT_GT(up_on_fast_links, 0);
+}
+
+// Near-ties on the estimate go to the plan that is shortest on the hedge link, never to one
+// outside the tolerance; with no tolerance the search's best stands.
+TEST(DepthSearch, BreaksNearTiesByTheHedgeLink) {
+    for (uint32_t seed = 1; seed <= 4; ++seed) {
+        const auto c = make_instance(6, 10, 0.03, 200'000, seed);
+        const double bandwidth = 60 * 200'000 / c.total_compute_s();
+        const ConstantLink link(bandwidth), slower(bandwidth / 2);
+        DepthSearch search(c, link, 300);
+        search.start_from_split_points();
+        search.improve();
+        const Plan& best = search.best();
+        const Plan none = search.best_hedged(slower, 0, 64);
+        EXPECT_EQ(none.prefixes(c.shape), best.prefixes(c.shape));
+        const Plan hedged = search.best_hedged(slower, 0.05, 64);
+        EXPECT_LE(ttft(c, hedged, bandwidth), 1.05 * search.best_ttft() + 1e-9);
+        EXPECT_NEAR(hedged.predicted_ttft_s, ttft(c, hedged, bandwidth), 1e-9);
+        EXPECT_LE(ttft(c, hedged, bandwidth / 2), ttft(c, best, bandwidth / 2) + 1e-9);
+    }
 }
 
 // Where both lanes matter, sparkv beats every baseline and the oracle bounds it.
