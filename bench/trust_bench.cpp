@@ -52,6 +52,7 @@ int main(int argc, char** argv) {
     const std::vector<int32_t> tokens(static_cast<size_t>(chunks) * 1024, 5);
     Manifest m = make_manifest(context_id("fp", tokens, 1024), {"fp", "m", layers, 3, 64},
                                static_cast<int64_t>(tokens.size()), 1024, levels);
+    m.attempt = "bench";  // as an ingest names its attempt (store/context_store.h)
     std::mt19937_64 rng(1);
     auto random_digest = [&] {
         Sha256Digest d;
