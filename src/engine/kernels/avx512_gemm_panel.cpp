@@ -56,7 +56,13 @@ void pack_panel(const Matrix& w, int64_t r0, int64_t n_rows,
             __m256i v = _mm256_setzero_si256();
             float s[2] = {0.0f, 0.0f}, o[2] = {0.0f, 0.0f};
             if (r < n_rows) v = U::block(w.data + (r0 + r) * w.row_bytes, b, s, o);
-            (r < 8 ? lo : hi)[r % 8] = v;
+            // Not `(r < 8 ? lo : hi)[r % 8] = v`: GCC 12 at -O1 (the sanitizer builds) wrote
+            // rows 8-15 wrongly through that conditional array lvalue; every panel's high half
+            // was off (Isa/MatmulIsa.*/avx512), while -O3 happened to be right.
+            if (r < 8)
+                lo[r] = v;
+            else
+                hi[r - 8] = v;
             for (int g = 0; g < G; ++g) {
                 scale[g][r] = s[g];
                 off[g][r] = o[g];
