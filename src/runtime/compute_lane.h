@@ -9,8 +9,8 @@
 // run it sleeps until the board changes.
 //
 // Threads: run() executes on the calling thread (the compute lane) and is the only user of the
-// engine's compute methods and of the hidden states; stop() and progress() may be called from
-// any thread.
+// engine's compute methods and of the hidden states; stop(), stats(), observations(),
+// idle_since() and busy() may be called from any thread (the controller's).
 #pragma once
 
 #include <atomic>
@@ -54,6 +54,7 @@ class ComputeLane : public ComputeProgress {
     // Units completed since `since_s` (seconds since origin), oldest first.
     std::vector<ComputeObservation> observations(double since_s) const override;
     std::optional<double> idle_since() const override;
+    // Whether the lane is running a step right now.
     bool busy() const { return busy_.load(); }
 
   private:

@@ -109,19 +109,23 @@ void Controller::take_over_for_idle_compute(std::vector<UnitState>& states, doub
         const UnitState s = states[shape_.index(u)];
         return s == UnitState::compute_planned || s == UnitState::unassigned;
     };
-    // The frontier unit of a chunk (right above its computed layers) that the compute lane could
-    // start now and that planned compute work of a later chunk needs at the same layer.
-    const auto blocking = [&](int32_t t) -> std::optional<UnitId> {
-        const int32_t a = depth_[static_cast<size_t>(t)];
-        if (a >= L - 1) return std::nullopt;  // the last layer blocks nobody
-        const UnitId u{t, a};
-        if (states[shape_.index(u)] != UnitState::stream_planned) return std::nullopt;
-        if (a > 0 && !ready({t, a - 1})) return std::nullopt;
-        for (int32_t e = 0; e < t; ++e)
-            if (!ready({e, a})) return std::nullopt;
+    // Chunk t's frontier unit (right above its computed layers) if it is still queued on the
+    // link and planned compute work of a later chunk needs it (the last layer blocks nobody).
+    const auto queued_blocker = [&](int32_t t) -> std::optional<UnitId> {
+        const UnitId u{t, depth_[static_cast<size_t>(t)]};
+        if (u.l >= L - 1 || states[shape_.index(u)] != UnitState::stream_planned)
+            return std::nullopt;
         for (int32_t later = t + 1; later < shape_.n_chunks(); ++later)
-            if (queued_for_compute({later, a})) return u;
+            if (queued_for_compute({later, u.l})) return u;
         return std::nullopt;
+    };
+    // ... that the compute lane could also start right now.
+    const auto blocking = [&](int32_t t) -> std::optional<UnitId> {
+        const auto u = queued_blocker(t);
+        if (!u || (u->l > 0 && !ready({t, u->l - 1}))) return std::nullopt;
+        for (int32_t e = 0; e < t; ++e)
+            if (!ready({e, u->l})) return std::nullopt;
+        return u;
     };
     for (int32_t t = 0; t < shape_.n_chunks(); ++t) {
         auto u = blocking(t);
@@ -135,11 +139,7 @@ void Controller::take_over_for_idle_compute(std::vector<UnitState>& states, doub
             ++depth_[static_cast<size_t>(t)];
             migrate(*u, false, now_s, "stream -> compute (compute lane idle)");
             // The layer below is the lane's to compute now, not yet ready; look past that.
-            const int32_t a = depth_[static_cast<size_t>(t)];
-            u.reset();
-            if (a < L - 1 && states[shape_.index({t, a})] == UnitState::stream_planned)
-                for (int32_t later = t + 1; later < shape_.n_chunks(); ++later)
-                    if (queued_for_compute({later, a})) u = UnitId{t, a};
+            u = queued_blocker(t);
         }
         return;
     }
