@@ -32,14 +32,20 @@ done
 peer="$("$repo/bench/peer/install.sh")"
 bundle="$peer/node_modules/node-llama-cpp/llama/gitRelease.bundle"
 src="${LLAMACPP_SRC:-$cache/llama.cpp-src}"        # overridable, e.g. to reuse an existing build
-build="${LLAMACPP_BUILD:-$cache/llama.cpp-build}"
+build="${LLAMACPP_BUILD:-$cache/llama.cpp-build-noamx}"
 if [ ! -e "$src/.git" ]; then
   echo "llamacpp_native: unpacking the llama.cpp sources from $bundle" >&2
   git clone -q "$bundle" "$src"
 fi
 if [ ! -x "$build/bin/llama-bench" ]; then
   echo "llamacpp_native: building llama-bench (native, Release) in $build" >&2
+  # No AMX: -march=native enables it on CPUs that have it, but using its tiles needs the kernel's
+  # permission (arch_prctl ARCH_REQ_XCOMP_PERM), which sandboxed and virtualised kernels can
+  # refuse: llama-bench then dies with SIGILL in its AMX GEMM (seen on this project's machines).
+  # SparKV uses no AMX either; every other extension of the CPU stays on.
+  noamx="-mno-amx-tile -mno-amx-int8 -mno-amx-bf16"
   cmake -S "$src" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DGGML_NATIVE=ON -DLLAMA_CURL=OFF \
+    -DCMAKE_C_FLAGS="$noamx" -DCMAKE_CXX_FLAGS="$noamx" \
     -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_SERVER=OFF -DLLAMA_BUILD_EXAMPLES=OFF >&2
   cmake --build "$build" --target llama-bench >&2
 fi

@@ -13,6 +13,7 @@ CXX="${CXX:-clang++}" cmake -S . -B "$build" -G Ninja -DSPARKV_BUILD_FUZZERS=ON 
 cmake --build "$build" --target fuzzers
 corpus="$build/corpus"
 mkdir -p "$corpus/gguf" "$corpus/codec" "$corpus/manifest" "$corpus/trace"
+"$build/fuzz/gguf_fuzz_seeds" "$corpus/gguf"
 "$build/fuzz/codec_fuzz_seeds" "$corpus/codec"
 "$build/fuzz/manifest_fuzz_seeds" "$corpus/manifest"
 # Trace seeds: the start of each shared trace (whole traces would make every input huge).

@@ -14,6 +14,14 @@
 
 namespace sparkv::testing {
 
+// Sanitizer builds (SPARKV_SANITIZE) run several times slower. Upper bounds on elapsed time that
+// only guard against a hang or a missing delay get this much more room there, and none elsewhere.
+#ifdef SPARKV_SANITIZED
+inline constexpr double kSlowBuildFactor = 3.0;
+#else
+inline constexpr double kSlowBuildFactor = 1.0;
+#endif
+
 // The file of a known model (common/paths.h: "smollm2-135m", "qwen2.5-0.5b"). Without it the
 // test is skipped, unless SPARKV_REQUIRE_MODEL=1 (as in CI, which fetches every known model
 // first) turns the absence into a failure.

@@ -170,8 +170,10 @@ std::string ratio_table(const std::vector<Row>& rows) {
             const double v = energy ? sp->energy_j_median : sp->ttft_ms_median;
             return v > 0 ? fmt::format("{:.2f}", b / v) : "";
         };
+        // A named reference: clang before 16 cannot capture a structured binding.
+        const auto& policies = by_policy;
         const auto get = [&](const char* p) -> const Row* {
-            return by_policy.count(p) ? by_policy.at(p) : nullptr;
+            return policies.count(p) ? policies.at(p) : nullptr;
         };
         md += fmt::format("| {} | {} | {:g} | {} | {} | {} | {} | {} | {} | {} | {} | {:.1f} |\n",
                           tokens, trace, scale, level, ratio(l, false), ratio(get("stream"), false),

@@ -204,9 +204,14 @@ TEST(UnitClient, ReportsDamagedUnitsAndGoesOn) {
 
 TEST(UnitClient, TimesOutOnAStalledLink) {
     TestStore store(1, 2, {"q5h"}, 30'000);
-    LinkConfig link;  // 10 packets, then nothing for 60 s
-    link.trace = std::make_shared<LinkTrace>(
-        LinkTrace::from_timestamps({0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 60000}, "stall"));
+    // 10 packets over the first 100 ms (more in a sanitizer build: a slow server must still get
+    // the small manifest through), then nothing for 60 s.
+    const auto step_ms = static_cast<uint32_t>(10 * testing::kSlowBuildFactor);
+    std::vector<uint32_t> ms;
+    for (uint32_t i = 0; i < 10; ++i) ms.push_back(i * step_ms);
+    ms.push_back(60000);
+    LinkConfig link;
+    link.trace = std::make_shared<LinkTrace>(LinkTrace::from_timestamps(ms, "stall"));
     auto server = start_server(store, link);
     ClientConfig config = config_for(*server);
     config.read_timeout_s = 0.4;
