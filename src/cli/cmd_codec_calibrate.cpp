@@ -74,9 +74,10 @@ int run(const CalibrateCliOptions& opt) {
                 static_cast<unsigned long long>(profile.hash()), model_path.c_str(), docs.size(),
                 out.c_str());
     for (const auto& t : profile.levels)
-        std::printf("  %-3s %5.2fx fp16  predicted KL %.2e  %s\n",
+        std::printf("  %-3s %5.2fx fp16  predicted KL %.2e  %s%s\n",
                     std::string(codec::level_name(t.level)).c_str(), t.ratio_vs_fp16,
-                    t.predicted_kl, codec::format_layer_bits(t.bits).c_str());
+                    t.predicted_kl, codec::format_layer_bits(t.bits).c_str(),
+                    t.head_bits.empty() ? "" : "  (widest head per layer; per head in the file)");
     return 0;
 }
 
@@ -107,6 +108,8 @@ CommandRunner add_codec_calibrate_command(CLI::App& app) {
     cmd->add_option("--sink-tokens", opt->cal.sink_tokens,
                     "First tokens of the context kept exact (attention sinks)")
         ->capture_default_str();
+    cmd->add_flag("--per-head", opt->cal.per_head,
+                  "Probe and choose widths per KV head instead of per layer (3x the probes)");
     cmd->add_option("--threads,-t", opt->cal.threads, "Model threads");
     cmd->add_flag("--deployed", opt->deployed,
                   "Measure on the model as given instead of its F32 copy");

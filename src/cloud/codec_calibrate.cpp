@@ -38,17 +38,19 @@ struct Unit {
     std::vector<uint16_t> k, v;
 };
 
-// What one calibration document measured, per layer and tensor (0 = K, 1 = V).
+// What one calibration document measured, per slot: a (layer, head group, tensor) triple,
+// slot = (layer * groups + group) * 2 + X with X = 0 for K and 1 for V.
 struct DocMeasure {
-    std::vector<std::array<std::array<double, kChoices>, 2>> kl_probe;    // [layer][X][b], probed b
-    std::vector<std::array<std::array<double, kChoices>, 2>> sse, bytes;  // [layer][X][b]
-    std::vector<double> base_bytes;  // [layer]: both tensors at 8 bits
+    std::vector<std::array<double, kChoices>> kl_probe;    // [slot][b], probed b only
+    std::vector<std::array<double, kChoices>> sse, bytes;  // [slot][b]
+    std::vector<double> base_bytes;                        // [layer]: both tensors at 8 bits
     double fp16_bytes = 0;
 };
 
-double sse(const std::vector<uint16_t>& a, const std::vector<uint16_t>& b) {
+// Squared error of elements [from, to) of two fp16 tensors.
+double sse(const std::vector<uint16_t>& a, const std::vector<uint16_t>& b, size_t from, size_t to) {
     double s = 0;
-    for (size_t i = 0; i < a.size(); ++i) {
+    for (size_t i = from; i < to; ++i) {
         const double d = static_cast<double>(fp16_to_fp32(a[i])) - fp16_to_fp32(b[i]);
         s += d * d;
     }
@@ -71,47 +73,69 @@ class Calibrator {
         probe_profile_.model_fingerprint = model.fingerprint();
         probe_profile_.n_layers = static_cast<uint32_t>(model.config().n_layer);
         probe_profile_.sink_tokens = opt.sink_tokens;
-        probe_profile_.levels.push_back(
-            {codec::Level::c5, std::vector<codec::BitWidths>(probe_profile_.n_layers), 0, 0});
+        codec::CodecProfile::LevelTable table;
+        table.level = codec::Level::c5;
+        table.bits.assign(probe_profile_.n_layers, {8, 8});
+        probe_profile_.levels.push_back(std::move(table));
+        n_heads_ = static_cast<size_t>(model.config().n_kv_head);
+        n_groups_ = opt.per_head ? n_heads_ : 1;
     }
+
+    size_t groups() const { return n_groups_; }
 
     DocMeasure measure() {
         const auto& c = model_.config();
         prefill();
         const std::vector<float> exact = score();
         DocMeasure m;
-        m.kl_probe.resize(c.n_layer);
-        m.sse.resize(c.n_layer);
-        m.bytes.resize(c.n_layer);
+        const size_t slots = static_cast<size_t>(c.n_layer) * n_groups_ * 2;
+        m.kl_probe.assign(slots, {});
+        m.sse.assign(slots, {});
+        m.bytes.assign(slots, {});
         m.base_bytes.assign(c.n_layer, 0);
         for (const Unit& u : units_) m.fp16_bytes += 4.0 * static_cast<double>(u.k.size());
+        const size_t heads_per_group = n_heads_ / n_groups_;
         for (int l = 0; l < c.n_layer; ++l) {
-            for (int x = 0; x < 2; ++x) {
-                for (int pb : opt_.probe_bits) {
-                    set_all(x == 0 ? codec::BitWidths{uint8_t(pb), 8}
-                                   : codec::BitWidths{8, uint8_t(pb)});
-                    for (const Unit& u : units_) {
-                        if (static_cast<int>(u.key.layer) != l) continue;
-                        Unit q = roundtrip(u);
-                        engine_->import_kv(l, u.pos0, u.n, x == 0 ? q.k.data() : u.k.data(),
-                                           x == 0 ? u.v.data() : q.v.data());
+            // Sensitivity: only the heads of one group in one tensor at the probe width.
+            for (size_t g = 0; g < n_groups_; ++g) {
+                for (int x = 0; x < 2; ++x) {
+                    for (int pb : opt_.probe_bits) {
+                        std::vector<codec::BitWidths> heads(n_heads_, {8, 8});
+                        for (size_t h = g * heads_per_group; h < (g + 1) * heads_per_group; ++h)
+                            (x == 0 ? heads[h].k : heads[h].v) = static_cast<uint8_t>(pb);
+                        for (const Unit& u : units_) {
+                            if (static_cast<int>(u.key.layer) != l) continue;
+                            Unit q = roundtrip(u, heads);
+                            engine_->import_kv(l, u.pos0, u.n, x == 0 ? q.k.data() : u.k.data(),
+                                               x == 0 ? u.v.data() : q.v.data());
+                        }
+                        m.kl_probe[slot(l, g, x)][pb - kMinBits] = mean_kl(exact, score());
+                        for (const Unit& u : units_)
+                            if (static_cast<int>(u.key.layer) == l)
+                                engine_->import_kv(l, u.pos0, u.n, u.k.data(), u.v.data());
                     }
-                    m.kl_probe[l][x][pb - kMinBits] = mean_kl(exact, score());
-                    for (const Unit& u : units_)
-                        if (static_cast<int>(u.key.layer) == l)
-                            engine_->import_kv(l, u.pos0, u.n, u.k.data(), u.v.data());
                 }
             }
+            // Size and squared error of every width, all heads of a tensor at once; a group's
+            // share of the bytes is its share of the heads.
             for (int j = 0; j < kChoices; ++j) {
                 const auto b = static_cast<uint8_t>(kMinBits + j);
                 for (int x = 0; x < 2; ++x) {
-                    set_all(x == 0 ? codec::BitWidths{b, 8} : codec::BitWidths{8, b});
+                    const std::vector<codec::BitWidths> heads(
+                        n_heads_, x == 0 ? codec::BitWidths{b, 8} : codec::BitWidths{8, b});
                     for (const Unit& u : units_) {
                         if (static_cast<int>(u.key.layer) != l) continue;
                         size_t size = 0;
-                        Unit q = roundtrip(u, &size);
-                        m.sse[l][x][j] += x == 0 ? sse(u.k, q.k) : sse(u.v, q.v);
-                        m.bytes[l][x][j] += static_cast<double>(size);
+                        Unit q = roundtrip(u, heads, &size);
+                        const size_t per_head = u.k.size() / n_heads_;
+                        for (size_t g = 0; g < n_groups_; ++g) {
+                            const size_t from = g * heads_per_group * per_head;
+                            const size_t to = from + heads_per_group * per_head;
+                            m.sse[slot(l, g, x)][j] +=
+                                x == 0 ? sse(u.k, q.k, from, to) : sse(u.v, q.v, from, to);
+                            m.bytes[slot(l, g, x)][j] +=
+                                static_cast<double>(size) / static_cast<double>(n_groups_);
+                        }
                         if (b == kMaxBits && x == 0) m.base_bytes[l] += static_cast<double>(size);
                     }
                 }
@@ -166,14 +190,16 @@ class Calibrator {
         return total / static_cast<double>(rows);
     }
 
-    void set_all(codec::BitWidths b) {
-        auto& bits = probe_profile_.levels[0].bits;
-        std::fill(bits.begin(), bits.end(), b);
+    size_t slot(int layer, size_t group, int x) const {
+        return (static_cast<size_t>(layer) * n_groups_ + group) * 2 + static_cast<size_t>(x);
     }
 
-    Unit roundtrip(const Unit& u, size_t* size = nullptr) {
+    Unit roundtrip(const Unit& u, const std::vector<codec::BitWidths>& heads,
+                   size_t* size = nullptr) {
         codec::EncodeOptions eo(codec::Level::c5);
         eo.profile = &probe_profile_;
+        eo.head_bits.assign(u.key.layer + 1, {});
+        eo.head_bits[u.key.layer] = heads;
         Unit q = u;
         const size_t s = codec::roundtrip_unit(
             u.key, u.shape, codec::contiguous(u.k.data(), u.shape),
@@ -191,6 +217,7 @@ class Calibrator {
     std::vector<Unit> units_;
     codec::CodecProfile probe_profile_;
     codec::Decoder decoder_;
+    size_t n_heads_ = 1, n_groups_ = 1;
 };
 
 }  // namespace
@@ -256,53 +283,55 @@ codec::CodecProfile calibrate_codec(const Model& measure_model, uint64_t fingerp
     std::vector<int> probes = opt.probe_bits;
     std::sort(probes.begin(), probes.end());
     const int n_layers = measure_model.config().n_layer;
+    const size_t n_heads = static_cast<size_t>(measure_model.config().n_kv_head);
     DocMeasure sum;
-    sum.kl_probe.assign(n_layers, {});
-    sum.sse.assign(n_layers, {});
-    sum.bytes.assign(n_layers, {});
-    sum.base_bytes.assign(n_layers, 0);
+    size_t groups = 1;
     for (size_t d = 0; d < docs.size(); ++d) {
         if (opt.on_stage) opt.on_stage(fmt::format("document {} of {}", d + 1, docs.size()));
         Calibrator cal(measure_model, docs[d], opt);
         const DocMeasure m = cal.measure();
+        groups = cal.groups();
+        if (d == 0) {
+            sum.kl_probe.assign(m.kl_probe.size(), {});
+            sum.sse.assign(m.sse.size(), {});
+            sum.bytes.assign(m.bytes.size(), {});
+            sum.base_bytes.assign(n_layers, 0);
+        }
         sum.fp16_bytes += m.fp16_bytes;
-        for (int l = 0; l < n_layers; ++l) {
-            sum.base_bytes[l] += m.base_bytes[l];
-            for (int x = 0; x < 2; ++x) {
-                for (int j = 0; j < kChoices; ++j) {
-                    sum.kl_probe[l][x][j] += m.kl_probe[l][x][j] / static_cast<double>(docs.size());
-                    sum.sse[l][x][j] += m.sse[l][x][j];
-                    sum.bytes[l][x][j] += m.bytes[l][x][j];
-                }
+        for (int l = 0; l < n_layers; ++l) sum.base_bytes[l] += m.base_bytes[l];
+        for (size_t i = 0; i < m.sse.size(); ++i) {
+            for (int j = 0; j < kChoices; ++j) {
+                sum.kl_probe[i][j] += m.kl_probe[i][j] / static_cast<double>(docs.size());
+                sum.sse[i][j] += m.sse[i][j];
+                sum.bytes[i][j] += m.bytes[i][j];
             }
         }
     }
 
-    // Items: (layer, K) and (layer, V). Cost of width b: bytes(b) - bytes(8) of that tensor (the
-    // other tensor's 8-bit bytes are in base_bytes, counted once per layer).
+    // One item per slot (layer, head group, K|V). Cost of width b: bytes(b) - bytes(8) of that
+    // slot (the 8-bit bytes of everything are in base_bytes, counted once per layer).
     std::vector<AllocItem> items;
     double base = 0;
-    for (int l = 0; l < n_layers; ++l) {
-        base += sum.base_bytes[l];
-        for (int x = 0; x < 2; ++x) {
-            AllocItem it;
-            for (int j = 0; j < kChoices; ++j) {
-                int p = probes.front();  // the widest probe <= this width
-                for (int pb : probes)
-                    if (pb <= kMinBits + j) p = pb;
-                const int jp = p - kMinBits;
-                const double ratio = sum.sse[l][x][j] / std::max(sum.sse[l][x][jp], 1e-30);
-                it.cost.push_back(sum.bytes[l][x][j] - sum.bytes[l][x][kChoices - 1]);
-                it.distortion.push_back(sum.kl_probe[l][x][jp] * ratio);
-            }
-            items.push_back(std::move(it));
+    for (int l = 0; l < n_layers; ++l) base += sum.base_bytes[l];
+    for (size_t i = 0; i < sum.sse.size(); ++i) {
+        AllocItem it;
+        for (int j = 0; j < kChoices; ++j) {
+            int p = probes.front();  // the widest probe <= this width
+            for (int pb : probes)
+                if (pb <= kMinBits + j) p = pb;
+            const int jp = p - kMinBits;
+            const double ratio = sum.sse[i][j] / std::max(sum.sse[i][jp], 1e-30);
+            it.cost.push_back(sum.bytes[i][j] - sum.bytes[i][kChoices - 1]);
+            it.distortion.push_back(sum.kl_probe[i][jp] * ratio);
         }
+        items.push_back(std::move(it));
     }
 
     codec::CodecProfile p;
     p.model_fingerprint = fingerprint;
     p.n_layers = static_cast<uint32_t>(n_layers);
     p.sink_tokens = opt.sink_tokens;
+    const size_t heads_per_group = n_heads / groups;
     for (codec::Level level : opt.levels) {
         const double target = codec::level_info(level).target_ratio;
         if (target <= 0)
@@ -313,11 +342,20 @@ codec::CodecProfile calibrate_codec(const Model& measure_model, uint64_t fingerp
         t.level = level;
         double bytes = base;
         for (int l = 0; l < n_layers; ++l) {
-            const int jk = picks[2 * l], jv = picks[2 * l + 1];
-            t.bits.push_back(
-                {static_cast<uint8_t>(kMinBits + jk), static_cast<uint8_t>(kMinBits + jv)});
-            t.predicted_kl += items[2 * l].distortion[jk] + items[2 * l + 1].distortion[jv];
-            bytes += items[2 * l].cost[jk] + items[2 * l + 1].cost[jv];
+            std::vector<codec::BitWidths> heads(n_heads);
+            codec::BitWidths widest{0, 0};
+            for (size_t g = 0; g < groups; ++g) {
+                const size_t ik = (static_cast<size_t>(l) * groups + g) * 2, iv = ik + 1;
+                const auto bk = static_cast<uint8_t>(kMinBits + picks[ik]);
+                const auto bv = static_cast<uint8_t>(kMinBits + picks[iv]);
+                for (size_t h = g * heads_per_group; h < (g + 1) * heads_per_group; ++h)
+                    heads[h] = {bk, bv};
+                widest = {std::max(widest.k, bk), std::max(widest.v, bv)};
+                t.predicted_kl += items[ik].distortion[picks[ik]] + items[iv].distortion[picks[iv]];
+                bytes += items[ik].cost[picks[ik]] + items[iv].cost[picks[iv]];
+            }
+            t.bits.push_back(widest);
+            if (groups > 1) t.head_bits.push_back(std::move(heads));
         }
         t.ratio_vs_fp16 = sum.fp16_bytes / bytes;
         p.levels.push_back(std::move(t));
@@ -328,13 +366,16 @@ codec::CodecProfile calibrate_codec(const Model& measure_model, uint64_t fingerp
     j["context_tokens"] = opt.context_tokens;
     j["continuation_tokens"] = opt.continuation_tokens;
     j["probe_bits"] = probes;
-    for (int probe : probes) {  // per layer: the measured KL of each probe
-        auto& k = j[fmt::format("kl_probe_k{}", probe)] = nlohmann::ordered_json::array();
-        auto& v = j[fmt::format("kl_probe_v{}", probe)] = nlohmann::ordered_json::array();
-        for (int l = 0; l < n_layers; ++l) {
-            k.push_back(sum.kl_probe[l][0][probe - kMinBits]);
-            v.push_back(sum.kl_probe[l][1][probe - kMinBits]);
+    j["head_groups"] = groups;
+    for (int probe : probes) {  // per slot (layer, head group): the measured KL of each probe
+        // Built apart, then stored: a reference into an ordered_json dangles once it grows.
+        nlohmann::ordered_json k = nlohmann::ordered_json::array(), v = k;
+        for (size_t i = 0; i + 1 < sum.kl_probe.size(); i += 2) {
+            k.push_back(sum.kl_probe[i][probe - kMinBits]);
+            v.push_back(sum.kl_probe[i + 1][probe - kMinBits]);
         }
+        j[fmt::format("kl_probe_k{}", probe)] = std::move(k);
+        j[fmt::format("kl_probe_v{}", probe)] = std::move(v);
     }
     p.calibration_json = j.dump();
     return p;

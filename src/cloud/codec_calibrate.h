@@ -9,6 +9,8 @@
 //      KL_probe(l, X, p) = mean next-token KL(exact || probed) over the continuation;
 //   3. encode every unit with X at each width b in 2..8 (the other tensor at 8): the bytes the
 //      codec really spends, and the squared error sum SSE(l, X, b).
+// With per_head, steps 2 and 3 are done for each KV head h of X alone, (l, h, X), and each head
+// gets its own widths.
 // Model: KL(l, X, b) ~= KL_probe(l, X, p) * SSE(l, X, b) / SSE(l, X, p) with p the widest probe
 // <= b (the damage scales with the quantisation noise power; at 2 bits it does not, keys fall off
 // a cliff there, hence a probe of its own), and KL adds up over layers and tensors (small,
@@ -31,6 +33,10 @@ struct CalibrateOptions {
     int32_t chunk_tokens = 1024;
     std::vector<int> probe_bits = {2, 3};
     uint32_t sink_tokens = 4;
+    // Probe and allocate every KV head on its own (profile version 2 head_bits) instead of each
+    // layer's heads together. Off by default: on the reference model it did not beat per-layer
+    // widths on held-out text at equal size (src/codec/README.md).
+    bool per_head = false;
     int threads = 0;
     std::vector<codec::Level> levels = {codec::Level::c4, codec::Level::c5, codec::Level::c6,
                                         codec::Level::c8};

@@ -84,6 +84,15 @@ std::vector<uint8_t> encode_unit(const UnitKey& key, const UnitShape& shape, Con
     header.level = options.level;
     header.bits = options.bits_for(key.layer);
     header.header_size = header_size_for(options.level);
+    std::vector<BitWidths> heads;  // per KV head; the header keeps the widest
+    if (!info.lossless) {
+        heads = options.head_bits_for(key.layer, shape.n_kv_heads);
+        header.bits = {0, 0};
+        for (const BitWidths& b : heads) {
+            header.bits.k = std::max(header.bits.k, b.k);
+            header.bits.v = std::max(header.bits.v, b.v);
+        }
+    }
     if (info.calibrated()) {
         const CodecProfile& profile = require_profile(options.profile, options.level);
         if (profile.model_fingerprint != key.fingerprint)
@@ -102,9 +111,11 @@ std::vector<uint8_t> encode_unit(const UnitKey& key, const UnitShape& shape, Con
         encode_fp16_section(k, shape, scratch, out);
         encode_fp16_section(v, shape, scratch, out);
     } else {
-        for (uint8_t b : {header.bits.k, header.bits.v}) {
-            if (b < 2 || b > 8) fail("{}: {} bits per element is outside 2..8", where.str(), b);
-        }
+        for (const BitWidths& hb : heads)
+            for (uint8_t b : {hb.k, hb.v})
+                if (b < 2 || b > 8) fail("{}: {} bits per element is outside 2..8", where.str(), b);
+        std::vector<uint8_t> k_bits, v_bits;
+        for (const BitWidths& hb : heads) k_bits.push_back(hb.k), v_bits.push_back(hb.v);
         const size_t per_head = size_t{shape.n_tokens} * shape.head_dim;
         for (size_t h = 0; h < shape.n_kv_heads; ++h) {
             if (!all_finite(k.data + h * k.head_stride, per_head) ||
@@ -122,10 +133,10 @@ std::vector<uint8_t> encode_unit(const UnitKey& key, const UnitShape& shape, Con
         }
         const UnitShape rest = rows_shape(shape, shape.n_tokens - sink);
         const QuantKernels& kernels = pick_kernels(options.kernels);
-        encode_quantized_section(skip_rows(k, shape, sink), rest, kKeyGrouping, header.bits.k,
-                                 kernels, scratch, out);
-        encode_quantized_section(skip_rows(v, shape, sink), rest, kValueGrouping, header.bits.v,
-                                 kernels, scratch, out);
+        encode_quantized_section(skip_rows(k, shape, sink), rest, kKeyGrouping, k_bits, kernels,
+                                 scratch, out);
+        encode_quantized_section(skip_rows(v, shape, sink), rest, kValueGrouping, v_bits, kernels,
+                                 scratch, out);
     }
     const std::span<const uint8_t> payload(out.data() + header.header_size,
                                            out.size() - header.header_size);

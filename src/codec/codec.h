@@ -144,7 +144,13 @@ struct EncodeOptions {
     // A calibrated level's widths and sink tokens; its hash goes into every unit it encodes
     // (format version 2). Not owned; must outlive the encode calls.
     const CodecProfile* profile = nullptr;
+    // Per-head widths of a layer (one entry per KV head), e.g. for calibration probes; overrides
+    // the profile's. Empty or shorter than the layer: the layer's width for every head.
+    std::vector<std::vector<BitWidths>> head_bits;
     BitWidths bits_for(uint32_t layer) const;
+    // The widths of every KV head at `layer`: head_bits, else the profile's per-head table when it
+    // has one, else bits_for(layer) for each. The unit header records their maximum.
+    std::vector<BitWidths> head_bits_for(uint32_t layer, uint32_t n_kv_heads) const;
     std::vector<BitWidths> table(uint32_t n) const;  // bits_for(0 .. n-1)
 };
 

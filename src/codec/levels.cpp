@@ -89,6 +89,21 @@ BitWidths EncodeOptions::bits_for(uint32_t layer) const {
     return info.uniform_bits;
 }
 
+std::vector<BitWidths> EncodeOptions::head_bits_for(uint32_t layer, uint32_t n_kv_heads) const {
+    const LevelInfo& info = level_info(level);
+    const std::vector<BitWidths>* heads = nullptr;
+    if (layer < head_bits.size() && !head_bits[layer].empty()) {
+        heads = &head_bits[layer];
+    } else if (info.calibrated() && layer >= layer_bits.size()) {
+        heads = require_profile(profile, level).head_bits_for(level, layer);
+    }
+    if (!heads) return std::vector<BitWidths>(n_kv_heads, bits_for(layer));
+    if (heads->size() != n_kv_heads)
+        fail("per-head widths of layer {} cover {} KV heads, the unit has {}", layer, heads->size(),
+             n_kv_heads);
+    return *heads;
+}
+
 std::vector<BitWidths> EncodeOptions::table(uint32_t n) const {
     std::vector<BitWidths> bits(n);
     for (uint32_t l = 0; l < n; ++l) bits[l] = bits_for(l);

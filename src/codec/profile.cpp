@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 #include <xxhash.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -22,12 +23,57 @@ constexpr std::string_view kFormatName = "sparkv-codec-profile";
 std::string canonical(const CodecProfile& p) {
     std::string s = fmt::format("{}|v{}|{:016x}|{}|{}", kFormatName, p.version, p.model_fingerprint,
                                 p.n_layers, p.sink_tokens);
-    for (const auto& t : p.levels)
+    for (const auto& t : p.levels) {
         s += fmt::format("|{}:{}", level_name(t.level), format_layer_bits(t.bits));
+        for (const auto& heads : t.head_bits) {
+            s += ';';
+            s += format_head_bits(heads);
+        }
+    }
     return s;
 }
 
 }  // namespace
+
+std::string format_head_bits(const std::vector<BitWidths>& heads) {
+    std::string k, v;
+    for (const BitWidths& b : heads) {
+        k += fmt::format("{}{}", k.empty() ? "" : ",", b.k);
+        v += fmt::format("{}{}", v.empty() ? "" : ",", b.v);
+    }
+    return fmt::format("{}/{}", k, v);
+}
+
+std::vector<BitWidths> parse_head_bits(std::string_view text) {
+    const size_t slash = text.find('/');
+    if (slash == std::string_view::npos)
+        fail("per-head widths '{}': expected K widths/V widths", text);
+    auto widths = [&](std::string_view list) {
+        std::vector<uint8_t> out;
+        while (!list.empty()) {
+            const size_t comma = std::min(list.find(','), list.size());
+            const std::string item(list.substr(0, comma));
+            size_t used = 0;
+            int b = -1;
+            try {
+                b = std::stoi(item, &used);
+            } catch (const std::exception&) {
+            }
+            if (used != item.size() || b < 2 || b > 8)
+                fail("per-head widths '{}': '{}' is not a width in 2..8", text, item);
+            out.push_back(static_cast<uint8_t>(b));
+            list.remove_prefix(std::min(list.size(), comma + 1));
+        }
+        return out;
+    };
+    const std::vector<uint8_t> k = widths(text.substr(0, slash)),
+                               v = widths(text.substr(slash + 1));
+    if (k.empty() || k.size() != v.size())
+        fail("per-head widths '{}': K and V need one width per head each", text);
+    std::vector<BitWidths> heads;
+    for (size_t h = 0; h < k.size(); ++h) heads.push_back({k[h], v[h]});
+    return heads;
+}
 
 uint64_t CodecProfile::hash() const {
     const std::string s = canonical(*this);
@@ -49,6 +95,12 @@ BitWidths CodecProfile::bits_for(Level level, uint32_t layer) const {
     return t->bits[layer];
 }
 
+const std::vector<BitWidths>* CodecProfile::head_bits_for(Level level, uint32_t layer) const {
+    const LevelTable* t = find(level);
+    if (!t || layer >= t->head_bits.size()) return nullptr;
+    return &t->head_bits[layer];
+}
+
 const CodecProfile& require_profile(const CodecProfile* profile, Level level) {
     if (!profile)
         fail(
@@ -68,11 +120,17 @@ std::string profile_to_json(const CodecProfile& p) {
     j["n_layers"] = p.n_layers;
     j["sink_tokens"] = p.sink_tokens;
     j["levels"] = nlohmann::ordered_json::array();
-    for (const auto& t : p.levels)
-        j["levels"].push_back({{"name", level_name(t.level)},
-                               {"bits", format_layer_bits(t.bits)},
-                               {"predicted_kl", t.predicted_kl},
-                               {"ratio_vs_fp16", t.ratio_vs_fp16}});
+    for (const auto& t : p.levels) {
+        nlohmann::ordered_json e = {{"name", level_name(t.level)},
+                                    {"bits", format_layer_bits(t.bits)},
+                                    {"predicted_kl", t.predicted_kl},
+                                    {"ratio_vs_fp16", t.ratio_vs_fp16}};
+        if (!t.head_bits.empty()) {
+            e["head_bits"] = nlohmann::ordered_json::array();
+            for (const auto& heads : t.head_bits) e["head_bits"].push_back(format_head_bits(heads));
+        }
+        j["levels"].push_back(std::move(e));
+    }
     j["calibration"] = nlohmann::ordered_json::parse(p.calibration_json);
     return j.dump(2) + "\n";
 }
@@ -89,9 +147,9 @@ CodecProfile profile_from_json(std::string_view text, std::string_view where) {
         if (!j.is_object() || j.value("format", "") != kFormatName)
             fail("codec profile {}: not a SparKV codec profile (format field)", where);
         p.version = j.at("version").get<uint32_t>();
-        if (p.version != CodecProfile::kVersion)
-            fail("codec profile {}: version {} is not supported (this build reads version {})",
-                 where, p.version, CodecProfile::kVersion);
+        if (p.version < 1 || p.version > CodecProfile::kVersion)
+            fail("codec profile {}: version {} is not supported (this build reads 1 to {})", where,
+                 p.version, CodecProfile::kVersion);
         p.model_fingerprint =
             std::stoull(j.at("model_fingerprint").get<std::string>(), nullptr, 16);
         p.n_layers = j.at("n_layers").get<uint32_t>();
@@ -113,6 +171,28 @@ CodecProfile profile_from_json(std::string_view text, std::string_view where) {
             for (const BitWidths& b : t.bits)
                 if (b.k == 0)
                     fail("codec profile {}: level {} misses layers", where, level_name(t.level));
+            if (e.contains("head_bits")) {
+                if (p.version < 2) fail("codec profile {}: per-head widths need version 2", where);
+                const auto& list = e.at("head_bits");
+                if (!list.is_array() || list.size() != p.n_layers)
+                    fail("codec profile {}: level {} head_bits needs one entry per layer", where,
+                         level_name(t.level));
+                for (uint32_t l = 0; l < p.n_layers; ++l) {
+                    t.head_bits.push_back(parse_head_bits(list[l].get<std::string>()));
+                    BitWidths widest{0, 0};
+                    for (const BitWidths& b : t.head_bits.back()) {
+                        widest.k = std::max(widest.k, b.k);
+                        widest.v = std::max(widest.v, b.v);
+                    }
+                    if (t.head_bits.back().size() != t.head_bits.front().size() ||
+                        !(widest == t.bits[l]))
+                        fail(
+                            "codec profile {}: level {} layer {}: head widths {} disagree with "
+                            "the layer's {}/{}",
+                            where, level_name(t.level), l, list[l].get<std::string>(), t.bits[l].k,
+                            t.bits[l].v);
+                }
+            }
             t.predicted_kl = e.value("predicted_kl", 0.0);
             t.ratio_vs_fp16 = e.value("ratio_vs_fp16", 0.0);
             p.levels.push_back(std::move(t));

@@ -8,7 +8,8 @@
 // written into every unit encoded with it, so a unit is never decoded against another profile.
 // The calibration measurements ride along in the file for the record but are not hashed.
 //
-// File: JSON, {"format": "sparkv-codec-profile", "version": 1, "model_fingerprint": "hex", ...}.
+// File: JSON, {"format": "sparkv-codec-profile", "version": 2, "model_fingerprint": "hex", ...};
+// a level's optional "head_bits" lists, per layer, "k0,k1,../v0,v1,.." (one width per KV head).
 #pragma once
 
 #include <cstdint>
@@ -21,13 +22,16 @@
 namespace sparkv::codec {
 
 struct CodecProfile {
-    static constexpr uint32_t kVersion = 1;
+    // Version 2 adds per-head widths (head_bits); version 1 files still load.
+    static constexpr uint32_t kVersion = 2;
 
     struct LevelTable {
         Level level = Level::c5;
-        std::vector<BitWidths> bits;  // one per layer
+        std::vector<BitWidths> bits;  // one per layer: the widest of its heads (the unit header's)
         double predicted_kl = 0;      // calibration's prediction (sum of per-layer estimates)
         double ratio_vs_fp16 = 0;     // measured on the calibration text
+        // [layer][KV head]: each head's own widths; empty when all heads of a layer share bits.
+        std::vector<std::vector<BitWidths>> head_bits;
     };
 
     uint32_t version = kVersion;
@@ -41,6 +45,8 @@ struct CodecProfile {
     const LevelTable* find(Level level) const;
     // The widths of `level` at `layer`; throws Error when the profile lacks the level or layer.
     BitWidths bits_for(Level level, uint32_t layer) const;
+    // The per-head widths of `layer`, or nullptr when the level has none.
+    const std::vector<BitWidths>* head_bits_for(Level level, uint32_t layer) const;
 };
 
 // Returns *profile, or throws an Error telling the user how to make one.
@@ -54,6 +60,11 @@ CodecProfile load_profile(const std::string& path);
 void save_profile(const CodecProfile& profile, const std::string& path);
 
 // Where a model's profile lives by default: <cache>/codec-profiles/<fingerprint>.json.
+// One layer's per-head widths as text ("3,4,3/2,3,2": K widths, then V widths, one per KV head)
+// and back; parse throws Error on malformed text or widths outside 2..8.
+std::string format_head_bits(const std::vector<BitWidths>& heads);
+std::vector<BitWidths> parse_head_bits(std::string_view text);
+
 std::string default_profile_path(uint64_t model_fingerprint);
 
 }  // namespace sparkv::codec

@@ -1,5 +1,6 @@
 #include "codec/section_codec.h"
 
+#include <algorithm>
 #include <cstring>
 
 #include "common/error.h"
@@ -99,9 +100,12 @@ void decode_halves(const uint8_t* payload, size_t size, size_t& pos, uint16_t* d
 
 }  // namespace
 
-void encode_quantized_section(ConstKvView x, const UnitShape& shape, Grouping grouping, int bits,
-                              const QuantKernels& kernels, SectionScratch& scratch,
-                              std::vector<uint8_t>& out) {
+void encode_quantized_section(ConstKvView x, const UnitShape& shape, Grouping grouping,
+                              std::span<const uint8_t> head_bits, const QuantKernels& kernels,
+                              SectionScratch& scratch, std::vector<uint8_t>& out) {
+    if (head_bits.size() != shape.n_kv_heads)
+        fail("codec: {} head widths for {} KV heads", head_bits.size(), shape.n_kv_heads);
+    const int bits = *std::max_element(head_bits.begin(), head_bits.end());
     const int64_t rows = shape.n_tokens, cols = shape.head_dim;
     const bool per_col = grouping == Grouping::per_channel;
     const size_t per_head = per_col ? cols : rows;
@@ -119,7 +123,13 @@ void encode_quantized_section(ConstKvView x, const UnitShape& shape, Grouping gr
     // Parameters as halves: all mins, then all steps.
     uint16_t* params = grow(scratch.params, 2 * groups);
     for (size_t g = 0; g < groups; ++g) {
-        const GroupParams p = group_params(mins[g], maxs[g], qmax);
+        const int head_qmax = (1 << head_bits[g / per_head]) - 1;
+        GroupParams p = group_params(mins[g], maxs[g], head_qmax);
+        if (const int shift = (qmax - head_qmax) / 2; shift > 0) {  // centre a narrower head
+            const float step = fp16_to_fp32(p.step_bits);
+            const uint16_t moved = fp32_to_fp16(mins[g] - static_cast<float>(shift) * step + 0.0f);
+            if (is_finite_half(moved)) p.min_bits = moved;
+        }
         params[g] = p.min_bits;
         params[groups + g] = p.step_bits;
         mins[g] = fp16_to_fp32(p.min_bits);

@@ -15,6 +15,7 @@
 #pragma once
 
 #include <cstdint>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -33,9 +34,13 @@ struct SectionScratch {
     huffman::DecodeTable table;
 };
 
-void encode_quantized_section(ConstKvView x, const UnitShape& shape, Grouping grouping, int bits,
-                              const QuantKernels& kernels, SectionScratch& scratch,
-                              std::vector<uint8_t>& out);
+// head_bits: one width per KV head; the alphabet is the widest head's (2^max symbols). A narrower
+// head's levels sit in the middle of that alphabet (its min is moved down by whole steps), so the
+// heads' symbol distributions overlap and one Huffman code serves them all. The decoder needs no
+// per-head information: each group's min and step say everything.
+void encode_quantized_section(ConstKvView x, const UnitShape& shape, Grouping grouping,
+                              std::span<const uint8_t> head_bits, const QuantKernels& kernels,
+                              SectionScratch& scratch, std::vector<uint8_t>& out);
 void encode_fp16_section(ConstKvView x, const UnitShape& shape, SectionScratch& scratch,
                          std::vector<uint8_t>& out);
 
