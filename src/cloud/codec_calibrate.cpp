@@ -343,18 +343,16 @@ codec::CodecProfile calibrate_codec(const Model& measure_model, uint64_t fingerp
         double bytes = base;
         for (int l = 0; l < n_layers; ++l) {
             std::vector<codec::BitWidths> heads(n_heads);
-            codec::BitWidths widest{0, 0};
             for (size_t g = 0; g < groups; ++g) {
                 const size_t ik = (static_cast<size_t>(l) * groups + g) * 2, iv = ik + 1;
                 const auto bk = static_cast<uint8_t>(kMinBits + picks[ik]);
                 const auto bv = static_cast<uint8_t>(kMinBits + picks[iv]);
                 for (size_t h = g * heads_per_group; h < (g + 1) * heads_per_group; ++h)
                     heads[h] = {bk, bv};
-                widest = {std::max(widest.k, bk), std::max(widest.v, bv)};
                 t.predicted_kl += items[ik].distortion[picks[ik]] + items[iv].distortion[picks[iv]];
                 bytes += items[ik].cost[picks[ik]] + items[iv].cost[picks[iv]];
             }
-            t.bits.push_back(widest);
+            t.bits.push_back(codec::widest(heads));
             if (groups > 1) t.head_bits.push_back(std::move(heads));
         }
         t.ratio_vs_fp16 = sum.fp16_bytes / bytes;

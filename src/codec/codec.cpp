@@ -82,17 +82,12 @@ std::vector<uint8_t> encode_unit(const UnitKey& key, const UnitShape& shape, Con
     header.key = key;
     header.shape = shape;
     header.level = options.level;
-    header.bits = options.bits_for(key.layer);
     header.header_size = header_size_for(options.level);
-    std::vector<BitWidths> heads;  // per KV head; the header keeps the widest
-    if (!info.lossless) {
-        heads = options.head_bits_for(key.layer, shape.n_kv_heads);
-        header.bits = {0, 0};
-        for (const BitWidths& b : heads) {
-            header.bits.k = std::max(header.bits.k, b.k);
-            header.bits.v = std::max(header.bits.v, b.v);
-        }
-    }
+    // Per KV head; the header keeps the widest.
+    const std::vector<BitWidths> heads = info.lossless
+                                             ? std::vector<BitWidths>{}
+                                             : options.head_bits_for(key.layer, shape.n_kv_heads);
+    header.bits = info.lossless ? options.bits_for(key.layer) : widest(heads);
     if (info.calibrated()) {
         const CodecProfile& profile = require_profile(options.profile, options.level);
         if (profile.model_fingerprint != key.fingerprint)

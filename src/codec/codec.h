@@ -159,6 +159,12 @@ struct EncodeOptions {
 std::vector<BitWidths> parse_layer_bits(std::string_view text, std::vector<BitWidths> base);
 // The inverse: "0-11:4/3,12-26:5/4,27-29:4/3".
 std::string format_layer_bits(const std::vector<BitWidths>& table);
+// One layer's per-head widths as text ("3,4,3/2,3,2": K widths, then V widths, one per KV head)
+// and back; parse throws Error on malformed text or widths outside 2..8.
+std::string format_head_bits(const std::vector<BitWidths>& heads);
+std::vector<BitWidths> parse_head_bits(std::string_view text);
+// The widest K and the widest V width of a layer's heads: what its unit header records.
+BitWidths widest(std::span<const BitWidths> heads);
 
 // The validated unit header.
 enum class Grouping : uint8_t { none = 0, per_channel = 1, per_token_head = 2 };

@@ -1,4 +1,7 @@
 // Level names and defaults, and per-layer bit-width tables.
+#include <fmt/format.h>
+
+#include <algorithm>
 #include <charconv>
 #include <string>
 
@@ -25,18 +28,21 @@ constexpr LevelInfo kLevels[] = {
     {Level::c8, "c8", false, {3, 3}, {3, 3}, {3, 3}, 8.0},
 };
 
-uint32_t parse_number(std::string_view text, std::string_view whole) {
+// `what` names the textual form in errors: "layer bit table" or "per-head widths".
+uint32_t parse_number(std::string_view text, std::string_view whole,
+                      std::string_view what = "layer bit table") {
     uint32_t value = 0;
     const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
     if (ec != std::errc{} || end != text.data() + text.size() || text.empty()) {
-        fail("layer bit table '{}': '{}' is not a number", whole, text);
+        fail("{} '{}': '{}' is not a number", what, whole, text);
     }
     return value;
 }
 
-uint8_t parse_bits(std::string_view text, std::string_view whole) {
-    const uint32_t bits = parse_number(text, whole);
-    if (bits < 2 || bits > 8) fail("layer bit table '{}': {} bits is outside 2..8", whole, bits);
+uint8_t parse_bits(std::string_view text, std::string_view whole,
+                   std::string_view what = "layer bit table") {
+    const uint32_t bits = parse_number(text, whole, what);
+    if (bits < 2 || bits > 8) fail("{} '{}': {} bits is outside 2..8", what, whole, bits);
     return static_cast<uint8_t>(bits);
 }
 
@@ -104,6 +110,12 @@ std::vector<BitWidths> EncodeOptions::head_bits_for(uint32_t layer, uint32_t n_k
     return *heads;
 }
 
+BitWidths widest(std::span<const BitWidths> heads) {
+    BitWidths w{0, 0};
+    for (const BitWidths& b : heads) w = {std::max(w.k, b.k), std::max(w.v, b.v)};
+    return w;
+}
+
 std::vector<BitWidths> EncodeOptions::table(uint32_t n) const {
     std::vector<BitWidths> bits(n);
     for (uint32_t l = 0; l < n; ++l) bits[l] = bits_for(l);
@@ -155,6 +167,38 @@ std::vector<BitWidths> parse_layer_bits(std::string_view text, std::vector<BitWi
         for (uint32_t l = first; l <= last; ++l) table[l] = widths;
     }
     return table;
+}
+
+std::string format_head_bits(const std::vector<BitWidths>& heads) {
+    std::string k, v;
+    for (const BitWidths& b : heads) {
+        k += fmt::format("{}{}", k.empty() ? "" : ",", b.k);
+        v += fmt::format("{}{}", v.empty() ? "" : ",", b.v);
+    }
+    return fmt::format("{}/{}", k, v);
+}
+
+std::vector<BitWidths> parse_head_bits(std::string_view text) {
+    constexpr std::string_view kWhat = "per-head widths";
+    const size_t slash = text.find('/');
+    if (slash == std::string_view::npos) fail("{} '{}': expected K widths/V widths", kWhat, text);
+    auto widths = [&](std::string_view list) {
+        std::vector<uint8_t> out;
+        for (bool more = !list.empty(); more;) {
+            const size_t comma = list.find(',');
+            more = comma != std::string_view::npos;
+            out.push_back(parse_bits(list.substr(0, comma), text, kWhat));
+            list = more ? list.substr(comma + 1) : std::string_view{};
+        }
+        return out;
+    };
+    const std::vector<uint8_t> k = widths(text.substr(0, slash)),
+                               v = widths(text.substr(slash + 1));
+    if (k.empty() || k.size() != v.size())
+        fail("{} '{}': K and V need one width per head each", kWhat, text);
+    std::vector<BitWidths> heads;
+    for (size_t h = 0; h < k.size(); ++h) heads.push_back({k[h], v[h]});
+    return heads;
 }
 
 }  // namespace sparkv::codec

@@ -3,7 +3,6 @@
 #include <fmt/format.h>
 #include <xxhash.h>
 
-#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -34,46 +33,6 @@ std::string canonical(const CodecProfile& p) {
 }
 
 }  // namespace
-
-std::string format_head_bits(const std::vector<BitWidths>& heads) {
-    std::string k, v;
-    for (const BitWidths& b : heads) {
-        k += fmt::format("{}{}", k.empty() ? "" : ",", b.k);
-        v += fmt::format("{}{}", v.empty() ? "" : ",", b.v);
-    }
-    return fmt::format("{}/{}", k, v);
-}
-
-std::vector<BitWidths> parse_head_bits(std::string_view text) {
-    const size_t slash = text.find('/');
-    if (slash == std::string_view::npos)
-        fail("per-head widths '{}': expected K widths/V widths", text);
-    auto widths = [&](std::string_view list) {
-        std::vector<uint8_t> out;
-        while (!list.empty()) {
-            const size_t comma = std::min(list.find(','), list.size());
-            const std::string item(list.substr(0, comma));
-            size_t used = 0;
-            int b = -1;
-            try {
-                b = std::stoi(item, &used);
-            } catch (const std::exception&) {
-            }
-            if (used != item.size() || b < 2 || b > 8)
-                fail("per-head widths '{}': '{}' is not a width in 2..8", text, item);
-            out.push_back(static_cast<uint8_t>(b));
-            list.remove_prefix(std::min(list.size(), comma + 1));
-        }
-        return out;
-    };
-    const std::vector<uint8_t> k = widths(text.substr(0, slash)),
-                               v = widths(text.substr(slash + 1));
-    if (k.empty() || k.size() != v.size())
-        fail("per-head widths '{}': K and V need one width per head each", text);
-    std::vector<BitWidths> heads;
-    for (size_t h = 0; h < k.size(); ++h) heads.push_back({k[h], v[h]});
-    return heads;
-}
 
 uint64_t CodecProfile::hash() const {
     const std::string s = canonical(*this);
@@ -179,13 +138,8 @@ CodecProfile profile_from_json(std::string_view text, std::string_view where) {
                          level_name(t.level));
                 for (uint32_t l = 0; l < p.n_layers; ++l) {
                     t.head_bits.push_back(parse_head_bits(list[l].get<std::string>()));
-                    BitWidths widest{0, 0};
-                    for (const BitWidths& b : t.head_bits.back()) {
-                        widest.k = std::max(widest.k, b.k);
-                        widest.v = std::max(widest.v, b.v);
-                    }
                     if (t.head_bits.back().size() != t.head_bits.front().size() ||
-                        !(widest == t.bits[l]))
+                        !(widest(t.head_bits.back()) == t.bits[l]))
                         fail(
                             "codec profile {}: level {} layer {}: head widths {} disagree with "
                             "the layer's {}/{}",

@@ -60,11 +60,6 @@ CodecProfile load_profile(const std::string& path);
 void save_profile(const CodecProfile& profile, const std::string& path);
 
 // Where a model's profile lives by default: <cache>/codec-profiles/<fingerprint>.json.
-// One layer's per-head widths as text ("3,4,3/2,3,2": K widths, then V widths, one per KV head)
-// and back; parse throws Error on malformed text or widths outside 2..8.
-std::string format_head_bits(const std::vector<BitWidths>& heads);
-std::vector<BitWidths> parse_head_bits(std::string_view text);
-
 std::string default_profile_path(uint64_t model_fingerprint);
 
 }  // namespace sparkv::codec

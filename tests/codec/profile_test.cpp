@@ -145,7 +145,7 @@ TEST(Profile, BadPerHeadWidthsAreRejected) {
         return s;
     };
     expect_has(error_of([&] { profile_from_json(with("\"2,5/4,3\"", "\"2,9/4,3\""), "f"); }),
-               "'9' is not a width in 2..8");
+               "9 bits is outside 2..8");
     expect_has(error_of([&] { profile_from_json(with("\"2,5/4,3\"", "\"2,5,4,3\""), "f"); }),
                "expected K widths/V widths");
     expect_has(error_of([&] { profile_from_json(with("\"2,5/4,3\"", "\"2,5/4\""), "f"); }),
