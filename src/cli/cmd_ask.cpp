@@ -38,6 +38,7 @@ struct AskCliOptions {
     bool no_controller = false;
     bool refuse_untrusted = false;
     double timeout_s = 10;
+    int connections = ClientConfig{}.connections;
     DeviceTrustOptions trust;
 };
 
@@ -58,6 +59,7 @@ int run(const AskCliOptions& opt) {
     ask.level = opt.level;
     ask.power_profile = opt.power;
     ask.read_timeout_s = opt.timeout_s;
+    ask.connections = opt.connections;
     ask.trust = trust_policy(opt.trust);
     ask.bearer_token = read_bearer_token(opt.trust);
     ask.controller.enabled = !opt.no_controller;
@@ -116,6 +118,10 @@ CommandRunner add_ask_command(CLI::App& app) {
     cmd->add_option("--level", opt->level,
                     "Codec level to stream (default: the default lossy level if stored)");
     cmd->add_option("--threads,-t", opt->threads, "Compute lane threads (default: all cores)");
+    cmd->add_option("--connections", opt->connections,
+                    "Connections the stream lane requests units on at once (hides round trips)")
+        ->capture_default_str()
+        ->check(CLI::Range(1, 8));
     cmd->add_flag("--json", opt->json, "Print one JSON object");
     cmd->add_option("--timeline", opt->timeline_svg, "Write the run's timeline as an SVG picture");
     cmd->add_option("--timeline-json", opt->timeline_json, "Write the run's timeline as JSON");

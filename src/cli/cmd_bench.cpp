@@ -40,6 +40,7 @@ struct BenchOptions {
     int answer_tokens = 1;
     std::string power = "phone";
     double rtt_ms = 0;
+    int connections = ClientConfig{}.connections;
     std::string store_dir;
     std::string timelines_dir;
 };
@@ -191,6 +192,7 @@ int run(const BenchOptions& opt) {
                         ask.policy = plan::policy_from_name(p);
                         ask.n_predict = opt.answer_tokens;
                         ask.power_profile = opt.power;
+                        ask.connections = opt.connections;
                         if (ask.policy == plan::Policy::oracle) {
                             ask.realised_link = server.realised();
                             ask.measured_compute_s =
@@ -235,6 +237,7 @@ int run(const BenchOptions& opt) {
     out["policies"] = policies;
     out["energy_note"] = "energy is modelled: measured time x the '" + opt.power + "' power model";
     out["rtt_ms"] = opt.rtt_ms;
+    out["connections"] = opt.connections;
     out["seconds"] = now_seconds() - t_start;
     out["cells"] = nlohmann::json::array();
     std::vector<double> vs_oracle;
@@ -335,6 +338,10 @@ CommandRunner add_bench_command(CLI::App& app) {
         ->capture_default_str();
     cmd->add_option("--device-profile", opt->power, "Power model: phone, jetson or laptop")
         ->capture_default_str();
+    cmd->add_option("--connections", opt->connections,
+                    "Connections each request streams units on at once (hides round trips)")
+        ->capture_default_str()
+        ->check(CLI::Range(1, 8));
     cmd->add_option("--rtt-ms", opt->rtt_ms, "Base round-trip time the server adds per response")
         ->capture_default_str();
     cmd->add_option("--store", opt->store_dir, "Keep the ingested contexts in this directory");

@@ -28,6 +28,7 @@ struct FetchOptions {
     std::string context;
     std::string level = "q5h";
     double timeout_s = 10;
+    int connections = ClientConfig{}.connections;
     std::string host_header;
     int retries = 2;
     DeviceTrustOptions trust;
@@ -37,6 +38,7 @@ struct FetchOptions {
 int run(const FetchOptions& opt) {
     ClientConfig config = client_config_for_server(opt.server);
     config.read_timeout_s = opt.timeout_s;
+    config.connections = opt.connections;
     config.host_header = opt.host_header;
     config.server_error_retries = opt.retries;
     config.trust = trust_policy(opt.trust);
@@ -136,6 +138,10 @@ CommandRunner add_fetch_command(CLI::App& app) {
     cmd->add_option("--context", opt->context, "Context id (printed by `sparkv ingest`)")
         ->required();
     cmd->add_option("--level", opt->level, "Codec level to stream")->capture_default_str();
+    cmd->add_option("--connections", opt->connections,
+                    "Connections to stream units on at once (hides round trips)")
+        ->capture_default_str()
+        ->check(CLI::Range(1, 8));
     cmd->add_option("--timeout", opt->timeout_s, "Seconds without a byte before a unit fails")
         ->capture_default_str();
     add_device_trust_options(cmd, opt->trust);

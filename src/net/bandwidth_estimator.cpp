@@ -1,6 +1,7 @@
 #include "net/bandwidth_estimator.h"
 
 #include <algorithm>
+#include <vector>
 
 #include "common/error.h"
 
@@ -9,6 +10,8 @@ namespace sparkv {
 double UnitTiming::throughput_bytes_per_s() const {
     // A body is paced from the moment its headers leave, so the transfer time starts there; the
     // floor keeps a body that arrived in one read from dividing by zero.
+    if (link_bytes > 0 && link_start_s > 0)
+        return static_cast<double>(link_bytes) / std::max(last_byte_s - link_start_s, 1e-6);
     const double seconds = std::max(last_byte_s - headers_s, 1e-6);
     return static_cast<double>(bytes) / seconds;
 }
@@ -27,7 +30,7 @@ void BandwidthEstimator::add(const UnitTiming& timing) {
     if (recent_.size() > kRecentUnits) recent_.pop_front();
     latencies_.push_back(std::max(timing.latency_s(), 0.0));
     if (latencies_.size() > config_.window) latencies_.pop_front();
-    if (timing.bytes < config_.min_bytes) return;
+    if (timing.bytes < config_.min_bytes || timing.link_start_s < 0) return;
     throughputs_.push_back(timing.throughput_bytes_per_s());
     if (throughputs_.size() > config_.window) throughputs_.pop_front();
 }
@@ -78,20 +81,27 @@ std::optional<double> BandwidthEstimator::delivered_bytes_per_second(double now_
 
 std::optional<double> BandwidthEstimator::fitted_bytes_per_second() const {
     const auto per_unit = bytes_per_second();
-    const auto latency = latency_seconds();
     std::lock_guard lock(mutex_);
-    if (recent_.empty() || !per_unit || !latency) return per_unit;
+    if (recent_.empty() || !per_unit) return per_unit;
+    std::vector<std::pair<double, double>> busy;
+    busy.reserve(recent_.size());
     uint64_t bytes = 0;
-    double first_request = recent_.front().request_s, last_byte = 0;
     for (const auto& u : recent_) {
         bytes += u.bytes;
-        first_request = std::min(first_request, u.request_s);
-        last_byte = std::max(last_byte, u.last_byte_s);
+        busy.emplace_back(u.headers_s, std::max(u.last_byte_s, u.headers_s));
     }
-    const double transfer_s =
-        last_byte - first_request - static_cast<double>(recent_.size()) * *latency;
-    if (!(transfer_s > 0)) return per_unit;
-    return static_cast<double>(bytes) / transfer_s;
+    std::sort(busy.begin(), busy.end());
+    double busy_s = 0, open = busy.front().first, close = busy.front().second;
+    for (const auto& [from, to] : busy) {
+        if (from > close) {
+            busy_s += close - open;
+            open = from;
+        }
+        close = std::max(close, to);
+    }
+    busy_s += close - open;
+    if (!(busy_s > 0)) return per_unit;
+    return static_cast<double>(bytes) / busy_s;
 }
 
 }  // namespace sparkv

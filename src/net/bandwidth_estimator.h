@@ -19,9 +19,16 @@ struct UnitTiming {
     double headers_s = 0;     // response headers received (the RTT has passed)
     double first_byte_s = 0;  // first body byte
     double last_byte_s = 0;   // last body byte
+    // Set by a client streaming on several connections at once (0: unset): the body bytes the
+    // link carried for all of them from link_start_s to this unit's last byte. Bodies that share
+    // the link each see part of it; this is the whole.
+    // link_start_s < 0: the unit ended with others and says nothing about the link's rate.
+    uint64_t link_bytes = 0;
+    double link_start_s = 0;
 
     double latency_s() const { return headers_s - request_s; }
-    // Body bytes over the time from the headers to the last byte: the link rate the unit saw.
+    // The link rate the unit saw: body bytes over the time from the headers to the last byte,
+    // or link_bytes over the time since link_start_s when those are set.
     double throughput_bytes_per_s() const;
 };
 
@@ -47,9 +54,10 @@ class BandwidthEstimator {
     // bursty link better than per-unit rates do. nullopt with fewer than `min_units` units.
     std::optional<double> delivered_bytes_per_second(double now_s, double window_s,
                                                      size_t min_units) const;
-    // The link rate that, with the mean latency per unit, explains the wall time of every unit
-    // kept (the last 256): what a planner that prices a unit as latency + bytes / rate should
-    // use next time. Falls back to bytes_per_second() when the latencies explain all the time.
+    // The link rate over the time the link was busy with the units kept (the last 256): the
+    // union of their [headers, last byte] intervals, so round trips the link waited through are
+    // left out and bodies that overlapped on several connections are counted once. What a
+    // planner that prices a unit as latency + bytes / rate should use next time.
     std::optional<double> fitted_bytes_per_second() const;
     size_t samples() const;
 

@@ -215,7 +215,7 @@ void HttpFrontEnd::Impl::accept_all(Clock::time_point now) {
             ++open;
             ++connections;
             c.info.id = connections.load();
-            if (link.paced()) c.info.pacer = std::make_unique<LinkPacer>(link, now);
+            if (link.paced()) c.info.pacer = std::make_shared<LinkPacer>(link, now);
         }
     }
 }

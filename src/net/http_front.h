@@ -59,7 +59,7 @@ struct FrontConnection {
     uint64_t id = 0;
     std::string ip;
     int port = 0;
-    std::unique_ptr<LinkPacer> pacer;   // the connection's emulated link; null when unpaced
+    std::shared_ptr<LinkPacer> pacer;   // the connection's emulated link; null when unpaced
     bool close_after_response = false;  // a handler sets it to end the connection
 };
 

@@ -3,7 +3,9 @@
 #include <httplib.h>
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <atomic>
+#include <cctype>
 #include <charconv>
 #include <cstdio>
 #include <limits>
@@ -140,6 +142,31 @@ struct UnitServer::Impl {
     const Tenant* authenticate(const httplib::Request& req, httplib::Response& res);
     void handle_object(const httplib::Request& req, httplib::Response& res);
     void handle_list(const Tenant& tenant, httplib::Response& res);
+    // Links that clients named (X-Sparkv-Link), by "address/name". Weak: a link lives as long as
+    // one of its connections does.
+    std::mutex named_links_mutex;
+    std::unordered_map<std::string, std::weak_ptr<LinkPacer>> named_links;
+    // The pacer shared by the connections of `ip` that name `name`; `own` (the asking
+    // connection's pacer) founds the link when it is new. Bounded: names come from clients.
+    std::shared_ptr<LinkPacer> named_link(const std::string& ip, const std::string& name,
+                                          std::shared_ptr<LinkPacer> own) {
+        const bool valid =
+            !name.empty() && name.size() <= 64 &&
+            std::all_of(name.begin(), name.end(), [](char ch) {
+                return std::isalnum(static_cast<unsigned char>(ch)) || ch == '_' || ch == '-';
+            });
+        if (!valid) return own;
+        std::lock_guard lock(named_links_mutex);
+        if (named_links.size() >= kMaxNamedLinks)
+            std::erase_if(named_links, [](const auto& entry) { return entry.second.expired(); });
+        const std::string key = ip + "/" + name;
+        if (auto it = named_links.find(key); it != named_links.end())
+            if (auto shared = it->second.lock()) return shared;
+        if (named_links.size() >= kMaxNamedLinks) return own;
+        named_links[key] = own;
+        return own;
+    }
+
     void delay_first_byte() {
         if (config.link.rtt_ms > 0)
             stop.sleep_for(
@@ -163,6 +190,7 @@ struct UnitServer::Impl {
     }
 
     static constexpr std::chrono::seconds kCommittedTtl{5};
+    static constexpr size_t kMaxNamedLinks = 4096;
     std::mutex committed_mutex;
     std::unordered_map<std::string, std::chrono::steady_clock::time_point> committed;
 
@@ -367,7 +395,10 @@ void UnitServer::Impl::handle_object(const httplib::Request& req, httplib::Respo
     res.set_header("Cache-Control", std::string(cache_control_for_key(key)));
 
     FrontConnection* connection = HttpFrontEnd::current();
-    LinkPacer* pacer = connection ? connection->pacer.get() : nullptr;
+    if (connection && connection->pacer && req.has_header("X-Sparkv-Link"))
+        connection->pacer =
+            named_link(connection->ip, req.get_header_value("X-Sparkv-Link"), connection->pacer);
+    std::shared_ptr<LinkPacer> pacer = connection ? connection->pacer : nullptr;
     if (pacer)
         res.set_header("X-Sparkv-Link-Time",
                        fmt::format("{:.6f}", pacer->link_time(LinkPacer::Clock::now())));
@@ -377,7 +408,7 @@ void UnitServer::Impl::handle_object(const httplib::Request& req, httplib::Respo
     struct Body {
         std::unique_ptr<ObjectReader> reader;
         ResponseBody layout;
-        LinkPacer* pacer;
+        std::shared_ptr<LinkPacer> pacer;
         bool started = false;
         std::vector<uint8_t> buffer;
     };
@@ -401,7 +432,8 @@ void UnitServer::Impl::handle_object(const httplib::Request& req, httplib::Respo
             body_bytes += n;
             return true;
         },
-        [this, head](bool success) {
+        [this, head, state](bool success) {
+            if (state->started && state->pacer) state->pacer->end_body();
             if (success)
                 ++objects_served;
             else if (!head)

@@ -3,7 +3,11 @@
 // pointed at the store directory serves the same URLs. It can pace every connection through an
 // emulated link (trace or fixed rate, plus a base RTT). Paced responses carry
 // "X-Sparkv-Link-Time: <seconds>", the connection's link time when the body became ready, so a
-// client can line its arrival times up with the trace (see testkit/link_probe.h).
+// client can line its arrival times up with the trace (see testkit/link_probe.h). A client that
+// streams on several connections names its link with "X-Sparkv-Link: <name>" (1-64 characters of
+// [A-Za-z0-9_-]) on every request: all paced connections from one address that name the same
+// link share one pacer, as one device's connections share its radio, so more connections hide
+// round trips but never add capacity. Without the header each connection is its own link.
 //
 // It faces the open internet: connections are handled by an event loop with per-address limits
 // and timeouts in front of httplib's request parsing (net/http_front.h), and with an access

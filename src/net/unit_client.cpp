@@ -10,6 +10,7 @@
 #include <cmath>
 #include <cstdio>
 #include <nlohmann/json.hpp>
+#include <random>
 
 #include "common/error.h"
 #include "common/timer.h"
@@ -46,10 +47,18 @@ bool is_server_error(int status) {
     return status == 500 || status == 502 || status == 503 || status == 504;
 }
 
-httplib::Headers request_headers(const ClientConfig& config) {
+httplib::Headers request_headers(const ClientConfig& config, const std::string& link_name) {
     httplib::Headers headers;
     if (!config.host_header.empty()) headers.emplace("Host", config.host_header);
+    headers.emplace("X-Sparkv-Link", link_name);
     return headers;
+}
+
+// A name for this client's link, unique enough among one server's clients.
+std::string random_link_name() {
+    std::random_device device;
+    const uint64_t high = device(), low = device();
+    return fmt::format("{:016x}", (high << 32) ^ low);
 }
 
 int64_t unit_id(int32_t t, int32_t l) {
@@ -101,38 +110,54 @@ const char* failure_kind_name(FailureKind kind) {
 UnitClient::UnitClient(ClientConfig config)
     : config_(std::move(config)),
       trust_(config_.trust ? config_.trust : std::make_shared<const TrustPolicy>()),
-      http_(std::make_unique<httplib::Client>(config_.host, config_.port)) {
+      link_name_(random_link_name()) {
     if (!(config_.read_timeout_s > 0) || !(config_.connect_timeout_s > 0))
         fail("client: timeouts must be positive");
     if (config_.max_queued_units == 0) fail("client: max_queued_units must be at least 1");
+    if (config_.connections < 1 || config_.connections > 8)
+        fail("client: connections must be in 1..8, got {}", config_.connections);
     if (!config_.path_prefix.empty() &&
         (config_.path_prefix.front() != '/' || config_.path_prefix.back() == '/'))
         fail("client: path prefix \"{}\" must start with '/' and not end with one",
              config_.path_prefix);
     if (config_.server_error_retries < 0 || !(config_.retry_backoff_s >= 0))
         fail("client: retries and backoff must not be negative");
+    if (!config_.source_address.empty()) {
+        in_addr parsed{};
+        if (::inet_pton(AF_INET, config_.source_address.c_str(), &parsed) != 1)
+            fail("client: source address \"{}\" is not an IPv4 address", config_.source_address);
+    }
+    for (int i = 0; i < config_.connections; ++i) {
+        auto connection = std::make_unique<Connection>();
+        connection->http = make_http(*connection);
+        connections_.push_back(std::move(connection));
+    }
+}
+
+std::unique_ptr<httplib::Client> UnitClient::make_http(Connection& connection) {
+    auto http = std::make_unique<httplib::Client>(config_.host, config_.port);
     time_t sec, usec;
     split_seconds(config_.connect_timeout_s, sec, usec);
-    http_->set_connection_timeout(sec, usec);
+    http->set_connection_timeout(sec, usec);
     split_seconds(config_.read_timeout_s, sec, usec);
-    http_->set_read_timeout(sec, usec);
-    http_->set_write_timeout(sec, usec);
-    http_->set_keep_alive(true);
-    http_->set_tcp_nodelay(true);
-    http_->set_decompress(false);
-    if (!config_.bearer_token.empty()) http_->set_bearer_token_auth(config_.bearer_token.c_str());
+    http->set_read_timeout(sec, usec);
+    http->set_write_timeout(sec, usec);
+    http->set_keep_alive(true);
+    http->set_tcp_nodelay(true);
+    http->set_decompress(false);
+    if (!config_.bearer_token.empty()) http->set_bearer_token_auth(config_.bearer_token.c_str());
     sockaddr_in source{};
     if (!config_.source_address.empty()) {
         source.sin_family = AF_INET;
-        if (::inet_pton(AF_INET, config_.source_address.c_str(), &source.sin_addr) != 1)
-            fail("client: source address \"{}\" is not an IPv4 address", config_.source_address);
+        ::inet_pton(AF_INET, config_.source_address.c_str(), &source.sin_addr);
     }
-    http_->set_socket_options([this, source](int fd) {
+    http->set_socket_options([this, &connection, source](int fd) {
         ++connections_opened_;
-        socket_ = fd;
+        connection.socket = fd;
         if (source.sin_family == AF_INET)  // before httplib connects: bind the local end
             ::bind(fd, reinterpret_cast<const sockaddr*>(&source), sizeof(source));
     });
+    return http;
 }
 
 UnitClient::~UnitClient() {
@@ -144,12 +169,12 @@ std::string UnitClient::url_path(const std::string& key) const {
     return fmt::format("{}/{}", config_.path_prefix, key);
 }
 
-void UnitClient::acknowledge_now() {
+void UnitClient::acknowledge_now(const Connection& connection) {
     // A server that writes without TCP_NODELAY (Garage's web endpoint) holds a small segment
     // (the body after the headers, a body's last piece) until the data before it is
     // acknowledged, which Linux delays by up to 40 ms on a keep-alive connection: acknowledge at
     // once whenever data arrives (Garage: 44 -> 1 ms per small unit on loopback).
-    const int socket = socket_.load();
+    const int socket = connection.socket.load();
     const int one = 1;
     if (socket >= 0) setsockopt(socket, IPPROTO_TCP, TCP_QUICKACK, &one, sizeof(one));
 }
@@ -167,9 +192,10 @@ bool UnitClient::back_off(int retry) {
 }
 
 std::string UnitClient::get_small_object(const std::string& key, std::string_view what) {
-    if (fetch_thread_.joinable()) fail("client: cannot fetch {} while streaming", what);
+    if (started_) fail("client: cannot fetch {} while streaming", what);
     for (int retry = 0;; ++retry) {
-        auto result = http_->Get(url_path(key), request_headers(config_));
+        auto result =
+            connections_[0]->http->Get(url_path(key), request_headers(config_, link_name_));
         if (!result)
             fail("cannot fetch {} from {}:{}: {}", what, config_.host, config_.port,
                  httplib::to_string(result.error()));
@@ -214,9 +240,11 @@ std::vector<int32_t> UnitClient::fetch_tokens() {
 
 bool UnitClient::cancel_unit(int32_t t, int32_t l) {
     std::unique_lock lock(queue_mutex_);
-    if (current_unit_.load() == unit_id(t, l)) {
-        cancel_current_ = true;  // the fetch loop reports it when the transfer stops
-        return true;
+    for (auto& connection : connections_) {
+        if (connection->current_unit.load() == unit_id(t, l)) {
+            connection->cancel_current = true;  // its fetch loop reports it when the transfer stops
+            return true;
+        }
     }
     for (auto it = queue_.begin(); it != queue_.end(); ++it) {
         if (it->unit.t != t || it->unit.l != l) continue;
@@ -232,11 +260,14 @@ bool UnitClient::cancel_unit(int32_t t, int32_t l) {
 
 void UnitClient::start(std::shared_ptr<FetchSchedule> schedule, ClientCallbacks callbacks) {
     if (!have_manifest_) fail("client: fetch the manifest before streaming units");
-    if (fetch_thread_.joinable()) fail("client: already started");
+    if (started_) fail("client: already started");
     if (!schedule) fail("client: no schedule");
     schedule_ = std::move(schedule);
     callbacks_ = std::move(callbacks);
-    fetch_thread_ = std::thread([this] { fetch_loop(); });
+    started_ = true;
+    fetchers_running_ = static_cast<int>(connections_.size());
+    for (auto& connection : connections_)
+        connection->thread = std::thread([this, c = connection.get()] { fetch_loop(*c); });
     delivery_thread_ = std::thread([this] { delivery_loop(); });
 }
 
@@ -246,18 +277,22 @@ void UnitClient::cancel() {
     { std::lock_guard lock(queue_mutex_); }
     queue_changed_.notify_all();
     // httplib's stop() shuts down the socket of a request in flight. A request that is just being
-    // set up can miss it, so repeat until the fetch thread has left its request (it checks the
+    // set up can miss it, so repeat until each fetch thread has left its request (it checks the
     // flag after announcing the request, so it either sees the flag or we see the request).
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
-    while (in_request_ && std::chrono::steady_clock::now() < deadline) {
-        http_->stop();
-        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    for (auto& connection : connections_) {
+        while (connection->in_request && std::chrono::steady_clock::now() < deadline) {
+            connection->http->stop();
+            std::this_thread::sleep_for(std::chrono::milliseconds(1));
+        }
     }
 }
 
 void UnitClient::wait() {
-    if (fetch_thread_.joinable()) fetch_thread_.join();
+    for (auto& connection : connections_)
+        if (connection->thread.joinable()) connection->thread.join();
     if (delivery_thread_.joinable()) delivery_thread_.join();
+    started_ = false;
 }
 
 ClientStats UnitClient::stats() const {
@@ -275,7 +310,7 @@ void UnitClient::report(const UnitRequest& unit, FailureKind kind, std::string r
     if (callbacks_.on_failure) callbacks_.on_failure({unit, kind, std::move(reason)});
 }
 
-void UnitClient::fetch_loop() {
+void UnitClient::fetch_loop(Connection& connection) {
     while (auto unit = schedule_->take([this] { return cancelled_.load(); })) {
         if (server_gone_) {
             report(*unit, FailureKind::unreachable,
@@ -284,19 +319,46 @@ void UnitClient::fetch_loop() {
             continue;
         }
         if (callbacks_.before_request && !callbacks_.before_request(*unit)) continue;
-        fetch_unit(*unit);
+        fetch_unit(connection, *unit);
         std::lock_guard lock(queue_mutex_);
-        current_unit_ = -1;
-        cancel_current_ = false;
+        connection.current_unit = -1;
+        connection.cancel_current = false;
     }
     {
         std::lock_guard lock(queue_mutex_);
-        fetch_done_ = true;
+        --fetchers_running_;
     }
     queue_changed_.notify_all();
 }
 
-void UnitClient::fetch_unit(const UnitRequest& unit) {
+void UnitClient::link_headers_arrived(double now_s) {
+    std::lock_guard lock(link_mutex_);
+    if (bodies_active_++ == 0) {  // the link was idle: its busy time starts now
+        mark_s_ = now_s;
+        mark_bytes_ = link_bytes_;
+    }
+}
+
+void UnitClient::link_body_ended(UnitTiming* completed, uint64_t body_bytes) {
+    std::lock_guard lock(link_mutex_);
+    if (bodies_active_ > 0) --bodies_active_;
+    if (!completed) return;
+    // What the link carried for every body since the last sample (or since it became busy):
+    // with one connection exactly this unit's bytes over its transfer time.
+    const uint64_t carried = link_bytes_ - mark_bytes_;
+    if (2 * carried < body_bytes) {
+        // Most of this body crossed before the last sample (bodies that ended together): too
+        // little time to measure over; the next sample covers it.
+        completed->link_start_s = -1;
+        return;
+    }
+    completed->link_start_s = mark_s_;
+    completed->link_bytes = carried;
+    mark_s_ = std::max(completed->last_byte_s, completed->headers_s);
+    mark_bytes_ = link_bytes_;
+}
+
+void UnitClient::fetch_unit(Connection& connection, const UnitRequest& unit) {
     const int level = manifest_.level_index(unit.level);
     if (level < 0 || unit.t < 0 || unit.t >= manifest_.n_chunks() || unit.l < 0 ||
         unit.l >= manifest_.n_layers())
@@ -312,14 +374,16 @@ void UnitClient::fetch_unit(const UnitRequest& unit) {
     std::string error_body;
     bool overflow = false;
     const std::string path = url_path(unit_key(manifest_, unit.level, unit.t, unit.l));
-    const httplib::Headers headers = request_headers(config_);
+    const httplib::Headers headers = request_headers(config_, link_name_);
 
     {
         std::lock_guard lock(queue_mutex_);
-        current_unit_ = unit_id(unit.t, unit.l);
-        cancel_current_ = false;
+        connection.current_unit = unit_id(unit.t, unit.l);
+        connection.cancel_current = false;
     }
-    const auto stop_reading = [this] { return cancelled_.load() || cancel_current_.load(); };
+    const auto stop_reading = [this, &connection] {
+        return cancelled_.load() || connection.cancel_current.load();
+    };
     httplib::Result result{nullptr, httplib::Error::Unknown};
     for (int retry = 0;; ++retry) {
         timing = UnitTiming{};
@@ -327,21 +391,28 @@ void UnitClient::fetch_unit(const UnitRequest& unit) {
         received.bytes.clear();
         error_body.clear();
         status = 0;
-        in_request_ = true;
+        bool on_link = false;  // counted in the link accounting (headers seen)
+        connection.in_request = true;
         if (cancelled_) {
-            in_request_ = false;
+            connection.in_request = false;
             return;
         }
-        result = http_->Get(
+        result = connection.http->Get(
             path, headers,
             [&](const httplib::Response& response) {
                 timing.headers_s = now_seconds();
                 status = response.status;
-                acknowledge_now();
+                acknowledge_now(connection);
+                link_headers_arrived(timing.headers_s);
+                on_link = true;
                 return !stop_reading();
             },
             [&](const char* data, size_t n) {
-                acknowledge_now();
+                acknowledge_now(connection);
+                {
+                    std::lock_guard lock(link_mutex_);
+                    link_bytes_ += n;
+                }
                 const double now = now_seconds();
                 if (timing.first_byte_s == 0) timing.first_byte_s = now;
                 timing.last_byte_s = now;
@@ -358,10 +429,13 @@ void UnitClient::fetch_unit(const UnitRequest& unit) {
                 received.bytes.insert(received.bytes.end(), data, data + n);
                 return !stop_reading();
             });
-        in_request_ = false;
+        connection.in_request = false;
+        const bool complete = result && status == 200 && !connection.cancel_current &&
+                              received.bytes.size() == expected.bytes;
+        if (on_link) link_body_ended(complete ? &timing : nullptr, received.bytes.size());
         if (cancelled_) return;
         // An object store's 503 SlowDown or a CDN's 502 is worth asking again, briefly.
-        if (result && is_server_error(status) && !cancel_current_ &&
+        if (result && is_server_error(status) && !connection.cancel_current &&
             retry < config_.server_error_retries && back_off(retry + 1))
             continue;
         break;
@@ -369,7 +443,7 @@ void UnitClient::fetch_unit(const UnitRequest& unit) {
     if (cancelled_) return;
 
     const std::string name = unit_name(unit);
-    if (cancel_current_) {
+    if (connection.cancel_current) {
         return report(unit, FailureKind::cancelled,
                       fmt::format("{}: withdrawn after {} of {} bytes", name, received.bytes.size(),
                                   expected.bytes));
@@ -417,20 +491,20 @@ void UnitClient::fetch_unit(const UnitRequest& unit) {
     ++units_received_;
     bytes_received_ += timing.bytes;
     if (callbacks_.on_timing) callbacks_.on_timing(timing);
-    deliver(std::move(received));
+    deliver(connection, std::move(received));
 }
 
-void UnitClient::deliver(ReceivedUnit&& unit) {
+void UnitClient::deliver(Connection& connection, ReceivedUnit&& unit) {
     std::unique_lock lock(queue_mutex_);
     queue_changed_.wait(lock,
                         [&] { return queue_.size() < config_.max_queued_units || cancelled_; });
     if (cancelled_) return;
-    if (cancel_current_) {  // withdrawn between its last byte and now
+    if (connection.cancel_current) {  // withdrawn between its last byte and now
         lock.unlock();
         return report(unit.unit, FailureKind::cancelled,
                       fmt::format("{}: withdrawn", unit_name(unit.unit)));
     }
-    current_unit_ = -1;  // from here on cancel_unit finds it in the queue
+    connection.current_unit = -1;  // from here on cancel_unit finds it in the queue
     queue_.push_back(std::move(unit));
     lock.unlock();
     queue_changed_.notify_all();
@@ -456,7 +530,8 @@ void UnitClient::delivery_loop() {
         ReceivedUnit unit;
         {
             std::unique_lock lock(queue_mutex_);
-            queue_changed_.wait(lock, [&] { return !queue_.empty() || fetch_done_ || cancelled_; });
+            queue_changed_.wait(
+                lock, [&] { return !queue_.empty() || fetchers_running_ == 0 || cancelled_; });
             if (cancelled_ || queue_.empty()) return;
             unit = std::move(queue_.front());
             queue_.pop_front();

@@ -1,10 +1,12 @@
-// The device side's network client. It fetches a context's manifest, then streams units over one
-// persistent HTTP/1.1 connection in the order of a FetchSchedule that the caller may change while
-// it runs. Every unit is checked against the manifest's size and xxhash64 before it is handed on,
-// and, under a trust policy (store/trust.h), the manifest's signature and every unit's SHA-256;
-// a unit that fails (timeout, reset, bad checksum, HTTP error) is reported with a reason and the
-// stream goes on with the next one. Decoding and the caller's callback run on a delivery thread,
-// so the link never idles while a unit is being decoded.
+// The device side's network client. It fetches a context's manifest, then streams units over a
+// few persistent HTTP/1.1 connections (ClientConfig::connections) in the order of a FetchSchedule
+// that the caller may change while it runs: each connection takes the next unit when its last one
+// is in, so the next request's round trip overlaps the current body instead of idling the link.
+// Every unit is checked against the manifest's size and xxhash64 before it is handed on, and, under
+// a trust policy (store/trust.h), the manifest's signature and every unit's SHA-256; a unit that
+// fails (timeout, reset, bad checksum, HTTP error) is reported with a reason and the stream goes on
+// with the next one. Decoding and the caller's callback run on a delivery thread, so the link never
+// idles while a unit is being decoded.
 #pragma once
 
 #include <atomic>
@@ -39,6 +41,10 @@ struct ClientConfig {
     double read_timeout_s = 10;
     // Received units waiting for the delivery thread; the fetch loop waits when it is full.
     size_t max_queued_units = 16;
+    // Connections streaming units at once (1-8). One request per unit leaves the link idle for a
+    // round trip between units; a second connection hides it. The requests name one link
+    // (X-Sparkv-Link) so that an emulating server paces them together (net/server.h).
+    int connections = 2;
     // Where the store's root is on the server: "" for `sparkv serve`, "/PREFIX" when an object
     // store's website endpoint or a CDN serves the store's objects under a path.
     std::string path_prefix;
@@ -100,15 +106,15 @@ struct ClientCallbacks {
     // Runs on the delivery thread, in arrival order. Throwing reports the unit as a decode
     // failure (on_failure), so a unit the caller could not use is never silently lost.
     std::function<void(ReceivedUnit&&)> on_unit;
-    // Runs on the fetch or the delivery thread.
+    // Runs on a fetch thread or the delivery thread.
     std::function<void(const UnitFailure&)> on_failure;
     // Optional, on the delivery thread: turns verified bytes into what on_unit receives in
     // `decoded`; throwing sparkv::Error reports the unit as a decode failure.
     std::function<std::vector<uint8_t>(const UnitRequest&, std::span<const uint8_t>)> decode;
-    // Optional, on the fetch thread as soon as a unit's last byte arrived.
+    // Optional, on a fetch thread as soon as a unit's last byte arrived.
     std::function<void(const UnitTiming&)> on_timing;
-    // Optional, on the fetch thread just before a unit is requested: false skips it silently
-    // (another lane has taken it since it was scheduled).
+    // Optional, on a fetch thread just before a unit is requested: false skips it silently
+    // (another lane has taken it since it was scheduled). Fetch threads run at once.
     std::function<bool(const UnitRequest&)> before_request;
 };
 
@@ -150,42 +156,60 @@ class UnitClient {
     ClientStats stats() const;
 
   private:
+    // One connection and the unit it is downloading. Its fetch thread owns `http`'s requests;
+    // cancel(), cancel_unit() and the caller's threads read the atomics.
+    struct Connection {
+        std::unique_ptr<httplib::Client> http;
+        std::atomic<int64_t> current_unit{-1};  // (t << 32) | l, or -1
+        std::atomic<bool> cancel_current{false};
+        std::atomic<bool> in_request{false};
+        std::atomic<int> socket{-1};
+        std::thread thread;
+    };
+    std::unique_ptr<httplib::Client> make_http(Connection& connection);
+    // Link accounting shared by the connections: body bytes and the time the link has been busy
+    // since the last completed unit, so that concurrent bodies measure the link, not their share.
+    void link_headers_arrived(double now_s);
+    void link_body_ended(UnitTiming* completed, uint64_t body_bytes);
+
     std::string get_small_object(const std::string& key, std::string_view what);
     std::string url_path(const std::string& key) const;
     // Sleeps before retry number `retry` (1, 2, ...); false if the client was cancelled meanwhile.
     bool back_off(int retry);
-    void acknowledge_now();
-    void fetch_loop();
+    void acknowledge_now(const Connection& connection);
+    void fetch_loop(Connection& connection);
     void delivery_loop();
-    void fetch_unit(const UnitRequest& unit);
+    void fetch_unit(Connection& connection, const UnitRequest& unit);
     void report(const UnitRequest& unit, FailureKind kind, std::string reason);
-    void deliver(ReceivedUnit&& unit);
+    void deliver(Connection& connection, ReceivedUnit&& unit);
     // Under an enforcing trust policy: the SHA-256 check; reports and returns false on mismatch.
     bool verify_hash(ReceivedUnit& unit);
 
     ClientConfig config_;
-    std::shared_ptr<const TrustPolicy> trust_;  // never null
-    std::unique_ptr<httplib::Client> http_;
+    std::shared_ptr<const TrustPolicy> trust_;              // never null
+    std::string link_name_;                                 // X-Sparkv-Link of every request
+    std::vector<std::unique_ptr<Connection>> connections_;  // [0] also fetches small objects
     Manifest manifest_;
     bool have_manifest_ = false;
     std::shared_ptr<FetchSchedule> schedule_;
     ClientCallbacks callbacks_;
 
     std::atomic<bool> cancelled_{false};
-    // The unit being downloaded ((t << 32) | l, or -1) and whether the caller withdrew it.
-    std::atomic<int64_t> current_unit_{-1};
-    std::atomic<bool> cancel_current_{false};
-    std::atomic<bool> in_request_{false};
     std::atomic<bool> server_gone_{false};
-    std::atomic<int> socket_{-1};  // of the current connection
-    std::thread fetch_thread_;
+    std::atomic<bool> started_{false};
     std::thread delivery_thread_;
+
+    std::mutex link_mutex_;  // guards the link accounting below
+    int bodies_active_ = 0;
+    double mark_s_ = 0;        // the link's busy time is counted from here...
+    uint64_t mark_bytes_ = 0;  // ...and its bytes from this count of link_bytes_
+    uint64_t link_bytes_ = 0;  // body bytes received on all connections
 
     std::mutex queue_mutex_;
     std::condition_variable queue_changed_;
     std::deque<ReceivedUnit> queue_;
     std::vector<std::pair<int32_t, int32_t>> withdrawn_;  // queued units to drop on delivery
-    bool fetch_done_ = false;
+    int fetchers_running_ = 0;                            // fetch threads that have not finished
 
     std::atomic<uint64_t> units_received_{0}, units_failed_{0}, bytes_received_{0},
         connections_opened_{0}, retries_{0};

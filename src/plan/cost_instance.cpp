@@ -22,6 +22,8 @@ void CostInstance::validate() const {
     if (default_level < 0 || static_cast<size_t>(default_level) >= levels.size())
         fail("cost instance: default level {} is not one of the {} levels", default_level,
              levels.size());
+    if (connections < 1 || connections > 8)
+        fail("cost instance: {} connections (1..8)", connections);
     const auto bad = [](double x) { return !std::isfinite(x) || x < 0; };
     for (double d : decode_s_per_byte)
         if (bad(d)) fail("cost instance: decode rate {} is invalid", d);

@@ -23,8 +23,11 @@ struct CostInstance {
     std::vector<double> decode_s_per_byte;  // per level, one core
     std::vector<UnitCost> units;            // per unit (ContextShape::index)
     double request_latency_s = 0;           // round trip before each unit's first byte
-    double query_layer_s = 0;               // one layer of the question, over the whole context
-    double finish_s = 0;                    // final norm, LM head and sampling
+    // Connections the stream lane requests units on at once: each asks for its next unit when
+    // its last one is in, so with two or more a round trip overlaps the body before it.
+    int connections = 1;
+    double query_layer_s = 0;  // one layer of the question, over the whole context
+    double finish_s = 0;       // final norm, LM head and sampling
     // Compute-lane seconds lost per second of decoding that runs beside it: the stream lane's
     // decoder takes CPU from the compute lane on a small device ("overhead-aware").
     double decode_slowdown = 0;
@@ -36,9 +39,10 @@ struct CostInstance {
         return static_cast<double>(unit(u).bytes[static_cast<size_t>(level)]) *
                decode_s_per_byte[static_cast<size_t>(level)];
     }
-    // Predicted seconds to stream a unit at a steady bandwidth: round trip, transfer, decode.
+    // Predicted seconds to stream a unit at a steady bandwidth: round trip, transfer, decode. In
+    // a run of units the connections keep that many round trips under way at once.
     double stream_s(UnitId u, int level, double bytes_per_second) const {
-        return request_latency_s +
+        return request_latency_s / connections +
                static_cast<double>(unit(u).bytes[static_cast<size_t>(level)]) / bytes_per_second +
                decode_s(u, level);
     }

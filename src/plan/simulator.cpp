@@ -34,22 +34,53 @@ struct StreamPass {
     uint64_t bytes = 0;
 };
 
-// The stream lane: one request at a time on one connection, a delivery thread decoding in order.
-// `units` lists what to stream in order with its level.
+// The link side of the stream lane: `connections` connections, each asking for its next unit as
+// soon as its last one is in; bodies cross the link one after another in request order.
+class LinkLanes {
+  public:
+    LinkLanes(const CostInstance& ci, const LinkModel& link, double start_s)
+        : ci_(ci),
+          link_(link),
+          connection_free_(static_cast<size_t>(ci.connections), start_s),
+          link_free_(start_s) {}
+
+    struct Transfer {
+        double request_s, arrived_s, link_busy_s;
+    };
+    Transfer next(uint64_t bytes) {
+        auto free = std::min_element(connection_free_.begin(), connection_free_.end());
+        const double request = *free;
+        const double body = std::max(request + ci_.request_latency_s, link_free_);
+        const double arrived = link_.arrival(body, bytes);
+        const Transfer t{request, arrived, arrived - std::max(request, link_free_)};
+        link_free_ = *free = arrived;
+        return t;
+    }
+
+  private:
+    const CostInstance& ci_;
+    const LinkModel& link_;
+    std::vector<double> connection_free_;
+    double link_free_;
+};
+
+// The stream lane: the link (LinkLanes), a delivery thread decoding in arrival order. `units`
+// lists what to stream in order with its level.
 StreamPass run_stream(const CostInstance& ci, const std::vector<std::pair<UnitId, int>>& units,
                       const LinkModel& link, double start_s) {
     StreamPass pass;
     pass.ready.assign(ci.shape.n_units(), kNever);
     pass.start.assign(ci.shape.n_units(), kNever);
-    double t = start_s, decoder_free = start_s;
+    LinkLanes lanes(ci, link, start_s);
+    double decoder_free = start_s;
     for (const auto& [u, level] : units) {
         const size_t i = ci.shape.index(u);
         const uint64_t bytes = ci.units[i].bytes[static_cast<size_t>(level)];
-        const double arrived = link.arrival(t + ci.request_latency_s, bytes);
-        pass.start[i] = t;
-        pass.link_busy_s += arrived - t;
+        const auto transfer = lanes.next(bytes);
+        const double arrived = transfer.arrived_s;
+        pass.start[i] = transfer.request_s;
+        pass.link_busy_s += transfer.link_busy_s;
         pass.bytes += bytes;
-        t = arrived;
         const double d0 = std::max(arrived, decoder_free);
         const double d1 = d0 + ci.decode_s(u, level);
         decoder_free = d1;
@@ -80,6 +111,7 @@ SimResult simulate_meet_in_the_middle(const CostInstance& ci, const Plan& plan,
     Intervals decodes;
     int32_t front = 0, back = shape.n_chunks() - 1;
     double c = 0, s = 0, decoder_free = 0;
+    LinkLanes lanes(ci, link, 0);
     bool compute_on = true, stream_on = true;
     while ((compute_on || stream_on) && front <= back) {
         if (compute_on && (!stream_on || c <= s)) {
@@ -97,14 +129,15 @@ SimResult simulate_meet_in_the_middle(const CostInstance& ci, const Plan& plan,
                 const size_t i = shape.index({t, l});
                 const int level = ci.default_level;
                 const uint64_t bytes = ci.units[i].bytes[static_cast<size_t>(level)];
-                const double arrived = link.arrival(s + ci.request_latency_s, bytes);
-                r.link_busy_s += arrived - s;
+                const auto transfer = lanes.next(bytes);
+                const double arrived = transfer.arrived_s;
+                r.link_busy_s += transfer.link_busy_s;
                 r.bytes += bytes;
                 const double d0 = std::max(arrived, decoder_free);
                 decoder_free = d0 + ci.decode_s({t, l}, level);
                 decodes.emplace_back(d0, decoder_free);
                 r.decode_busy_s += decoder_free - d0;
-                r.units[i] = {Lane::stream, s, decoder_free};
+                r.units[i] = {Lane::stream, transfer.request_s, decoder_free};
                 ready[i] = decoder_free;
                 s = arrived;
             }

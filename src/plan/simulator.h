@@ -1,10 +1,12 @@
 // Plays a plan forward in time on a cost instance and a link, the way the executor runs it: the
-// stream lane requests its units one after another on one connection and a delivery thread
-// decodes them in arrival order; the compute lane takes the first unit of its order whose inputs
-// are ready (work-conserving), and runs a layer of the question as soon as that layer of the
-// context is complete; decoding slows the compute lane down by the instance's decode_slowdown.
-// Policies use it to compare candidate plans (sparkv's refinement, the oracle's search); tests
-// use it to check policies against known optima. Deterministic and allocation-light.
+// stream lane requests its units in order on the instance's connections (each asks for the next
+// unit when its last one is in, so round trips overlap bodies), the bodies cross the link one
+// after another, and a delivery thread decodes them in arrival order; the compute lane takes the
+// first unit of its order whose inputs are ready (work-conserving), and runs a layer of the
+// question as soon as that layer of the context is complete; decoding slows the compute lane down
+// by the instance's decode_slowdown. Policies use it to compare candidate plans (sparkv's
+// refinement, the oracle's search); tests use it to check policies against known optima.
+// Deterministic and allocation-light.
 #pragma once
 
 #include <vector>

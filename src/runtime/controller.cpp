@@ -82,7 +82,8 @@ double Controller::bandwidth_estimate(double now_s) const {
                 ? 0
                 : static_cast<double>(
                       costs_.units[0].bytes[static_cast<size_t>(costs_.default_level)]);
-        const double expected = costs_.request_latency_s + typical / bandwidth;
+        // The oldest unit in flight shares the link with the other connections' units.
+        const double expected = costs_.request_latency_s + costs_.connections * typical / bandwidth;
         if (elapsed > settings_.stall_factor * expected && elapsed > 0.25)
             bandwidth = std::min(bandwidth, typical / elapsed);
     }
@@ -165,7 +166,8 @@ void Controller::tick(double now_s) {
     const auto stream_s = [&](size_t i) {
         const auto bytes =
             static_cast<double>(costs_.units[i].bytes[static_cast<size_t>(level_[i])]);
-        return delivered ? bytes / *delivered : costs_.request_latency_s + bytes / bandwidth;
+        return delivered ? bytes / *delivered
+                         : costs_.request_latency_s / costs_.connections + bytes / bandwidth;
     };
     double remaining_c = 0, remaining_s = 0;
     for (size_t i = 0; i < states.size(); ++i) {

@@ -120,6 +120,7 @@ plan::Plan Device::plan_oracle(const AskOptions& opt, const ClientConfig& client
     plan::CostInstance costs =
         build_costs(m, profile_, availability, level, 0.0,
                     static_cast<int64_t>(question_tokens(*model_, opt.question, format).size()));
+    costs.connections = client_config.connections;
     if (!opt.measured_compute_s.empty()) {
         if (opt.measured_compute_s.size() != costs.units.size())
             fail("ask: {} measured unit costs for {} units", opt.measured_compute_s.size(),
@@ -137,6 +138,7 @@ AskResult Device::ask(const AskOptions& opt) {
     if (opt.n_predict < 1) fail("ask: -n must be at least 1");
     ClientConfig client_config = client_config_for_server(opt.server);
     client_config.read_timeout_s = opt.read_timeout_s;
+    client_config.connections = opt.connections;
     client_config.trust = opt.trust;
     client_config.bearer_token = opt.bearer_token;
     const auto& config = model_->config();
@@ -225,6 +227,7 @@ AskResult Device::ask(const AskOptions& opt) {
     r.level = manifest.levels[static_cast<size_t>(level)];
     plan::CostInstance costs = build_costs(manifest, profile_, r.availability, level, latency,
                                            static_cast<int64_t>(question.size()));
+    costs.connections = client_config.connections;
     plan::PlannerSettings planner = opt.planner;
     if (!opt.level.empty()) planner.stream_adapts_level = false;  // the level asked for is a floor
     plan::Plan plan = refused          ? plan::make_plan(plan::Policy::local, costs, bandwidth)

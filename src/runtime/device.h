@@ -63,6 +63,7 @@ struct AskOptions {
     ControllerSettings controller;
     std::string power_profile = "phone";
     double read_timeout_s = 10;
+    int connections = ClientConfig{}.connections;  // the stream lane's (net/unit_client.h)
     // Keys whose signatures the device trusts (store/trust.h): with any, an unsigned, foreign or
     // other-model context is refused and a streamed unit whose SHA-256 differs from the signed
     // manifest is refused (and computed instead). Null: not verified, as before signing.

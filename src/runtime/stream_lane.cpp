@@ -38,11 +38,10 @@ void StreamLane::start(const std::vector<std::pair<UnitId, int>>& order, bool ch
     ClientCallbacks cb;
     cb.before_request = [this](const UnitRequest& r) {
         if (!board_.begin_stream({r.t, r.l}, chunk_claims_)) return false;
-        request_s_ = now_s();
+        request_sent({r.t, r.l});
         return true;
     };
     cb.on_timing = [this](const UnitTiming& t) {
-        request_s_ = 0;
         estimator_.add(t);
         timeline_.add_bandwidth({t.last_byte_s - origin_s_, t.throughput_bytes_per_s()});
     };
@@ -63,7 +62,7 @@ void StreamLane::append(UnitId u, int level, bool front) {
 void StreamLane::on_unit(ReceivedUnit&& unit) {
     const UnitId u{unit.unit.t, unit.unit.l};
     bytes_ += unit.bytes.size();
-    request_s_ = 0;
+    request_done(u);
     last_activity_s_ = now_s();
     if (!board_.begin_write(u)) {  // withdrawn while it was on its way
         ++withdrawn_;
@@ -100,7 +99,7 @@ void StreamLane::on_unit(ReceivedUnit&& unit) {
 
 void StreamLane::on_failure(const UnitFailure& f) {
     const UnitId u{f.unit.t, f.unit.l};
-    request_s_ = 0;
+    request_done(u);
     last_activity_s_ = now_s();
     if (f.kind == FailureKind::cancelled) {
         ++withdrawn_;
@@ -158,10 +157,22 @@ std::vector<UnitFailure> StreamLane::failures() const {
     return failure_list_;
 }
 
+void StreamLane::request_sent(UnitId u) {
+    std::lock_guard lock(in_flight_mutex_);
+    in_flight_.emplace_back(u, now_s());
+}
+
+void StreamLane::request_done(UnitId u) {
+    std::lock_guard lock(in_flight_mutex_);
+    std::erase_if(in_flight_, [u](const auto& entry) { return entry.first == u; });
+}
+
 std::optional<double> StreamLane::in_flight_since() const {
-    const double t = request_s_.load();
-    if (t <= 0) return std::nullopt;
-    return t;
+    std::lock_guard lock(in_flight_mutex_);
+    if (in_flight_.empty()) return std::nullopt;
+    double oldest = in_flight_.front().second;
+    for (const auto& [u, t] : in_flight_) oldest = std::min(oldest, t);
+    return oldest;
 }
 
 }  // namespace sparkv::runtime

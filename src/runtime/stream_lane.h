@@ -70,8 +70,8 @@ class StreamLane : public StreamControl {
     std::vector<UnitFailure> failures() const;
     // Seconds since origin at which the stream lane last delivered or failed a unit.
     double last_activity_s() const { return last_activity_s_.load(); }
-    // When the unit being downloaded was requested (seconds since origin), or nullopt when the
-    // lane is between units: what the controller needs to notice a stalled link.
+    // When the oldest unit still on its way was requested (seconds since origin), or nullopt
+    // when none is: what the controller needs to notice a stalled link.
     std::optional<double> in_flight_since() const override;
 
   private:
@@ -96,7 +96,12 @@ class StreamLane : public StreamControl {
 
     std::atomic<uint64_t> units_{0}, bytes_{0}, failures_{0}, withdrawn_{0};
     std::atomic<double> decode_s_{0}, last_activity_s_{0};
-    std::atomic<double> request_s_{0};  // when the unit in flight was requested (0: none)
+    // Units requested and not yet in (the client streams on several connections), with the
+    // time each was requested.
+    mutable std::mutex in_flight_mutex_;
+    std::vector<std::pair<UnitId, double>> in_flight_;
+    void request_sent(UnitId u);
+    void request_done(UnitId u);
     mutable std::mutex failures_mutex_;
     std::vector<UnitFailure> failure_list_;
 };

@@ -121,7 +121,7 @@ TEST(FaultMatrix, ServerProcessKilledMidUnit) {
 }
 
 // A server that answers from a map of paths to bodies, and resets the connection (RST) halfway
-// through the body of one path.
+// through the body of one path. It serves one connection at a time, so its clients use one.
 class ResettingServer {
   public:
     ResettingServer(std::map<std::string, std::string> objects, std::string reset_path)
@@ -210,7 +210,9 @@ TEST(FaultMatrix, ConnectionResetMidUnit) {
         objects["/" + unit_key(store.manifest, "fp16", 0, l)] =
             testing::get_text(*store.backend, unit_key(store.manifest, "fp16", 0, l));
     ResettingServer server(objects, "/" + unit_key(store.manifest, "fp16", 0, 1));
-    UnitClient client(client_for(server.port()));
+    ClientConfig config = client_for(server.port());
+    config.connections = 1;
+    UnitClient client(config);
     client.fetch_manifest(id);
     const auto out = fetch_all(client, "fp16");
     EXPECT_EQ(server.resets(), 1);

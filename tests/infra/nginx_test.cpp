@@ -179,8 +179,10 @@ TEST(Nginx, ServesAStoreAsStaticFilesBitIdenticalToServe) {
         EXPECT_TRUE(from_serve.failures.empty()) << from_serve.failures.front().reason;
         ASSERT_EQ(from_nginx.units.size(), 12u);
         EXPECT_EQ(from_nginx.units, from_serve.units) << level;
-        // The manifest and all 12 units over one keep-alive connection.
-        EXPECT_EQ(from_nginx.stats.connections_opened, 1u);
+        // The manifest and all 12 units over the client's keep-alive connections (a connection
+        // that found the schedule empty never opened).
+        EXPECT_LE(from_nginx.stats.connections_opened,
+                  static_cast<uint64_t>(ClientConfig{}.connections));
         EXPECT_EQ(from_nginx.stats.units_received, 12u);
     }
 

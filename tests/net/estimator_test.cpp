@@ -45,6 +45,31 @@ TEST(BandwidthEstimator, DeliveredRateIsBytesOverWallTimeInTheWindow) {
     EXPECT_NEAR(*estimator.fitted_bytes_per_second(), 400'000 / 0.22, 1e-3);
 }
 
+// Two connections: bodies overlap on the link, and each unit's own rate is its share of it.
+TEST(BandwidthEstimator, OverlappingBodiesMeasureTheLink) {
+    BandwidthEstimator estimator({.window = 8, .min_bytes = 1000});
+    // A link of 1 MB/s carrying two 100 kB bodies at once from 0.01 s: both end at 0.21 s.
+    for (int i = 0; i < 2; ++i) {
+        UnitTiming u;
+        u.bytes = 100'000;
+        u.request_s = 0;
+        u.headers_s = u.first_byte_s = 0.01;
+        u.last_byte_s = 0.21;
+        // What the client's link accounting reports: the first unit to end saw both bodies'
+        // bytes since the link became busy; the second ended with it, so it is no sample.
+        u.link_start_s = i == 0 ? 0.01 : -1.0;
+        u.link_bytes = i == 0 ? 200'000 : 0;
+        if (i == 0) {
+            EXPECT_NEAR(u.throughput_bytes_per_s(), 1e6, 1);
+        }
+        estimator.add(u);
+    }
+    EXPECT_EQ(estimator.samples(), 1u);
+    EXPECT_NEAR(*estimator.bytes_per_second(), 1e6, 1);
+    // Busy from 0.01 to 0.21 s, counted once: 200 kB over 0.2 s.
+    EXPECT_NEAR(*estimator.fitted_bytes_per_second(), 1e6, 1);
+}
+
 TEST(BandwidthEstimator, HarmonicMeanOfRecentThroughputs) {
     BandwidthEstimator estimator({.window = 3, .min_bytes = 1000});
     EXPECT_FALSE(estimator.bytes_per_second());

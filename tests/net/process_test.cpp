@@ -7,6 +7,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdio>
 #include <mutex>
@@ -80,11 +81,13 @@ TEST(ServerProcess, ClientReportsFailuresWhenTheServerIsKilled) {
     ASSERT_GE(failures.size(), 5u);
     EXPECT_EQ(failures[0].kind, FailureKind::connection_lost) << failures[0].reason;
     // A reconnect racing the dying process's teardown may still be accepted and then reset;
-    // once connecting fails, every remaining unit is failed as unreachable.
+    // once connecting fails, every remaining unit is failed as unreachable (the other
+    // connection's cut unit may be reported after those).
     for (const auto& f : failures)
         EXPECT_TRUE(f.kind == FailureKind::connection_lost || f.kind == FailureKind::unreachable)
             << f.reason;
-    EXPECT_EQ(failures.back().kind, FailureKind::unreachable) << failures.back().reason;
+    EXPECT_TRUE(std::any_of(failures.begin(), failures.end(),
+                            [](const auto& f) { return f.kind == FailureKind::unreachable; }));
 }
 
 TEST(ServeCommand, PrintsWhatItServesAndStopsOnSignals) {

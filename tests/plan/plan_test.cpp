@@ -105,6 +105,25 @@ TEST(Simulator, StreamedUnitsArriveInOrderAndFeedTheComputeLane) {
                 1e-9);
 }
 
+TEST(Simulator, SecondConnectionOverlapsRoundTripsWithBodies) {
+    auto c = testing::make_instance(2, 5, 0.1, 100'000);
+    c.request_latency_s = 0.05;
+    const Plan p = Plan::from_prefixes(c.shape, {0, 0}, 0);  // all 10 units streamed
+    const ConstantLink link(1e6);                            // 0.1 s per body
+    const double one = simulate(c, p, link).loaded_s;
+    c.connections = 2;
+    const auto two = simulate(c, p, link);
+    double bodies = 0;
+    for (const auto& u : c.units) bodies += static_cast<double>(u.bytes[0]) / 1e6;
+    // One connection waits a round trip before every body; two wait only before the first,
+    // since every later round trip (0.05 s) is shorter than the body before it.
+    EXPECT_GT(one, bodies + 10 * c.request_latency_s - 1e-9);
+    EXPECT_LT(two.loaded_s, bodies + c.request_latency_s + c.decode_s({1, 4}, 0) + 1e-9);
+    EXPECT_GE(two.loaded_s, bodies + c.request_latency_s - 1e-9);
+    c.connections = 9;
+    EXPECT_THROW(c.validate(), Error);
+}
+
 TEST(Simulator, RejectsInvalidPlans) {
     auto c = testing::make_instance(2, 2, 0.1, 1000);
     Plan p = Plan::from_prefixes(c.shape, {2, 2}, 0);
