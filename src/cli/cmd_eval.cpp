@@ -56,6 +56,7 @@ struct EvalOptions {
     int answer_tokens = 24;
     std::string store_dir;
     double rtt_ms = 0;
+    bool report_only = false;
 };
 
 std::string model_question(const std::string& dataset, const std::string& question) {
@@ -117,6 +118,10 @@ int run(const EvalOptions& opt, const std::string& command_line) {
     }
 
     const double t_start = now_seconds();
+    const std::string journal_path = opt.json_out + ".journal.jsonl";
+    if (opt.report_only && !std::filesystem::exists(journal_path))
+        fail("--report-only: no journal at {} (run the same command without it first)",
+             journal_path);
     ensure_dataset(opt.dataset);
     std::fprintf(stderr, "eval: loading %s\n", opt.dataset.c_str());
     const auto data = eval::load_dataset(opt.dataset, eval::dataset_path(opt.dataset));
@@ -138,7 +143,7 @@ int run(const EvalOptions& opt, const std::string& command_line) {
     auto backend = std::make_shared<FilesystemBackend>(store_dir);
     ContextStore store(backend);
 
-    eval::Journal journal(opt.json_out + ".journal.jsonl");
+    eval::Journal journal(journal_path);
     const size_t resumed = journal.records().size();
     if (resumed)
         std::fprintf(stderr, "eval: resuming: %zu runs already in %s\n", resumed,
@@ -176,8 +181,8 @@ int run(const EvalOptions& opt, const std::string& command_line) {
                 for (size_t p = 1; p < policies.size(); ++p)
                     for (const auto& l : levels)
                         pending += journal.has(key(policies[p], l, &c)) ? 0 : 1;
-            if (pending == 0) {
-                done += runs_per_question;
+            if (pending == 0 || opt.report_only) {
+                done += runs_per_question - pending;
                 continue;
             }
             // The context, capped so that context + question + answer fit the model's window.
@@ -303,6 +308,8 @@ int run(const EvalOptions& opt, const std::string& command_line) {
             rescored.em = 100 * score.em;
         }
     const auto rows = eval::aggregate(records, link_conditions);
+    const auto comparisons = eval::compare_to_baselines(records, link_conditions);
+    const auto quality = eval::quality_vs_local(comparisons);
 
     nlohmann::json out;
     out["model"] = model_name;
@@ -325,8 +332,14 @@ int run(const EvalOptions& opt, const std::string& command_line) {
     out["runs_measured_now"] = measured;
     out["runs_resumed"] = resumed;
     out["journal"] = journal.path();
+    out["runs_expected"] = total;
+    out["runs_present"] = done;
     out["rows"] = nlohmann::json::array();
     for (const auto& r : rows) out["rows"].push_back(eval::to_json(r));
+    out["comparisons"] = nlohmann::json::array();
+    for (const auto& c : comparisons) out["comparisons"].push_back(eval::to_json(c));
+    out["quality_vs_local"] = nlohmann::json::array();
+    for (const auto& q : quality) out["quality_vs_local"].push_back(eval::to_json(q));
     out["records"] = nlohmann::json::array();
     for (const auto& r : records) {
         auto j = eval::to_json(r);
@@ -348,7 +361,7 @@ int run(const EvalOptions& opt, const std::string& command_line) {
         info.runs_measured = measured;
         info.runs_resumed = resumed;
         info.local_condition = conditions.front().label();
-        eval::write_report(opt.report_dir, rows, info);
+        eval::write_report(opt.report_dir, rows, comparisons, info);
     }
     std::fprintf(stderr, "%-6s %-5s %-28s %8s %6s %6s %11s %10s %9s %4s\n", "policy", "level",
                  "condition", "tokens", "F1", "EM", "F1 vs local", "TTFT med", "energy", "n");
@@ -358,6 +371,15 @@ int run(const EvalOptions& opt, const std::string& command_line) {
                      fmt::format("{} x{:g}", r.trace, r.scale).c_str(),
                      static_cast<long long>(r.context_tokens), r.f1, r.em, r.f1_vs_local,
                      r.ttft_ms_median / 1e3, r.energy_j_median, r.n_questions);
+    for (const auto& q : quality)
+        std::fprintf(stderr,
+                     "eval: sparkv %s against local, link conditions %zu (>= %zu questions each): "
+                     "largest |F1 difference| %.2f points, %zu of %zu answers identical\n",
+                     q.level.c_str(), q.cells, q.min_questions, q.max_abs_f1_delta,
+                     q.identical_answers, q.answers);
+    if (done < total)
+        std::fprintf(stderr, "eval: %zu of %zu runs present; the rows cover what was measured\n",
+                     done, total);
     std::fprintf(stderr, "eval: %zu runs measured now (%zu resumed) in %.0f s wall time; %s\n",
                  measured, resumed, wall_s, opt.json_out.c_str());
     return 0;
@@ -405,6 +427,9 @@ CommandRunner add_eval_command(CLI::App& app) {
     cmd->add_option("--store", opt->store_dir, "Keep the ingested contexts in this directory");
     cmd->add_option("--rtt-ms", opt->rtt_ms, "Base round-trip time the server adds per response")
         ->capture_default_str();
+    cmd->add_flag("--report-only", opt->report_only,
+                  "Measure nothing: write the JSON (and report) from what OUT.journal.jsonl holds "
+                  "for this configuration, e.g. while a long run goes on or after one was cut");
     return [opt] {
         std::string line = "sparkv eval";
         for (const auto& [flag, value] : std::vector<std::pair<std::string, std::string>>{

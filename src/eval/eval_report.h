@@ -22,6 +22,8 @@ struct ReportInfo {
     std::string local_condition;  // where local's runs were measured
 };
 
-void write_report(const std::string& dir, const std::vector<Row>& rows, const ReportInfo& info);
+// `comparisons` (compare_to_baselines) give the quality check and the ratio table.
+void write_report(const std::string& dir, const std::vector<Row>& rows,
+                  const std::vector<Comparison>& comparisons, const ReportInfo& info);
 
 }  // namespace sparkv::eval

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cmath>
 #include <fstream>
 #include <map>
 #include <tuple>
@@ -190,6 +191,118 @@ nlohmann::json to_json(const Row& r) {
             {"energy_j_median", r.energy_j_median},
             {"n_questions", r.n_questions},
             {"local_measured_once", r.local_measured_once}};
+}
+
+std::vector<Comparison> compare_to_baselines(const std::vector<QuestionRecord>& records,
+                                             const std::vector<LinkCondition>& conditions) {
+    // Each cell's records by question; local's by (question, length) only.
+    using Cell = std::tuple<int64_t, std::string, double, std::string, std::string>;
+    std::map<Cell, std::map<std::string, const QuestionRecord*>> cells;
+    std::map<std::pair<std::string, int64_t>, const QuestionRecord*> local;
+    std::vector<int64_t> lengths;
+    for (const auto& r : records) {
+        if (std::find(lengths.begin(), lengths.end(), r.context_tokens) == lengths.end())
+            lengths.push_back(r.context_tokens);
+        if (r.policy == "local")
+            local[{r.question_id, r.context_tokens}] = &r;
+        else
+            cells[{r.context_tokens, r.trace, r.scale, r.policy, r.level}][r.question_id] = &r;
+    }
+    std::vector<Comparison> out;
+    const auto compare = [&](const Comparison& base_cell,
+                             const std::map<std::string, const QuestionRecord*>& sparkv,
+                             const auto& baseline_of) {
+        Comparison c = base_cell;
+        std::vector<double> ttft_b, ttft_s, energy_b, energy_s;
+        for (const auto& [id, s] : sparkv) {
+            const QuestionRecord* b = baseline_of(id);
+            if (!b) continue;
+            ttft_b.push_back(b->ttft_ms);
+            ttft_s.push_back(s->ttft_ms);
+            energy_b.push_back(b->energy_j);
+            energy_s.push_back(s->energy_j);
+            c.f1_delta += s->f1 - b->f1;
+            c.identical += s->raw_answer == b->raw_answer ? 1 : 0;
+        }
+        c.n_questions = ttft_b.size();
+        if (c.n_questions == 0) return;
+        const double n = static_cast<double>(c.n_questions);
+        c.f1_delta /= n;
+        c.identical /= n;
+        const double ts = median(ttft_s), es = median(energy_s);
+        c.ttft_ratio = ts > 0 ? median(ttft_b) / ts : 0;
+        c.energy_ratio = es > 0 ? median(energy_b) / es : 0;
+        out.push_back(c);
+    };
+    for (int64_t n : lengths)
+        for (const auto& cond : conditions)
+            for (const auto& [cell, sparkv] : cells) {
+                if (std::get<3>(cell) != "sparkv" || std::get<0>(cell) != n ||
+                    std::get<1>(cell) != cond.trace || std::get<2>(cell) != cond.scale)
+                    continue;
+                Comparison base{n, cond.trace, cond.scale, std::get<4>(cell), "local"};
+                compare(base, sparkv, [&](const std::string& id) -> const QuestionRecord* {
+                    const auto it = local.find({id, n});
+                    return it == local.end() ? nullptr : it->second;
+                });
+                for (const char* name : {"stream", "cake", "oracle"}) {
+                    const auto other = cells.find({n, cond.trace, cond.scale, name, base.level});
+                    if (other == cells.end()) continue;
+                    base.baseline = name;
+                    const auto& by_id = other->second;
+                    compare(base, sparkv, [&](const std::string& id) -> const QuestionRecord* {
+                        const auto it = by_id.find(id);
+                        return it == by_id.end() ? nullptr : it->second;
+                    });
+                }
+            }
+    return out;
+}
+
+nlohmann::json to_json(const Comparison& c) {
+    return {{"context_tokens", c.context_tokens},
+            {"trace", c.trace},
+            {"scale", c.scale},
+            {"level", c.level},
+            {"baseline", c.baseline},
+            {"n_questions", c.n_questions},
+            {"ttft_ratio", c.ttft_ratio},
+            {"energy_ratio", c.energy_ratio},
+            {"f1_delta", c.f1_delta},
+            {"identical", c.identical}};
+}
+
+std::vector<QualityVsLocal> quality_vs_local(const std::vector<Comparison>& comparisons) {
+    std::vector<QualityVsLocal> out;
+    for (const auto& c : comparisons) {
+        if (c.baseline != "local") continue;
+        auto it = std::find_if(out.begin(), out.end(),
+                               [&](const QualityVsLocal& q) { return q.level == c.level; });
+        if (it == out.end()) {
+            it = out.insert(out.end(), QualityVsLocal{});
+            it->level = c.level;
+            it->min_questions = c.n_questions;
+        }
+        ++it->cells;
+        it->min_questions = std::min(it->min_questions, c.n_questions);
+        it->max_abs_f1_delta = std::max(it->max_abs_f1_delta, std::abs(c.f1_delta));
+        it->mean_f1_delta += c.f1_delta;
+        it->identical_answers +=
+            static_cast<size_t>(std::lround(c.identical * static_cast<double>(c.n_questions)));
+        it->answers += c.n_questions;
+    }
+    for (auto& q : out) q.mean_f1_delta /= static_cast<double>(q.cells);
+    return out;
+}
+
+nlohmann::json to_json(const QualityVsLocal& q) {
+    return {{"level", q.level},
+            {"cells", q.cells},
+            {"min_questions", q.min_questions},
+            {"max_abs_f1_delta", q.max_abs_f1_delta},
+            {"mean_f1_delta", q.mean_f1_delta},
+            {"identical_answers", q.identical_answers},
+            {"answers", q.answers}};
 }
 
 }  // namespace sparkv::eval

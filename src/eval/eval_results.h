@@ -87,4 +87,43 @@ std::vector<Row> aggregate(const std::vector<QuestionRecord>& records,
 
 nlohmann::json to_json(const Row& r);
 
+// sparkv against one baseline in one cell (length, link condition, sparkv's level), on the
+// questions both answered, so that cells measured on different question sets (baselines run on
+// fewer questions, an interrupted run) still compare like with like. Ratios are baseline /
+// sparkv of the medians over those questions: above 1, sparkv is faster or spends less.
+struct Comparison {
+    int64_t context_tokens = 0;
+    std::string trace;
+    double scale = 1;
+    std::string level;     // sparkv's (stream and cake are compared at the same level)
+    std::string baseline;  // local, stream, cake or oracle
+    size_t n_questions = 0;
+    double ttft_ratio = 0, energy_ratio = 0;
+    double f1_delta = 0;   // sparkv - baseline, means over the questions, points (0..100 scale)
+    double identical = 0;  // share of sparkv's answers identical to the baseline's, 0..1
+};
+
+// Every (cell, baseline) with at least one question answered by both, in the records' order of
+// lengths and conditions; local's records (one per question) serve every condition.
+std::vector<Comparison> compare_to_baselines(const std::vector<QuestionRecord>& records,
+                                             const std::vector<LinkCondition>& conditions);
+
+nlohmann::json to_json(const Comparison& c);
+
+// The quality check over every link condition, per sparkv level: how far sparkv's F1 strays from
+// local's on the same questions, and how many answers are identical.
+struct QualityVsLocal {
+    std::string level;
+    size_t cells = 0;
+    size_t min_questions = 0;      // the smallest cell
+    double max_abs_f1_delta = 0;   // points
+    double mean_f1_delta = 0;      // over cells
+    size_t identical_answers = 0;  // over all cells
+    size_t answers = 0;
+};
+
+std::vector<QualityVsLocal> quality_vs_local(const std::vector<Comparison>& comparisons);
+
+nlohmann::json to_json(const QualityVsLocal& q);
+
 }  // namespace sparkv::eval

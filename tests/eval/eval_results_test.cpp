@@ -76,5 +76,45 @@ TEST(EvalResults, JournalResumesAndSkipsACutLine) {
     EXPECT_EQ(r->answer, "Paris");
 }
 
+TEST(EvalResults, ComparisonsPairQuestionsAcrossUnequalCells) {
+    // stream ran on question a only; local and sparkv on a and b.
+    const std::vector<QuestionRecord> records = {
+        rec("a", "local", "none", "Paris", 8000),   rec("b", "local", "none", "London", 9000),
+        rec("a", "sparkv", "q5h", "Paris", 4000),   rec("b", "sparkv", "q5h", "Paris", 3000),
+        rec("a", "stream", "q5h", "Paris", 12000),  rec("a", "cake", "fp16", "Paris", 1000),
+        rec("a", "sparkv", "q5h", "Paris", 2000, 4)};
+    const auto c = compare_to_baselines(records, {{"T.down", 1}, {"T.down", 4}});
+    ASSERT_EQ(c.size(), 3u);  // x1: local, stream (cake ran at another level); x4: local
+    EXPECT_EQ(c[0].baseline, "local");
+    EXPECT_EQ(c[0].n_questions, 2u);
+    EXPECT_DOUBLE_EQ(c[0].ttft_ratio, 8500.0 / 3500.0);
+    EXPECT_DOUBLE_EQ(c[0].f1_delta, 50);  // b: sparkv right, local wrong
+    EXPECT_DOUBLE_EQ(c[0].identical, 0.5);
+    EXPECT_EQ(c[1].baseline, "stream");
+    EXPECT_EQ(c[1].n_questions, 1u);  // only the question both answered
+    EXPECT_DOUBLE_EQ(c[1].ttft_ratio, 3.0);
+    EXPECT_DOUBLE_EQ(c[1].energy_ratio, 3.0);
+    EXPECT_DOUBLE_EQ(c[2].scale, 4);
+    EXPECT_EQ(c[2].n_questions, 1u);
+    EXPECT_DOUBLE_EQ(c[2].ttft_ratio, 4.0);
+
+    const auto q = quality_vs_local(c);
+    ASSERT_EQ(q.size(), 1u);
+    EXPECT_EQ(q[0].level, "q5h");
+    EXPECT_EQ(q[0].cells, 2u);
+    EXPECT_EQ(q[0].min_questions, 1u);
+    EXPECT_DOUBLE_EQ(q[0].max_abs_f1_delta, 50);
+    EXPECT_DOUBLE_EQ(q[0].mean_f1_delta, 25);
+    EXPECT_EQ(q[0].identical_answers, 2u);
+    EXPECT_EQ(q[0].answers, 3u);
+}
+
+TEST(EvalResults, NoComparisonWithoutAQuestionInCommon) {
+    const std::vector<QuestionRecord> records = {rec("a", "local", "none", "Paris", 8000),
+                                                 rec("b", "sparkv", "q5h", "Paris", 3000)};
+    EXPECT_TRUE(compare_to_baselines(records, {{"T.down", 1}}).empty());
+    EXPECT_TRUE(quality_vs_local({}).empty());
+}
+
 }  // namespace
 }  // namespace sparkv::eval
