@@ -7,32 +7,16 @@
 #include <sstream>
 
 #include "common/temp_dir.h"
+#include "eval/test_records.h"
 
 namespace sparkv::eval {
 namespace {
 
-QuestionRecord run(const std::string& q, const std::string& policy, const std::string& level,
-                   const std::string& answer, double ttft) {
-    QuestionRecord r;
-    r.model = std::string("m");  // (a literal trips GCC 12's -Wrestrict false positive)
-    r.question_id = q;
-    r.context_tokens = 4096;
-    r.policy = policy;
-    r.level = level;
-    r.trace = "T.down";
-    r.raw_answer.assign(answer);
-    r.answer.assign(answer);
-    r.f1 = r.em = answer == "Paris" ? 100 : 0;
-    r.ttft_ms = ttft;
-    r.energy_j = ttft / 1000;
-    return r;
-}
-
 TEST(EvalReport, WritesFiguresQualityCheckAndPairedRatios) {
     const std::vector<QuestionRecord> records = {
-        run("a", "local", "none", "Paris", 8000), run("b", "local", "none", "Rome", 9000),
-        run("a", "sparkv", "q5h", "Paris", 4000), run("b", "sparkv", "q5h", "Rome", 3000),
-        run("a", "stream", "q5h", "Paris", 12000)};
+        rec("a", "local", "none", "Paris", 8000), rec("b", "local", "none", "Rome", 9000),
+        rec("a", "sparkv", "q5h", "Paris", 4000), rec("b", "sparkv", "q5h", "Rome", 3000),
+        rec("a", "stream", "q5h", "Paris", 12000)};
     const std::vector<LinkCondition> conditions = {{"T.down", 1}};
     TempDirectory dir("eval-report");
     ReportInfo info;
