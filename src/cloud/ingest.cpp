@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <deque>
 #include <filesystem>
 #include <future>
@@ -82,13 +83,17 @@ std::vector<codec::Level> parse_levels(const std::vector<std::string>& names) {
     return levels;
 }
 
-// The result for a context the store already holds completely, or nullopt if it must be
-// (re-)ingested. With a signing key, a complete context that is unsigned or signed by another
-// key is re-signed, but only after every object passed its checksums: a signature vouches for
-// the bytes, so the bytes are read first.
+// The result for a context the store already holds completely at every level in `levels`, or
+// nullopt if it must be (re-)ingested. With a signing key, a complete context that is unsigned or
+// signed by another key is re-signed, but only after every object passed its checksums: a signature
+// vouches for the bytes, so the bytes are read first.
 std::optional<IngestResult> already_stored(ContextStore& store, const std::string& id,
+                                           const std::vector<std::string>& levels,
                                            const SigningKey* key) {
     if (!store.is_complete(id)) return std::nullopt;
+    const auto stored = store.read_manifest(id).levels;
+    for (const auto& level : levels)
+        if (std::find(stored.begin(), stored.end(), level) == stored.end()) return std::nullopt;
     std::optional<ManifestSignature> signature;
     try {
         signature = store.read_manifest_signature(id);
@@ -137,8 +142,23 @@ IngestResult ingest_context(const Model& model, ContextStore& store,
     if (options.chunk_tokens < 1) fail("ingest: chunk size must be at least 1 token");
     check_context_length(c, static_cast<int64_t>(tokens.size()), options.allow_long_context,
                          "ingest: the context");
-    const auto levels = parse_levels(options.levels);
     kernels::validate(options.sparse);
+    const std::string fingerprint = hex64(model.fingerprint());
+    const std::string id =
+        context_id(sparse_kv_identity(fingerprint, options.sparse), tokens, options.chunk_tokens);
+    parse_levels(options.levels);  // a bad list fails here, also for a context already stored
+    if (auto present = already_stored(store, id, options.levels, options.signing_key)) {
+        present->seconds = now_seconds() - t_start;
+        return *present;
+    }
+    // A context stored without some level asked for is ingested again, keeping the levels it had:
+    // a device that asks for one of those must still find it.
+    std::vector<std::string> level_names = options.levels;
+    if (store.is_complete(id))
+        for (const auto& level : store.read_manifest(id).levels)
+            if (std::find(level_names.begin(), level_names.end(), level) == level_names.end())
+                level_names.push_back(level);
+    const auto levels = parse_levels(level_names);
     std::optional<codec::CodecProfile> profile = options.profile;
     if (!profile && std::filesystem::exists(codec::default_profile_path(model.fingerprint())))
         profile = codec::load_profile(codec::default_profile_path(model.fingerprint()));
@@ -151,17 +171,9 @@ IngestResult ingest_context(const Model& model, ContextStore& store,
             p.bits_for(level, 0);
         }
 
-    const std::string fingerprint = hex64(model.fingerprint());
-    const std::string id =
-        context_id(sparse_kv_identity(fingerprint, options.sparse), tokens, options.chunk_tokens);
-    if (auto present = already_stored(store, id, options.signing_key)) {
-        present->seconds = now_seconds() - t_start;
-        return *present;
-    }
-
     Manifest skeleton_manifest =
         make_manifest(id, model_info(model), static_cast<int64_t>(tokens.size()),
-                      options.chunk_tokens, options.levels);
+                      options.chunk_tokens, level_names);
     skeleton_manifest.sparse = to_manifest(options.sparse);
     ContextWriter writer(store, std::move(skeleton_manifest));
     writer.set_prompt_format(options.prompt_format);
@@ -206,7 +218,7 @@ IngestResult ingest_context(const Model& model, ContextStore& store,
                     eo.profile = profile ? &*profile : nullptr;
                     auto bytes = codec::encode_unit(key, shape, codec::contiguous(k.data(), shape),
                                                     codec::contiguous(v.data(), shape), eo);
-                    puts.put(chunk.index, l, options.levels[i], std::move(bytes));
+                    puts.put(chunk.index, l, level_names[i], std::move(bytes));
                 }
             }
             puts.wait_all();

@@ -95,6 +95,22 @@ TEST_F(IngestTest, ReingestingIsANoOp) {
     EXPECT_EQ(second.bytes_per_level, first.bytes_per_level);
 }
 
+TEST_F(IngestTest, ALevelNotYetStoredIsAddedKeepingTheOthers) {
+    IngestOptions opt;
+    opt.chunk_tokens = 32;
+    opt.levels = {"q5h"};
+    const auto first = ingest_context(*model_, *store_, tokens_, opt);
+    opt.levels = {"fp16"};
+    const auto second = ingest_context(*model_, *store_, tokens_, opt);
+    EXPECT_FALSE(second.already_present);  // fp16 was missing: computed again
+    EXPECT_EQ(second.context_id, first.context_id);
+    const Manifest m = store_->read_manifest(second.context_id);
+    EXPECT_EQ(m.levels, (std::vector<std::string>{"fp16", "q5h"}));
+    EXPECT_TRUE(store_->is_complete(second.context_id, ContextStore::Check::checksums));
+    opt.levels = {"q5h", "fp16"};
+    EXPECT_TRUE(ingest_context(*model_, *store_, tokens_, opt).already_present);
+}
+
 // Sparse attention settings for a 3-layer random model: small blocks, no similarity fallback, so
 // that blocks are really dropped.
 SparseAttentionOptions test_sparse() {
