@@ -360,6 +360,8 @@ int run(const EvalOptions& opt, const std::string& command_line) {
         info.wall_s = wall_s;
         info.runs_measured = measured;
         info.runs_resumed = resumed;
+        info.runs_present = done;
+        info.runs_expected = total;
         info.local_condition = conditions.front().label();
         eval::write_report(opt.report_dir, rows, comparisons, info);
     }
@@ -445,6 +447,7 @@ CommandRunner add_eval_command(CLI::App& app) {
             if (!value.empty()) line += " " + flag + " " + value;
         if (!opt->model.empty()) line += " --model " + opt->model;
         line += " --json OUT";
+        if (opt->report_only) line += " --report-only";
         return run(*opt, line);
     };
 }

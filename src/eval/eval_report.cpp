@@ -221,15 +221,21 @@ void write_report(const std::string& dir, const std::vector<Row>& rows,
 
     std::string md = fmt::format("# SparKV evaluation: {} on {}\n\n", info.dataset, info.model);
     md += fmt::format(
-        "Reproduce: `{}`\n\nWall time of the last invocation {:.0f} s ({} runs measured, {} "
+        "Reproduce: `{}`\n\n{}Wall time of the last invocation {:.0f} s ({} runs measured, {} "
         "resumed from the journal), {} compute threads. Energy is modelled (measured "
         "time x the `{}` power model). `local` computes every unit and streams nothing, so it ran "
         "once per question and length (under {}) and its figures are repeated under every link "
         "condition. F1 and EM are SQuAD-style (normalised answers, token F1, max over gold "
         "answers), 0-100; \"F1 vs local\" scores each answer against `local`'s answer to the same "
         "question; \"same as local\" is the share of answers identical to `local`'s.\n\n",
-        info.command, info.wall_s, info.runs_measured, info.runs_resumed, info.threads,
-        info.power_profile, info.local_condition);
+        info.command,
+        info.runs_present < info.runs_expected
+            ? fmt::format("**Partial:** {} of the {} runs this configuration asks for are in the "
+                          "journal; every row and ratio covers the questions measured (see n). ",
+                          info.runs_present, info.runs_expected)
+            : std::string(),
+        info.wall_s, info.runs_measured, info.runs_resumed, info.threads, info.power_profile,
+        info.local_condition);
     md +=
         "![TTFT per policy and link condition](ttft.svg)\n\n![Energy per policy](energy.svg)\n\n"
         "![F1 per policy and level](f1.svg)\n\n![TTFT-quality trade-off](tradeoff.svg)\n\n";

@@ -19,6 +19,8 @@ struct ReportInfo {
     double wall_s = 0;            // of this invocation
     size_t runs_measured = 0;     // by this invocation
     size_t runs_resumed = 0;      // taken from the journal
+    size_t runs_present = 0;      // of this configuration, in the journal after the invocation
+    size_t runs_expected = 0;     // what this configuration asks for
     std::string local_condition;  // where local's runs were measured
 };
 

@@ -22,6 +22,8 @@ TEST(EvalReport, WritesFiguresQualityCheckAndPairedRatios) {
     ReportInfo info;
     info.model = std::string("m");
     info.dataset = std::string("hotpotqa");
+    info.runs_present = 5;  // cake was asked for and never ran
+    info.runs_expected = 7;
     write_report(dir.path().string(), aggregate(records, conditions),
                  compare_to_baselines(records, conditions), info);
     for (const char* f : {"ttft.svg", "energy.svg", "f1.svg", "tradeoff.svg", "report.md"})
@@ -33,6 +35,7 @@ TEST(EvalReport, WritesFiguresQualityCheckAndPairedRatios) {
     EXPECT_NE(md.str().find("| q5h | 1 | 2 | 0.00 | +0.00 | 2 of 2 (100.0%) |"), std::string::npos)
         << md.str();
     EXPECT_NE(md.str().find("| 2.43 | 3.00 (n=1) |"), std::string::npos) << md.str();
+    EXPECT_NE(md.str().find("**Partial:** 5 of the 7 runs"), std::string::npos);
 }
 
 }  // namespace
