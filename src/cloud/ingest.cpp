@@ -91,23 +91,25 @@ std::optional<IngestResult> already_stored(ContextStore& store, const std::strin
                                            const std::vector<std::string>& levels,
                                            const SigningKey* key) {
     if (!store.is_complete(id)) return std::nullopt;
-    const auto stored = store.read_manifest(id).levels;
+    const Manifest manifest = store.read_manifest(id);
     for (const auto& level : levels)
-        if (std::find(stored.begin(), stored.end(), level) == stored.end()) return std::nullopt;
+        if (std::find(manifest.levels.begin(), manifest.levels.end(), level) ==
+            manifest.levels.end())
+            return std::nullopt;
     std::optional<ManifestSignature> signature;
     try {
         signature = store.read_manifest_signature(id);
     } catch (const Error&) {
         return std::nullopt;  // a damaged signature: redo the context
     }
-    IngestResult r = summarize(store.read_manifest(id));
+    IngestResult r = summarize(manifest);
     r.already_present = true;
     if (!key || (signature && signature->key == key->public_key())) {
         r.signed_by = signature ? signature->key.id() : "";
         return r;
     }
     if (!store.is_complete(id, ContextStore::Check::checksums)) return std::nullopt;
-    ContextWriter writer(store, store.read_manifest(id));  // the same attempt, re-committed
+    ContextWriter writer(store, manifest);  // the same attempt, re-committed
     writer.commit(key);
     r.resigned = true;
     r.signed_by = key->public_key().id();
