@@ -23,7 +23,9 @@ Controller::Controller(const plan::CostInstance& costs, const plan::Plan& plan,
       origin_s_(origin_s),
       settings_(settings),
       level_(plan.level),
-      depth_(plan.prefixes(costs.shape)) {
+      depth_(plan.prefixes(costs.shape)),
+      pass_debt_s_(costs.shape.n_units(), 0.0),
+      pass_from_(costs.shape.n_units(), -1) {
     for (auto& level : level_)
         if (level < 0) level = costs.default_level;
 }
@@ -146,6 +148,28 @@ void Controller::take_over_for_idle_compute(std::vector<UnitState>& states, doub
     }
 }
 
+std::optional<Controller::Takeover> Controller::link_takeover(
+    const std::vector<UnitState>& states, int32_t t) const {
+    Takeover take;
+    take.from_layer = depth_[static_cast<size_t>(t)];
+    for (int32_t l = take.from_layer; l < shape_.n_layers; ++l) {
+        const size_t i = shape_.index({t, l});
+        switch (states[i]) {
+            case UnitState::stream_planned:
+                take.unit = {t, l};
+                return take;
+            case UnitState::streaming:
+            case UnitState::writing:
+            case UnitState::ready:  // delivered (or about to be): rerun over its KV
+                take.pass_s += costs_.units[i].compute_s;
+                break;
+            default:  // the compute lane's already (handed back by the link)
+                break;
+        }
+    }
+    return std::nullopt;
+}
+
 void Controller::tick(double now_s) {
     const double started = now_seconds();
     const double drift_c = compute_drift(now_s);
@@ -172,8 +196,9 @@ void Controller::tick(double now_s) {
     double remaining_c = 0, remaining_s = 0;
     for (size_t i = 0; i < states.size(); ++i) {
         const UnitState s = states[i];
-        if (s == UnitState::compute_planned || s == UnitState::unassigned ||
-            s == UnitState::computing)
+        if (s == UnitState::compute_planned || s == UnitState::unassigned)
+            remaining_c += drift_c * (costs_.units[i].compute_s + pass_debt_s_[i]);
+        else if (s == UnitState::computing)
             remaining_c += drift_c * costs_.units[i].compute_s;
         else if (s == UnitState::stream_planned || s == UnitState::streaming)
             remaining_s += stream_s(i);
@@ -221,35 +246,45 @@ void Controller::tick(double now_s) {
             if (!board_.move_to_stream(u)) break;
             stream_.append(u, level_[i]);
             --depth_[static_cast<size_t>(best_t)];
+            if (pass_from_[i] >= 0) {  // its pass-throughs are no longer needed either
+                depth_[static_cast<size_t>(best_t)] = pass_from_[i];
+                remaining_c -= drift_c * pass_debt_s_[i];
+                pass_from_[i] = -1;
+                pass_debt_s_[i] = 0;
+            }
             remaining_c -= dc;
             remaining_s += ds;
             migrate(u, true, now_s);
             ++moves;
         }
     } else if (warmed_up && remaining_s > remaining_c + slack) {
-        // Link slower than planned and now the last to finish: the compute lane takes the stream
-        // unit right above a chunk's computed layers, cheapest first.
+        // Link slower than planned and now the last to finish: the compute lane takes a chunk's
+        // lowest unit still queued on the link, cheapest first (pass-throughs included).
         while (moves < cap) {
-            int32_t best_t = -1;
+            std::optional<Takeover> best;
             double best_cost = 0;
             for (int32_t t = 0; t < shape_.n_chunks(); ++t) {
-                const int32_t d = depth_[static_cast<size_t>(t)];
-                if (d >= shape_.n_layers) continue;
-                const size_t i = shape_.index({t, d});
-                if (states[i] != UnitState::stream_planned) continue;
-                if (best_t < 0 || costs_.units[i].compute_s < best_cost)
-                    best_cost = costs_.units[i].compute_s, best_t = t;
+                const auto take = link_takeover(states, t);
+                if (!take) continue;
+                const double cost = take->pass_s + costs_.units[shape_.index(take->unit)].compute_s;
+                if (!best || cost < best_cost) best = take, best_cost = cost;
             }
-            if (best_t < 0) break;
-            const UnitId u{best_t, depth_[static_cast<size_t>(best_t)]};
+            if (!best) break;
+            const UnitId u = best->unit;
             const size_t i = shape_.index(u);
-            const double dc = drift_c * costs_.units[i].compute_s, ds = stream_s(i);
+            const double dc = drift_c * best_cost, ds = stream_s(i);
             if (remaining_s - ds < remaining_c + dc) break;
             if (!stream_.withdraw(u)) break;
-            ++depth_[static_cast<size_t>(best_t)];
+            states[i] = UnitState::compute_planned;
+            depth_[static_cast<size_t>(u.t)] = u.l + 1;
+            if (best->pass_s > 0) {
+                pass_debt_s_[i] = best->pass_s;
+                pass_from_[i] = best->from_layer;
+            }
             remaining_s -= ds;
             remaining_c += dc;
-            migrate(u, false, now_s);
+            migrate(u, false, now_s,
+                    best->pass_s > 0 ? "stream -> compute (over delivered layers)" : nullptr);
             ++moves;
         }
     }

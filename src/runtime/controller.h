@@ -6,8 +6,11 @@
 // `max_migrations` per period:
 //   compute slow (CPU contention): the deepest planned compute unit of the costliest chunks
 //     moves to the stream lane;
-//   link slow: the stream unit just above a chunk's computed layers (which the compute lane can
-//     take without recomputing anything) moves to the compute lane, cheapest chunks first.
+//   link slow: a chunk's lowest unit still queued on the link moves to the compute lane,
+//     cheapest first. When the link already delivered the layers below it, the compute lane
+//     reruns them over their streamed KV to get there (pass-throughs), and that work is priced
+//     in: otherwise a plan that streams layer by layer, whose first layers arrive at once,
+//     would leave the controller nothing to take however slow the link became.
 //   compute lane idle: planned compute work waits for a unit still queued on the link that the
 //     compute lane could compute right now; once the lane has waited as long as computing that
 //     unit would take, it takes it over (whatever the balance says: idle time is lost time).
@@ -21,6 +24,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <mutex>
+#include <optional>
 #include <thread>
 #include <vector>
 
@@ -68,6 +72,15 @@ class Controller {
     void tick(double now_s);
 
   private:
+    // Taking one of chunk t's stream units onto the compute lane: the unit, and the compute
+    // time of the delivered layers the lane must pass through first.
+    struct Takeover {
+        UnitId unit;
+        double pass_s = 0;
+        int32_t from_layer = 0;  // the chunk's depth before it
+    };
+    std::optional<Takeover> link_takeover(const std::vector<UnitState>& states, int32_t t) const;
+
     void loop();
     double compute_drift(double now_s);
     double bandwidth_estimate(double now_s) const;
@@ -86,6 +99,10 @@ class Controller {
     const ControllerSettings settings_;
     std::vector<int8_t> level_;   // level of each unit if streamed
     std::vector<int32_t> depth_;  // per chunk: layers the compute lane owns (the plan's k_t)
+    // Per unit taken over with pass-throughs: their compute time (owed until the unit starts)
+    // and the depth to return to if it goes back to the link.
+    std::vector<double> pass_debt_s_;
+    std::vector<int32_t> pass_from_;
 
     std::thread thread_;
     std::mutex mutex_;

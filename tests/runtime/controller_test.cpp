@@ -98,6 +98,39 @@ TEST(Controller, ASlowLinkMovesFrontierUnitsToTheComputeLaneCheapestFirst) {
     EXPECT_EQ(s.timeline.count(EventKind::migration), s.stream.withdrawn.size());
 }
 
+// A plan that streams everything, layer by layer: every chunk's first layer arrived at once,
+// then the link slowed down. The compute lane can still help: it reruns the delivered layers over
+// their streamed KV (pass-throughs) to reach the units still queued, and the controller prices
+// that rerun in (before, it found no unit "right above the computed layers" and moved nothing).
+TEST(Controller, ASlowLinkMovesUnitsAboveLayersItAlreadyDelivered) {
+    Scene s({0, 0, 0, 0});
+    for (int32_t t = 0; t < 4; ++t) {
+        ASSERT_TRUE(s.board.begin_stream({t, 0}, false));
+        ASSERT_TRUE(s.board.begin_write({t, 0}));
+        s.board.finish_write({t, 0});
+    }
+    s.stream.bandwidth_ = 1e5;  // ten times slower than planned
+    s.compute_runs(1.0, 1.0);
+    s.controller->tick(1.0);
+    ASSERT_FALSE(s.stream.withdrawn.empty());
+    // Cheapest first: chunk 0 costs least to compute, its first layer included.
+    EXPECT_EQ(s.stream.withdrawn[0], (UnitId{0, 1}));
+    for (UnitId u : s.stream.withdrawn) {
+        EXPECT_GE(u.l, 1);  // layer 0 is delivered: never taken back
+        EXPECT_EQ(s.board.state(u), UnitState::compute_planned);
+        const UnitState below = s.board.state({u.t, u.l - 1});
+        EXPECT_TRUE(below == UnitState::compute_planned || (u.l == 1 && below == UnitState::ready));
+    }
+    // The pass-throughs count as compute work: with the compute lane at its predicted speed the
+    // controller stops short of moving everything (24 units to compute, 20 queued on the link).
+    EXPECT_LT(s.stream.withdrawn.size(), 20u);
+    // The link is ten times slower than planned, so the lanes still differ a lot: another tick
+    // moves more, each chunk's next unit without any further pass-through.
+    const size_t first = s.stream.withdrawn.size();
+    s.controller->tick(1.1);
+    EXPECT_GT(s.stream.withdrawn.size(), first);
+}
+
 // Chunk 1 streams from layer 2 up while chunks 2 and 3 compute all their layers: chunk 2's layer
 // 2 waits for chunk 1's, still queued on the link. Chunks 0-2 have their first two layers. The
 // link is as slow as it takes for both lanes to have about as much left (no rebalancing).
