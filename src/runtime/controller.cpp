@@ -266,7 +266,16 @@ void Controller::tick(double now_s) {
             for (int32_t t = 0; t < shape_.n_chunks(); ++t) {
                 const auto take = link_takeover(states, t);
                 if (!take) continue;
-                const double cost = take->pass_s + costs_.units[shape_.index(take->unit)].compute_s;
+                const size_t i = shape_.index(take->unit);
+                // Rerunning delivered layers only pays where the link is slower per unit than
+                // the CPU: the chunk's later layers then come sooner from the compute lane. On a
+                // fast link the reruns would hold up the question's own layers (the compute lane
+                // runs them) and take the CPU from the stream lane's decode, neither of which
+                // the balance prices (measured, x4 links: 12-16% slower TTFT without this).
+                if (take->pass_s > 0 &&
+                    stream_s(i) <= settings_.rerun_link_ratio * drift_c * costs_.units[i].compute_s)
+                    continue;
+                const double cost = take->pass_s + costs_.units[i].compute_s;
                 if (!best || cost < best_cost) best = take, best_cost = cost;
             }
             if (!best) break;

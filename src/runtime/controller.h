@@ -46,6 +46,9 @@ struct ControllerSettings {
     int warmup_units = 6;     // ...or this many units came over the link (fast links)
     int max_migrations = 4;   // per period; 4x when one lane has twice the other's work left
     double stall_factor = 3;  // a unit in flight for 3x its predicted time means a slow link
+    // Rerun delivered layers to take a chunk over only while a unit takes the link at least
+    // this share of the time it takes the CPU (a faster link leaves the reruns nothing to win).
+    double rerun_link_ratio = 0.5;
 };
 
 struct ControllerStats {

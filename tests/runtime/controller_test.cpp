@@ -131,6 +131,21 @@ TEST(Controller, ASlowLinkMovesUnitsAboveLayersItAlreadyDelivered) {
     EXPECT_GT(s.stream.withdrawn.size(), first);
 }
 
+// The same plan on a link that is slower than planned but still much faster per unit than the
+// CPU (25 ms a unit against 100 ms to compute one): rerunning delivered layers would not pay.
+TEST(Controller, NoRerunOfDeliveredLayersWhereTheLinkOutrunsTheCpu) {
+    Scene s({0, 0, 0, 0}, 1e7);
+    for (int32_t t = 0; t < 4; ++t) {
+        ASSERT_TRUE(s.board.begin_stream({t, 0}, false));
+        ASSERT_TRUE(s.board.begin_write({t, 0}));
+        s.board.finish_write({t, 0});
+    }
+    s.stream.bandwidth_ = 4e6;
+    s.compute_runs(1.0, 1.0);
+    s.controller->tick(1.0);
+    EXPECT_TRUE(s.stream.withdrawn.empty());
+}
+
 // Chunk 1 streams from layer 2 up while chunks 2 and 3 compute all their layers: chunk 2's layer
 // 2 waits for chunk 1's, still queued on the link. Chunks 0-2 have their first two layers. The
 // link is as slow as it takes for both lanes to have about as much left (no rebalancing).
