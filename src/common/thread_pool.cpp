@@ -59,7 +59,9 @@ void ThreadPool::run_tasks(uint32_t generation, int thread) {
         // Holding an unfinished task of this job, the caller is still waiting: job_ is ours.
         (*job_.load(std::memory_order_acquire))(task, thread);
         if (int64_t{done_tasks_.fetch_add(1, std::memory_order_acq_rel)} + 1 == n_tasks) {
-            done_tasks_.notify_all();  // no syscall unless the caller went to sleep
+            // Under the mutex: a caller that found the job unfinished is asleep by now.
+            std::lock_guard lock(done_mutex_);
+            done_wake_.notify_all();  // no syscall unless the caller went to sleep
         }
     }
 }
@@ -115,14 +117,16 @@ void ThreadPool::parallel_for(int64_t n_tasks,
     wake_.notify_all();
     run_tasks(gen, 0);
     // Wait for tasks that workers took: spin briefly, then sleep.
-    int spin = 0;
+    const auto all_done = [&] {
+        return int64_t{done_tasks_.load(std::memory_order_acquire)} == n_tasks;
+    };
     const int64_t spin_start = steady_ns();
-    for (uint32_t done = done_tasks_.load(std::memory_order_acquire); int64_t{done} != n_tasks;
-         done = done_tasks_.load(std::memory_order_acquire)) {
-        if (keep_spinning(spin_start, ++spin)) {
+    for (int spin = 1; !all_done(); ++spin) {
+        if (keep_spinning(spin_start, spin)) {
             SPARKV_CPU_RELAX();
         } else {
-            done_tasks_.wait(done, std::memory_order_acquire);
+            std::unique_lock lock(done_mutex_);
+            done_wake_.wait(lock, all_done);
         }
     }
 }

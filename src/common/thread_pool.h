@@ -62,10 +62,14 @@ class ThreadPool {
     std::atomic<const std::function<void(int64_t, int)>*> job_{nullptr};
     std::atomic<int64_t> job_tasks_{0};
     std::atomic<uint64_t> ticket_{0};
-    // 32 bits (tasks per job are capped at 2^31): libstdc++ 12 waits on 4-byte atomics with a
-    // futex on the value itself; its proxy wait for 8-byte ones lost a wake-up here (the caller
-    // slept forever with every task done, seen in bench/sparse_bench).
+    // Tasks of the current job finished. A caller that stops spinning sleeps on done_wake_, not
+    // on the atomic: libstdc++ 12's std::atomic wait/notify lost wake-ups here twice (the caller
+    // slept forever with every task done: with 8-byte atomics in bench/sparse_bench, then with
+    // 4-byte ones after 2,000 `sparkv eval` requests). A condition variable under done_mutex_
+    // cannot lose one: the last task's worker takes the mutex before it notifies.
     std::atomic<uint32_t> done_tasks_{0};
+    std::mutex done_mutex_;
+    std::condition_variable done_wake_;
     uint32_t last_generation_ = 0;  // guarded by caller_mutex_
     std::atomic<uint32_t> generation_{0};
     std::atomic<bool> stop_{false};

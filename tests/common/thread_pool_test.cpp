@@ -32,6 +32,28 @@ TEST(ThreadPool, ManySmallJobsInARow) {
     EXPECT_EQ(sum.load(), 2000 * 6);
 }
 
+// No spinning: whenever a worker still runs a task when the caller is done with its own, the
+// caller sleeps and must be woken. A lost wake-up hangs here (the test's timeout fails it), as
+// it once hung `sparkv eval`.
+TEST(ThreadPool, ACallerThatSleepsIsAlwaysWokenWhenTheLastTaskEnds) {
+    ThreadPool pool(2, /*spin_us=*/0);
+    std::atomic<int64_t> sum{0};
+    std::atomic<int> worker_tasks{0};
+    for (int job = 0; job < 5000; ++job)
+        pool.parallel_for(2, [&](int64_t task, int thread) {
+            // Long enough (tens of microseconds) for the woken worker to take the second task,
+            // and longer on the worker so that the caller usually waits for it.
+            std::atomic<int> spin{0};
+            const int n = thread == 0 ? 2000 : 6000;
+            while (spin.fetch_add(1, std::memory_order_relaxed) < n) {
+            }
+            if (thread != 0) worker_tasks.fetch_add(1);
+            sum.fetch_add(task + 1);
+        });
+    EXPECT_EQ(sum.load(), 5000 * 3);
+    EXPECT_GT(worker_tasks.load(), 0);  // the sleeping path was taken at all
+}
+
 TEST(ThreadPool, RunOnAllCoversEveryPart) {
     ThreadPool pool(3);
     std::vector<std::atomic<int>> parts(3);
