@@ -148,8 +148,8 @@ void Controller::take_over_for_idle_compute(std::vector<UnitState>& states, doub
     }
 }
 
-std::optional<Controller::Takeover> Controller::link_takeover(
-    const std::vector<UnitState>& states, int32_t t) const {
+std::optional<Controller::Takeover> Controller::link_takeover(const std::vector<UnitState>& states,
+                                                              int32_t t) const {
     Takeover take;
     take.from_layer = depth_[static_cast<size_t>(t)];
     for (int32_t l = take.from_layer; l < shape_.n_layers; ++l) {
