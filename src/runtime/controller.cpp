@@ -267,11 +267,11 @@ void Controller::tick(double now_s) {
                 const auto take = link_takeover(states, t);
                 if (!take) continue;
                 const size_t i = shape_.index(take->unit);
-                // Rerunning delivered layers only pays where the link is slower per unit than
-                // the CPU: the chunk's later layers then come sooner from the compute lane. On a
-                // fast link the reruns would hold up the question's own layers (the compute lane
-                // runs them) and take the CPU from the stream lane's decode, neither of which
-                // the balance prices (measured, x4 links: 12-16% slower TTFT without this).
+                // Rerunning delivered layers only pays where the link is not much faster per
+                // unit than the CPU (rerun_link_ratio): the chunk's later layers then come sooner
+                // from the compute lane. On a fast link the reruns would hold up the question's
+                // own layers (the compute lane runs them) and take the CPU from the stream lane's
+                // decode, neither priced by the balance (measured, x4 links: 8-17% slower TTFT).
                 if (take->pass_s > 0 &&
                     stream_s(i) <= settings_.rerun_link_ratio * drift_c * costs_.units[i].compute_s)
                     continue;
