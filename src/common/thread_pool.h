@@ -65,8 +65,8 @@ class ThreadPool {
     // Tasks of the current job finished. A caller that stops spinning sleeps on done_wake_, not
     // on the atomic: libstdc++ 12's std::atomic wait/notify lost wake-ups here twice (the caller
     // slept forever with every task done: with 8-byte atomics in bench/sparse_bench, then with
-    // 4-byte ones after 2,000 `sparkv eval` requests). A condition variable under done_mutex_
-    // cannot lose one: the last task's worker takes the mutex before it notifies.
+    // 4-byte ones after about 700 requests of one `sparkv eval`). A condition variable under
+    // done_mutex_ cannot lose one: the last task's worker takes the mutex before it notifies.
     std::atomic<uint32_t> done_tasks_{0};
     std::mutex done_mutex_;
     std::condition_variable done_wake_;

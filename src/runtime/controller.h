@@ -100,6 +100,7 @@ class Controller {
     Timeline& timeline_;
     const double origin_s_;
     const ControllerSettings settings_;
+    // Decision state, touched only by tick() (the controller's thread, or a test calling it).
     std::vector<int8_t> level_;   // level of each unit if streamed
     std::vector<int32_t> depth_;  // per chunk: layers the compute lane owns (the plan's k_t)
     // Per unit taken over with pass-throughs: their compute time (owed until the unit starts)
