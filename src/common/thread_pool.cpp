@@ -50,12 +50,14 @@ int ThreadPool::default_threads() {
 
 void ThreadPool::run_tasks(uint32_t generation, int thread) {
     for (;;) {
-        uint64_t ticket = ticket_.load(std::memory_order_acquire);
+        // Sequentially consistent: if job_tasks_ already holds a later job's count, the caller
+        // closed this job's ticket before storing it, so the compare-exchange below fails.
+        uint64_t ticket = ticket_.load(std::memory_order_seq_cst);
         if (static_cast<uint32_t>(ticket >> 32) != generation) return;
         const int64_t task = static_cast<int64_t>(ticket & 0xffffffffu);
-        const int64_t n_tasks = job_tasks_.load(std::memory_order_relaxed);
+        const int64_t n_tasks = job_tasks_.load(std::memory_order_seq_cst);
         if (task >= n_tasks) return;
-        if (!ticket_.compare_exchange_weak(ticket, ticket + 1, std::memory_order_acq_rel)) continue;
+        if (!ticket_.compare_exchange_weak(ticket, ticket + 1, std::memory_order_seq_cst)) continue;
         // Holding an unfinished task of this job, the caller is still waiting: job_ is ours.
         (*job_.load(std::memory_order_acquire))(task, thread);
         if (int64_t{done_tasks_.fetch_add(1, std::memory_order_acq_rel)} + 1 == n_tasks) {
@@ -105,8 +107,13 @@ void ThreadPool::parallel_for(int64_t n_tasks,
     }
     std::lock_guard caller(caller_mutex_);
     const uint32_t gen = ++last_generation_;
-    job_.store(&fn, std::memory_order_relaxed);
-    job_tasks_.store(n_tasks, std::memory_order_relaxed);
+    // Close the previous job's ticket before its count changes: a worker that read that ticket
+    // and is about to compare-exchange it must fail, or it would take a task of this job under
+    // the old generation (run it twice, count it twice). The closed ticket's index is past any
+    // job's end.
+    ticket_.store((static_cast<uint64_t>(gen) << 32) | 0xffffffffu, std::memory_order_seq_cst);
+    job_.store(&fn, std::memory_order_seq_cst);
+    job_tasks_.store(n_tasks, std::memory_order_seq_cst);
     done_tasks_.store(0, std::memory_order_relaxed);
     ticket_.store(static_cast<uint64_t>(gen) << 32, std::memory_order_release);
     {

@@ -58,15 +58,16 @@ class ThreadPool {
 
     // The current job. ticket_ holds (generation << 32) | next task index: a task is taken by a
     // compare-exchange that also checks the generation, so a worker that wakes up late can never
-    // take a task of a later job with the function of an earlier one.
+    // take a task of a later job with the function of an earlier one. A new job first closes the
+    // old ticket (index 0xffffffff under the new generation), then sets job_ and job_tasks_,
+    // then opens its own: a stale compare-exchange can never succeed against a changed count.
     std::atomic<const std::function<void(int64_t, int)>*> job_{nullptr};
     std::atomic<int64_t> job_tasks_{0};
     std::atomic<uint64_t> ticket_{0};
-    // Tasks of the current job finished. A caller that stops spinning sleeps on done_wake_, not
-    // on the atomic: libstdc++ 12's std::atomic wait/notify lost wake-ups here twice (the caller
-    // slept forever with every task done: with 8-byte atomics in bench/sparse_bench, then with
-    // 4-byte ones after about 700 requests of one `sparkv eval`). A condition variable under
-    // done_mutex_ cannot lose one: the last task's worker takes the mutex before it notifies.
+    // Tasks of the current job finished. A caller that stops spinning sleeps on done_wake_; the
+    // last task's worker takes done_mutex_ before it notifies. (The hangs once blamed on
+    // std::atomic::wait losing wake-ups were the stale-ticket race above: a task counted twice,
+    // so the count never equalled the job's size.)
     std::atomic<uint32_t> done_tasks_{0};
     std::mutex done_mutex_;
     std::condition_variable done_wake_;

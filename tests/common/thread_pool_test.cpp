@@ -3,6 +3,9 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
 #include <thread>
 #include <vector>
 
@@ -52,6 +55,48 @@ TEST(ThreadPool, ACallerThatSleepsIsAlwaysWokenWhenTheLastTaskEnds) {
         });
     EXPECT_EQ(sum.load(), 5000 * 3);
     EXPECT_GT(worker_tasks.load(), 0);  // the sleeping path was taken at all
+}
+
+// A worker that read the last ticket of a finished job and was preempted before its
+// compare-exchange must not take a task once the caller publishes the next job: that ran one
+// task of the next job twice and counted it twice, so the caller either returned while a task
+// still ran or waited forever (`sparkv eval` and `codec-bench` hung on it). More threads than
+// cores, and jobs of alternating sizes so that a stale index is a valid task of the next job.
+TEST(ThreadPool, AStaleWorkerNeverTakesATaskOfTheNextJob) {
+    std::atomic<bool> finished{false};
+    std::thread watchdog([&] {
+        for (int i = 0; i < 400 && !finished.load(); ++i)
+            std::this_thread::sleep_for(std::chrono::milliseconds(50));
+        if (!finished.load()) {
+            std::fprintf(stderr, "ThreadPool: a job never finished (hung for 20 s)\n");
+            std::_Exit(1);
+        }
+    });
+    ThreadPool pool(6);
+    std::vector<std::atomic<int>> runs(16);
+    std::atomic<int> in_flight{0};
+    int64_t duplicates = 0, missing = 0, early_returns = 0;
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(4);
+    for (int job = 0; std::chrono::steady_clock::now() < deadline; ++job) {
+        const int64_t n = job % 2 == 0 ? 2 : 16;
+        for (auto& r : runs) r.store(0, std::memory_order_relaxed);
+        pool.parallel_for(n, [&](int64_t task, int) {
+            in_flight.fetch_add(1);
+            runs[static_cast<size_t>(task)].fetch_add(1);
+            in_flight.fetch_sub(1);
+        });
+        early_returns += in_flight.load() != 0;
+        for (int64_t t = 0; t < n; ++t) {
+            const int r = runs[static_cast<size_t>(t)].load();
+            duplicates += r > 1;
+            missing += r == 0;
+        }
+    }
+    finished.store(true);
+    watchdog.join();
+    EXPECT_EQ(duplicates, 0);
+    EXPECT_EQ(missing, 0);
+    EXPECT_EQ(early_returns, 0);
 }
 
 TEST(ThreadPool, RunOnAllCoversEveryPart) {
