@@ -66,8 +66,8 @@ class ThreadPool {
     std::atomic<uint64_t> ticket_{0};
     // Tasks of the current job finished. A caller that stops spinning sleeps on done_wake_; the
     // last task's worker takes done_mutex_ before it notifies. (The hangs once blamed on
-    // std::atomic::wait losing wake-ups were the stale-ticket race above: a task counted twice,
-    // so the count never equalled the job's size.)
+    // std::atomic::wait losing wake-ups match the stale-ticket race above: one caught in gdb had
+    // counted 17 tasks of a 16-task job, so the count never equalled the job's size.)
     std::atomic<uint32_t> done_tasks_{0};
     std::mutex done_mutex_;
     std::condition_variable done_wake_;
