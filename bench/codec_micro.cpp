@@ -291,9 +291,18 @@ int main(int argc, char** argv) {
             profile = load_profile(profile_path);
             profile->model_fingerprint = units.front().key.fingerprint;
         }
+        std::vector<uint32_t> salient;  // a level with salient tokens: evenly spread rows
         for (Level level : levels) {
             EncodeOptions options(level, uniform ? 0 : layers);
             if (profile) options.profile = &*profile;
+            const CodecProfile::LevelTable* table = profile ? profile->find(level) : nullptr;
+            salient.clear();
+            if (table && table->salient_per_mille > 0) {
+                const uint32_t stride = std::max<uint32_t>(1, 1000 / table->salient_per_mille);
+                for (uint32_t r = stride / 2; r < tokens; r += stride) salient.push_back(r);
+                options.salient_rows = salient;
+                options.salient_bits = table->salient_bits;
+            }
             if (!layer_bits_arg.empty())
                 options.layer_bits = parse_layer_bits(layer_bits_arg, options.table(layers));
             rows.push_back(bench_level(

@@ -14,6 +14,7 @@ list(REMOVE_ITEM sparkv_modules sparkv_cli)  # the command line's own support, n
 
 install(TARGETS sparkv RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
 install(PROGRAMS scripts/fetch_assets.py DESTINATION ${CMAKE_INSTALL_DATADIR}/sparkv)
+install(DIRECTORY share/codec-profiles DESTINATION ${CMAKE_INSTALL_DATADIR}/sparkv)
 install(TARGETS ${sparkv_modules} sparkv_sparkv EXPORT sparkvTargets
         ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR})
 install(DIRECTORY include/sparkv DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})

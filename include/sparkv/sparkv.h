@@ -99,6 +99,7 @@ struct IngestSummary {
     std::string signed_by;         // id of the key that signed the manifest; empty if unsigned
     double prefill_seconds = 0;
     double encode_seconds = 0;
+    double saliency_seconds = 0;  // ranking salient tokens (codec levels that keep them)
     double seconds = 0;
 };
 

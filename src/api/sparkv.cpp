@@ -98,6 +98,7 @@ IngestSummary ingest_document(const IngestRequest& request) {
     out.signed_by = r.signed_by;
     out.prefill_seconds = r.prefill_seconds;
     out.encode_seconds = r.encode_seconds;
+    out.saliency_seconds = r.saliency_seconds;
     out.seconds = r.seconds;
     return out;
 }

@@ -142,7 +142,7 @@ int run(const BenchOptions& opt) {
     if (store_dir.empty()) store_dir = temporary.emplace("sparkv-bench").path().string();
     auto backend = std::make_shared<FilesystemBackend>(store_dir);
     ContextStore store(backend);
-    const std::string default_level(codec::level_name(codec::kDefaultLossyLevel));
+    const std::string default_level = device.default_level();
     std::vector<std::string> levels = {default_level};
     if (default_level != "q3h") levels.push_back("q3h");  // smaller, for CacheGen's adaptation
     std::map<int64_t, std::string> contexts;

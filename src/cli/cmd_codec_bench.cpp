@@ -90,7 +90,8 @@ CodecEvalResult evaluate_precise(const Model& model, const std::vector<int32_t>&
     return evaluate_codec(*precise, tokens, popt);
 }
 
-void print_table(const char* title, const CodecEvalResult& r, bool sizes) {
+void print_table(const char* title, const CodecEvalResult& r, bool sizes,
+                 const std::string& default_level) {
     std::printf("\n%s: exact-KV perplexity %.4f\n", title, r.exact_ppl);
     if (sizes)
         std::printf("%-11s %9s %8s %9s %9s %9s %10s %7s %7s %9s\n", "level", "B/token", "vs fp16",
@@ -106,7 +107,7 @@ void print_table(const char* title, const CodecEvalResult& r, bool sizes) {
             std::printf("%9s %8s %9s %9s %9s ", "-", "-", "-", "-", "-");
         std::printf("%10.2e %6.1f%% %6.1f%% %+8.3f%%%s\n", l.kl_mean, 100 * l.top1_agree,
                     100 * l.greedy_agree_32, 100 * l.ppl_change_rel,
-                    l.name == codec::level_name(codec::kDefaultLossyLevel) ? "  (default)" : "");
+                    l.name == default_level ? "  (default)" : "");
     };
     for (const auto& l : r.levels) row(l, sizes);
     for (const auto& sp : r.sparse) row(sp.fidelity, false);
@@ -142,8 +143,8 @@ int run(CodecBenchOptions opt) {
         kernels::validate(check);
     }
     const std::string profile_path =
-        opt.profile.empty() ? codec::default_profile_path(model->fingerprint()) : opt.profile;
-    if (!opt.profile.empty() || std::filesystem::exists(profile_path)) {
+        opt.profile.empty() ? codec::find_model_profile_path(model->fingerprint()) : opt.profile;
+    if (!profile_path.empty()) {
         opt.eval.profile = codec::load_profile(profile_path);
         if (opt.eval.profile->model_fingerprint != model->fingerprint())
             fail("codec profile {} is for model {:016x}, not {} ({:016x})", profile_path,
@@ -169,7 +170,9 @@ int run(CodecBenchOptions opt) {
         popt.timing_repeats = 1;  // sizes and speeds come from the deployed run
         precise = evaluate_precise(*model, tokens, popt);
     }
-    const std::string default_level(codec::level_name(codec::kDefaultLossyLevel));
+    // The model's default: its profile's default level, or q5h.
+    const std::string default_level(codec::level_name(
+        codec::default_lossy_level(opt.eval.profile ? &*opt.eval.profile : nullptr)));
 
     if (opt.json) {
         nlohmann::json j;
@@ -221,11 +224,12 @@ int run(CodecBenchOptions opt) {
     std::printf("codec-bench: %s\n  %lld context tokens + %lld continuation tokens of %s\n",
                 model_path.c_str(), static_cast<long long>(deployed.context_tokens),
                 static_cast<long long>(deployed.continuation_tokens), doc_path.c_str());
-    print_table("deployed model (as given: quantised weights and activations)", deployed, true);
+    print_table("deployed model (as given: quantised weights and activations)", deployed, true,
+                default_level);
     print_sparse(deployed);
     if (!opt.no_precise)
         print_table("precise (F32 copy of the weights, fp32 activations): the codec's own effect",
-                    precise, false);
+                    precise, false, default_level);
     std::printf(
         "\nMB/s on 1 thread; dec MB/s counts encoded input, dec out counts fp16 output.\n"
         "greedy = common prefix of %d greedy answer tokens; ppl chg = perplexity vs exact KV.\n",
@@ -264,7 +268,7 @@ CommandRunner add_codec_bench_command(CLI::App& app) {
         ->capture_default_str();
     cmd->add_option("--profile", opt->profile,
                     "Codec profile for the calibrated levels (default: the model's profile in "
-                    "the cache, if any; see codec-calibrate)");
+                    "the cache, else the one shipped for it, if any; see codec-calibrate)");
     cmd->add_flag("--no-precise", opt->no_precise, "Skip the F32 (precise) fidelity run");
     cmd->add_flag("--json", opt->json, "Print JSON (default_level, levels[...], noise_floor)");
     return [opt] { return run(*opt); };

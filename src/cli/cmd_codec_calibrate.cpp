@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <sstream>
 #include <string>
 
@@ -25,11 +26,14 @@ struct CalibrateCliOptions {
     std::string model;
     std::vector<std::string> docs;
     std::string out;
+    std::string default_level;
     bool deployed = false;
     CalibrateOptions cal;
 };
 
 int run(const CalibrateCliOptions& opt) {
+    std::optional<codec::Level> default_level;
+    if (!opt.default_level.empty()) default_level = codec::level_from_name(opt.default_level);
     const std::string model_path = resolve_model_path(opt.model);
     const auto model = Model::load(model_path);
     std::vector<std::vector<int32_t>> docs;
@@ -66,6 +70,12 @@ int run(const CalibrateCliOptions& opt) {
         write_converted_model(model->file(), GgmlType::F32, path);
         const auto precise = Model::load(path);
         profile = calibrate_codec(*precise, model->fingerprint(), docs, cal);
+    }
+    if (default_level) {
+        if (codec::level_info(*default_level).calibrated() && !profile.find(*default_level))
+            fail("--default-level {}: the profile has no table for it (c8 may not fit its budget)",
+                 opt.default_level);
+        profile.default_level = default_level;
     }
     const std::string out =
         opt.out.empty() ? codec::default_profile_path(model->fingerprint()) : opt.out;
@@ -110,6 +120,19 @@ CommandRunner add_codec_calibrate_command(CLI::App& app) {
         ->capture_default_str();
     cmd->add_flag("--per-head", opt->cal.per_head,
                   "Probe and choose widths per KV head instead of per layer (3x the probes)");
+    cmd->add_option("--salient-per-mille", opt->cal.salient_per_mille,
+                    "Per layer, this many per mille of the context's tokens (those its last "
+                    "queries attend to most) keep 8 bits in every level, inside its byte budget "
+                    "(profile version 3); 0 = none")
+        ->check(CLI::Range(0, 999))
+        ->capture_default_str();
+    cmd->add_option("--saliency-queries", opt->cal.saliency_queries,
+                    "How many of the context's last tokens rank the salient tokens")
+        ->check(CLI::Range(1, 1 << 20))
+        ->capture_default_str();
+    cmd->add_option("--default-level", opt->default_level,
+                    "Record this level as the model's default (the smallest one you checked "
+                    "with codec-bench on text disjoint from the calibration text)");
     cmd->add_option("--threads,-t", opt->cal.threads, "Model threads");
     cmd->add_flag("--deployed", opt->deployed,
                   "Measure on the model as given instead of its F32 copy");

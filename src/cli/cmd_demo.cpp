@@ -75,7 +75,7 @@ int run(const DemoOptions& opt) {
     auto backend = std::make_shared<FilesystemBackend>(store_dir.path());
     ContextStore store(backend);
     const auto tokens = context_of_length(device.model(), read_text_file(doc_path), opt.tokens);
-    const std::string default_level(codec::level_name(codec::kDefaultLossyLevel));
+    const std::string default_level = device.default_level();
     std::fprintf(stderr, "cloud: ingesting %lld tokens of Lincoln's 1862 State of the Union\n",
                  static_cast<long long>(tokens.size()));
     const std::string id =

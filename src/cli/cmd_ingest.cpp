@@ -183,6 +183,7 @@ int run(const IngestCliOptions& opt) {
         j["seconds"] = r.seconds;
         j["prefill_seconds"] = r.prefill_seconds;
         j["encode_seconds"] = r.encode_seconds;
+        j["saliency_seconds"] = r.saliency_seconds;
         std::printf("%s\n", j.dump(2).c_str());
         return 0;
     }
@@ -199,7 +200,10 @@ int run(const IngestCliOptions& opt) {
         std::fprintf(stderr, "  %-5s %10.2f MB  %7.1f bytes/token\n", level.c_str(),
                      static_cast<double>(n) / 1e6,
                      static_cast<double>(n) / static_cast<double>(r.tokens));
-    if (!r.already_present)
+    if (!r.already_present && r.saliency_seconds > 0)
+        std::fprintf(stderr, "  prefill %.1fs, saliency %.1fs, encode %.1fs, total %.1fs\n",
+                     r.prefill_seconds, r.saliency_seconds, r.encode_seconds, r.seconds);
+    else if (!r.already_present)
         std::fprintf(stderr, "  prefill %.1fs, encode %.1fs, total %.1fs\n", r.prefill_seconds,
                      r.encode_seconds, r.seconds);
     return 0;

@@ -8,6 +8,7 @@
 #include <limits>
 #include <nlohmann/json.hpp>
 
+#include "cloud/saliency.h"
 #include "common/error.h"
 #include "common/fp16.h"
 #include "engine/engine.h"
@@ -86,6 +87,15 @@ class Calibrator {
     DocMeasure measure() {
         const auto& c = model_.config();
         prefill();
+        // With salient tokens, every probe and size is measured in the format they give: the
+        // context's salient rows stay at 8 bits, so a layer's sensitivity and bytes are those of
+        // its other rows.
+        if (opt_.salient_per_mille > 0) {
+            probe_profile_.levels[0].salient_per_mille = opt_.salient_per_mille;
+            probe_profile_.saliency_queries = opt_.saliency_queries;
+            salient_ = salient_positions(probe_profile_, codec::Level::c5,
+                                         attention_mass(*engine_, context_, opt_.saliency_queries));
+        }
         const std::vector<float> exact = score();
         DocMeasure m;
         const size_t slots = static_cast<size_t>(c.n_layer) * n_groups_ * 2;
@@ -200,6 +210,12 @@ class Calibrator {
         eo.profile = &probe_profile_;
         eo.head_bits.assign(u.key.layer + 1, {});
         eo.head_bits[u.key.layer] = heads;
+        std::vector<uint32_t> rows;
+        if (!salient_.empty()) {
+            rows = rows_in_chunk(salient_[u.key.layer], static_cast<uint32_t>(u.pos0),
+                                 u.shape.n_tokens);
+            eo.salient_rows = rows;
+        }
         Unit q = u;
         const size_t s = codec::roundtrip_unit(
             u.key, u.shape, codec::contiguous(u.k.data(), u.shape),
@@ -216,6 +232,7 @@ class Calibrator {
     std::unique_ptr<Engine> engine_;
     std::vector<Unit> units_;
     codec::CodecProfile probe_profile_;
+    std::vector<std::vector<uint32_t>> salient_;  // [layer]: salient context positions
     codec::Decoder decoder_;
     size_t n_heads_ = 1, n_groups_ = 1;
 };
@@ -309,7 +326,11 @@ codec::CodecProfile calibrate_codec(const Model& measure_model, uint64_t fingerp
     }
 
     // One item per slot (layer, head group, K|V). Cost of width b: bytes(b) - bytes(8) of that
-    // slot (the 8-bit bytes of everything are in base_bytes, counted once per layer).
+    // slot (the 8-bit bytes of everything are in base_bytes, counted once per layer). Salient
+    // rows were measured at 8 bits whatever b, so their bytes sit in base_bytes.
+    if (opt.salient_per_mille >= 1000)
+        fail("codec-calibrate: {} per mille salient tokens leaves nothing to allocate",
+             opt.salient_per_mille);
     std::vector<AllocItem> items;
     double base = 0;
     for (int l = 0; l < n_layers; ++l) base += sum.base_bytes[l];
@@ -331,15 +352,29 @@ codec::CodecProfile calibrate_codec(const Model& measure_model, uint64_t fingerp
     p.model_fingerprint = fingerprint;
     p.n_layers = static_cast<uint32_t>(n_layers);
     p.sink_tokens = opt.sink_tokens;
+    p.saliency_queries = opt.saliency_queries;
     const size_t heads_per_group = n_heads / groups;
     for (codec::Level level : opt.levels) {
         const double target = codec::level_info(level).target_ratio;
         if (target <= 0)
             fail("codec-calibrate: {} is not a calibrated level", codec::level_name(level));
         const double budget = sum.fp16_bytes / target;
+        double floor = base;  // every slot at its cheapest width
+        for (const auto& it : items) floor += *std::min_element(it.cost.begin(), it.cost.end());
+        if (floor > budget) {
+            // Salient tokens at 8 bits can leave a small level no room: say so and go on.
+            if (opt.on_stage)
+                opt.on_stage(fmt::format(
+                    "level {} left out: {:.2f}x is the smallest this model's KV gets with {} per "
+                    "mille salient tokens, the level needs {:.2f}x",
+                    codec::level_name(level), sum.fp16_bytes / floor, opt.salient_per_mille,
+                    target));
+            continue;
+        }
         const std::vector<int> picks = allocate_bits(items, budget - base);
         codec::CodecProfile::LevelTable t;
         t.level = level;
+        t.salient_per_mille = opt.salient_per_mille;
         double bytes = base;
         for (int l = 0; l < n_layers; ++l) {
             std::vector<codec::BitWidths> heads(n_heads);
@@ -359,12 +394,14 @@ codec::CodecProfile calibrate_codec(const Model& measure_model, uint64_t fingerp
         p.levels.push_back(std::move(t));
     }
 
+    if (p.levels.empty()) fail("codec-calibrate: no level fits its byte budget");
     nlohmann::ordered_json j;
     j["documents"] = docs.size();
     j["context_tokens"] = opt.context_tokens;
     j["continuation_tokens"] = opt.continuation_tokens;
     j["probe_bits"] = probes;
     j["head_groups"] = groups;
+    j["salient_per_mille"] = opt.salient_per_mille;
     for (int probe : probes) {  // per slot (layer, head group): the measured KL of each probe
         // Built apart, then stored: a reference into an ordered_json dangles once it grows.
         nlohmann::ordered_json k = nlohmann::ordered_json::array(), v = k;

@@ -37,6 +37,12 @@ struct CalibrateOptions {
     // layer's heads together. Off by default: on the reference model it did not beat per-layer
     // widths on held-out text at equal size (src/codec/README.md).
     bool per_head = false;
+    // Salient tokens (codec profile version 3): this many per mille of the context's tokens per
+    // layer, those its last saliency_queries queries attend to most, kept at 8 bits in every
+    // level. Their bytes come out of the level's budget: the other tokens' widths are allocated
+    // under what is left. 0: none (the widths of profile version 2).
+    uint32_t salient_per_mille = 0;
+    uint32_t saliency_queries = 64;
     int threads = 0;
     std::vector<codec::Level> levels = {codec::Level::c4, codec::Level::c5, codec::Level::c6,
                                         codec::Level::c8};

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "cloud/saliency.h"
 #include "codec/codec.h"
 #include "common/error.h"
 #include "common/timer.h"
@@ -91,6 +92,12 @@ class Harness {
         }
         engine_->set_sparse({});
         return units;
+    }
+
+    // Per layer, the attention mass the context's last `queries` tokens pay each position (the
+    // cache must hold the context's KV: right after prefill()).
+    std::vector<std::vector<float>> saliency(int64_t queries) {
+        return attention_mass(*engine_, context_, queries);
     }
 
     // Scores the continuation and answers the question on top of whatever KV the cache holds.
@@ -188,6 +195,11 @@ CodecEvalResult evaluate_codec(const Model& model, const std::vector<int32_t>& t
     const double t_exact = now_seconds();
     const std::vector<Unit> exact_units = harness.prefill();
     const double exact_prefill_seconds = now_seconds() - t_exact;
+    std::vector<std::vector<float>> mass;  // per layer, when a level keeps salient tokens
+    if (opt.profile && opt.profile->uses_saliency()) {
+        stage("saliency");
+        mass = harness.saliency(opt.profile->saliency_queries);
+    }
     stage("exact scoring");
     const Scored exact = harness.score();
 
@@ -213,6 +225,15 @@ CodecEvalResult evaluate_codec(const Model& model, const std::vector<int32_t>& t
         LevelEval ev;
         ev.name = name;
         ev.lossless = codec::level_info(level).lossless;
+        // Salient rows of each unit, for a level that keeps them.
+        std::vector<std::vector<uint32_t>> unit_rows(exact_units.size());
+        if (!mass.empty() && codec::level_info(level).calibrated()) {
+            const auto positions = salient_positions(*opt.profile, level, mass);
+            for (size_t i = 0; i < exact_units.size(); ++i)
+                unit_rows[i] = rows_in_chunk(positions[exact_units[i].key.layer],
+                                             static_cast<uint32_t>(exact_units[i].pos0),
+                                             exact_units[i].shape.n_tokens);
+        }
         std::vector<std::vector<uint8_t>> encoded(exact_units.size());
         std::vector<double> enc_times, dec_times;
         std::vector<Unit> decoded = exact_units;
@@ -220,6 +241,7 @@ CodecEvalResult evaluate_codec(const Model& model, const std::vector<int32_t>& t
             const double t0 = now_seconds();
             for (size_t i = 0; i < exact_units.size(); ++i) {
                 const auto& u = exact_units[i];
+                options.salient_rows = unit_rows[i];
                 encoded[i] =
                     codec::encode_unit(u.key, u.shape, codec::contiguous(u.k.data(), u.shape),
                                        codec::contiguous(u.v.data(), u.shape), options);

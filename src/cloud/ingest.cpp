@@ -4,10 +4,10 @@
 
 #include <algorithm>
 #include <deque>
-#include <filesystem>
 #include <future>
 #include <optional>
 
+#include "cloud/saliency.h"
 #include "codec/codec.h"
 #include "common/error.h"
 #include "common/timer.h"
@@ -162,8 +162,7 @@ IngestResult ingest_context(const Model& model, ContextStore& store,
                 level_names.push_back(level);
     const auto levels = parse_levels(level_names);
     std::optional<codec::CodecProfile> profile = options.profile;
-    if (!profile && std::filesystem::exists(codec::default_profile_path(model.fingerprint())))
-        profile = codec::load_profile(codec::default_profile_path(model.fingerprint()));
+    if (!profile) profile = codec::find_model_profile(model.fingerprint());
     for (codec::Level level : levels)  // fail before the prefill, not after it
         if (codec::level_info(level).calibrated()) {
             const codec::CodecProfile& p =
@@ -190,6 +189,44 @@ IngestResult ingest_context(const Model& model, ContextStore& store,
 
         PutQueue puts(writer);
         std::vector<uint16_t> k, v;
+        // Salient rows per level and layer (context positions), when a level keeps them.
+        std::vector<std::vector<std::vector<uint32_t>>> salient(levels.size());
+        std::vector<uint32_t> rows;
+        const auto encode_chunk = [&](const ChunkInfo& chunk) {
+            const codec::UnitShape shape{static_cast<uint32_t>(chunk.n_tokens),
+                                         static_cast<uint16_t>(c.n_kv_head),
+                                         static_cast<uint16_t>(c.head_dim)};
+            k.resize(shape.elements());
+            v.resize(shape.elements());
+            for (int32_t l = 0; l < c.n_layer; ++l) {
+                engine.export_kv(l, chunk.first_token, chunk.n_tokens, k.data(), v.data());
+                const codec::UnitKey key{model.fingerprint(), static_cast<uint32_t>(chunk.index),
+                                         static_cast<uint32_t>(l)};
+                for (size_t i = 0; i < levels.size(); ++i) {
+                    codec::EncodeOptions eo(levels[i], static_cast<uint32_t>(c.n_layer));
+                    eo.profile = profile ? &*profile : nullptr;
+                    if (!salient[i].empty()) {
+                        rows = rows_in_chunk(salient[i][static_cast<size_t>(l)],
+                                             static_cast<uint32_t>(chunk.first_token),
+                                             static_cast<uint32_t>(chunk.n_tokens));
+                        eo.salient_rows = rows;
+                        eo.salient_bits = profile->find(levels[i])->salient_bits;
+                    }
+                    auto bytes = codec::encode_unit(key, shape, codec::contiguous(k.data(), shape),
+                                                    codec::contiguous(v.data(), shape), eo);
+                    puts.put(chunk.index, l, level_names[i], std::move(bytes));
+                }
+            }
+            puts.wait_all();
+        };
+        // A level with salient tokens ranks them by the attention of the context's last queries,
+        // so every chunk is prefilled before any is encoded; otherwise each chunk is encoded
+        // right after its prefill.
+        bool deferred = false;
+        for (size_t i = 0; i < levels.size(); ++i) {
+            const codec::CodecProfile::LevelTable* t = profile ? profile->find(levels[i]) : nullptr;
+            deferred = deferred || (t && t->salient_per_mille > 0);
+        }
         for (const auto& chunk : skeleton.chunks) {
             const double t0 = now_seconds();
             HiddenState h = engine.embed(tokens.subspan(static_cast<size_t>(chunk.first_token),
@@ -205,29 +242,23 @@ IngestResult ingest_context(const Model& model, ContextStore& store,
             writer.set_active_blocks(chunk.index, c.n_layer - 1, 0);  // no attention
             const double t1 = now_seconds();
             result.prefill_seconds += t1 - t0;
-
-            const codec::UnitShape shape{static_cast<uint32_t>(chunk.n_tokens),
-                                         static_cast<uint16_t>(c.n_kv_head),
-                                         static_cast<uint16_t>(c.head_dim)};
-            k.resize(shape.elements());
-            v.resize(shape.elements());
-            for (int32_t l = 0; l < c.n_layer; ++l) {
-                engine.export_kv(l, chunk.first_token, chunk.n_tokens, k.data(), v.data());
-                const codec::UnitKey key{model.fingerprint(), static_cast<uint32_t>(chunk.index),
-                                         static_cast<uint32_t>(l)};
-                for (size_t i = 0; i < levels.size(); ++i) {
-                    codec::EncodeOptions eo(levels[i], static_cast<uint32_t>(c.n_layer));
-                    eo.profile = profile ? &*profile : nullptr;
-                    auto bytes = codec::encode_unit(key, shape, codec::contiguous(k.data(), shape),
-                                                    codec::contiguous(v.data(), shape), eo);
-                    puts.put(chunk.index, l, level_names[i], std::move(bytes));
-                }
+            if (!deferred) {
+                encode_chunk(chunk);
+                result.encode_seconds += now_seconds() - t1;
             }
-            puts.wait_all();
-            result.encode_seconds += now_seconds() - t1;
             if (options.on_progress)
                 options.on_progress(
                     {chunk.index + 1, skeleton.n_chunks(), now_seconds() - t_start});
+        }
+        if (deferred) {
+            const double t0 = now_seconds();
+            const auto mass = attention_mass(engine, tokens, profile->saliency_queries);
+            for (size_t i = 0; i < levels.size(); ++i)
+                if (codec::level_info(levels[i]).calibrated())
+                    salient[i] = salient_positions(*profile, levels[i], mass);
+            result.saliency_seconds = now_seconds() - t0;
+            for (const auto& chunk : skeleton.chunks) encode_chunk(chunk);
+            result.encode_seconds += now_seconds() - t0 - result.saliency_seconds;
         }
     } catch (const Error& e) {
         // Nothing is visible until the manifest is written, so a failed ingest is simply rerun.
@@ -238,6 +269,7 @@ IngestResult ingest_context(const Model& model, ContextStore& store,
     summary.signed_by = options.signing_key ? options.signing_key->public_key().id() : "";
     summary.prefill_seconds = result.prefill_seconds;
     summary.encode_seconds = result.encode_seconds;
+    summary.saliency_seconds = result.saliency_seconds;
     summary.seconds = now_seconds() - t_start;
     return summary;
 }

@@ -40,8 +40,8 @@ struct IngestOptions {
     std::function<void(const IngestProgress&)> on_progress;
     // Ingest a context longer than the model's training context (check_context_length).
     bool allow_long_context = false;
-    // The codec profile for the calibrated levels (c4..c8). Unset: the model's profile in the
-    // cache (codec::default_profile_path) when there is one.
+    // The codec profile for the calibrated levels (c4..c8). Unset: the model's own profile
+    // (codec::find_model_profile: the cache's, else the one shipped for it) when there is one.
     std::optional<codec::CodecProfile> profile;
 };
 
@@ -57,6 +57,7 @@ struct IngestResult {
     std::string signed_by;         // key id of the manifest's signature, empty if unsigned
     double prefill_seconds = 0;
     double encode_seconds = 0;
+    double saliency_seconds = 0;  // ranking salient tokens (levels that keep them), else 0
     double seconds = 0;
 };
 

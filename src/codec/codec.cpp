@@ -4,6 +4,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cstring>
 
 #include "codec/profile.h"
 #include "codec/section_codec.h"
@@ -67,6 +68,60 @@ View skip_rows(View v, const UnitShape& s, uint32_t n) {
     return {v.data + size_t{n} * s.head_dim, v.head_stride};
 }
 
+// The salient rows past the sinks, checked: ascending, inside the unit.
+std::vector<uint32_t> salient_past_sinks(std::span<const uint32_t> rows, const UnitShape& s,
+                                         uint32_t sink, Where where) {
+    std::vector<uint32_t> out;
+    for (size_t i = 0; i < rows.size(); ++i) {
+        if (rows[i] >= s.n_tokens || (i > 0 && rows[i] <= rows[i - 1]))
+            fail("{}: salient rows must be ascending token indices below {}", where.str(),
+                 s.n_tokens);
+        if (rows[i] >= sink) out.push_back(rows[i]);
+    }
+    return out;
+}
+
+// Copies, per head, either the rows listed in `rows` (take = true) or the rows in [first,
+// n_tokens) not listed (take = false) into a contiguous [head][row][dim] buffer.
+void gather_rows(ConstKvView x, const UnitShape& s, std::span<const uint32_t> rows, bool take,
+                 uint32_t first, std::vector<uint16_t>& out) {
+    out.clear();
+    for (size_t h = 0; h < s.n_kv_heads; ++h) {
+        size_t next = 0;
+        for (uint32_t r = first; r < s.n_tokens; ++r) {
+            const bool listed = next < rows.size() && rows[next] == r;
+            if (listed) ++next;
+            if (listed != take) continue;
+            const uint16_t* row = x.data + h * x.head_stride + size_t{r} * s.head_dim;
+            out.insert(out.end(), row, row + s.head_dim);
+        }
+    }
+}
+
+// The inverse: rows [first, first + n_rest) of `out` hold the unlisted rows packed; spread them
+// to their places and put the listed rows (`listed`, [head][row][dim]) between them. Walks
+// backwards, so a packed row is read before anything is written over it.
+void scatter_rows(KvView out, const UnitShape& s, std::span<const uint32_t> rows,
+                  const uint16_t* listed, uint32_t first) {
+    const size_t dim = s.head_dim;
+    const size_t n_rest = s.n_tokens - first - rows.size();
+    for (size_t h = 0; h < s.n_kv_heads; ++h) {
+        uint16_t* base = out.data + h * out.head_stride;
+        size_t packed = n_rest, j = rows.size();
+        for (size_t r = s.n_tokens; r-- > first;) {
+            uint16_t* dst = base + r * dim;
+            if (j > 0 && rows[j - 1] == r) {
+                --j;
+                std::memcpy(dst, listed + (h * rows.size() + j) * dim, dim * sizeof(uint16_t));
+            } else {
+                --packed;
+                const uint16_t* src = base + (first + packed) * dim;
+                if (src != dst) std::memmove(dst, src, dim * sizeof(uint16_t));
+            }
+        }
+    }
+}
+
 }  // namespace
 
 std::vector<uint8_t> encode_unit(const UnitKey& key, const UnitShape& shape, ConstKvView k,
@@ -126,12 +181,43 @@ std::vector<uint8_t> encode_unit(const UnitKey& key, const UnitShape& shape, Con
             encode_fp16_section(k, rows_shape(shape, sink), scratch, out);
             encode_fp16_section(v, rows_shape(shape, sink), scratch, out);
         }
-        const UnitShape rest = rows_shape(shape, shape.n_tokens - sink);
         const QuantKernels& kernels = pick_kernels(options.kernels);
-        encode_quantized_section(skip_rows(k, shape, sink), rest, kKeyGrouping, k_bits, kernels,
-                                 scratch, out);
-        encode_quantized_section(skip_rows(v, shape, sink), rest, kValueGrouping, v_bits, kernels,
-                                 scratch, out);
+        const std::vector<uint32_t> salient =
+            salient_past_sinks(options.salient_rows, shape, sink, where);
+        if (salient.empty()) {
+            const UnitShape rest = rows_shape(shape, shape.n_tokens - sink);
+            encode_quantized_section(skip_rows(k, shape, sink), rest, kKeyGrouping, k_bits, kernels,
+                                     scratch, out);
+            encode_quantized_section(skip_rows(v, shape, sink), rest, kValueGrouping, v_bits,
+                                     kernels, scratch, out);
+        } else {
+            if (!info.calibrated())
+                fail("{}: salient rows need a calibrated level, not {}", where.str(), info.name);
+            if (options.salient_bits < 2 || options.salient_bits > 8)
+                fail("{}: salient rows at {} bits; 2..8 are possible", where.str(),
+                     options.salient_bits);
+            header.salient_bits = options.salient_bits;
+            header.salient_rows = static_cast<uint32_t>(salient.size());
+            const size_t at = out.size();
+            out.resize(at + salient.size() * sizeof(uint32_t));
+            std::memcpy(out.data() + at, salient.data(), salient.size() * sizeof(uint32_t));
+            // Salient rows, then the rest, each packed per head.
+            const std::vector<uint8_t> wide(shape.n_kv_heads, options.salient_bits);
+            const UnitShape picked = rows_shape(shape, header.salient_rows);
+            const UnitShape rest = rows_shape(shape, shape.n_tokens - sink - header.salient_rows);
+            std::vector<uint16_t> rows;
+            const auto encode_rows = [&](ConstKvView x, Grouping grouping,
+                                         std::span<const uint8_t> bits, bool salient_part,
+                                         const UnitShape& part) {
+                gather_rows(x, shape, salient, salient_part, sink, rows);
+                encode_quantized_section(contiguous(rows.data(), part), part, grouping, bits,
+                                         kernels, scratch, out);
+            };
+            encode_rows(k, kKeyGrouping, wide, true, picked);
+            encode_rows(v, kValueGrouping, wide, true, picked);
+            encode_rows(k, kKeyGrouping, k_bits, false, rest);
+            encode_rows(v, kValueGrouping, v_bits, false, rest);
+        }
     }
     const std::span<const uint8_t> payload(out.data() + header.header_size,
                                            out.size() - header.header_size);
@@ -184,7 +270,8 @@ UnitHeader Decoder::decode(std::span<const uint8_t> unit, const UnitKey& expecte
         fail("{}: level {} where {} was expected", where.str(), level_name(h.level),
              level_name(*expected_level));
     }
-    if (expected_profile && h.format_version >= 2 && h.profile_hash != *expected_profile) {
+    if (expected_profile && h.format_version >= kFormatVersionV2 &&
+        h.profile_hash != *expected_profile) {
         fail(
             "{}: encoded with codec profile {:016x}, but this context uses profile {:016x} "
             "(re-ingest the context with the current profile)",
@@ -211,11 +298,41 @@ UnitHeader Decoder::decode(std::span<const uint8_t> unit, const UnitKey& expecte
             decode_fp16_section(data, size, pos, rows_shape(s, sink), scratch, v_out,
                                 {&expected_key, "sink V"});
         }
-        const UnitShape rest = rows_shape(s, s.n_tokens - sink);
+        const uint32_t n_salient = h.salient_rows;
+        if (n_salient > 0) {
+            const size_t list_bytes = size_t{n_salient} * sizeof(uint32_t);
+            if (size - pos < list_bytes)
+                fail("{}: corrupt payload (salient row list is cut short)", where.str());
+            scratch.rows.resize(n_salient);
+            std::memcpy(scratch.rows.data(), data + pos, list_bytes);
+            pos += list_bytes;
+            for (uint32_t i = 0; i < n_salient; ++i) {
+                const uint32_t r = scratch.rows[i];
+                if (r < sink || r >= s.n_tokens || (i > 0 && r <= scratch.rows[i - 1]))
+                    fail(
+                        "{}: corrupt payload (salient row list is not ascending within rows "
+                        "{}..{})",
+                        where.str(), sink, s.n_tokens - 1);
+            }
+            const UnitShape picked = rows_shape(s, n_salient);
+            scratch.salient_k.resize(picked.elements());
+            scratch.salient_v.resize(picked.elements());
+            decode_quantized_section(
+                data, size, pos, picked, h.k_grouping, h.salient_bits, *impl_->kernels, scratch,
+                contiguous(scratch.salient_k.data(), picked), {&expected_key, "salient K"});
+            decode_quantized_section(
+                data, size, pos, picked, h.v_grouping, h.salient_bits, *impl_->kernels, scratch,
+                contiguous(scratch.salient_v.data(), picked), {&expected_key, "salient V"});
+        }
+        const UnitShape rest = rows_shape(s, s.n_tokens - sink - n_salient);
         decode_quantized_section(data, size, pos, rest, h.k_grouping, h.bits.k, *impl_->kernels,
                                  scratch, skip_rows(k_out, s, sink), {&expected_key, "K"});
         decode_quantized_section(data, size, pos, rest, h.v_grouping, h.bits.v, *impl_->kernels,
                                  scratch, skip_rows(v_out, s, sink), {&expected_key, "V"});
+        if (n_salient > 0) {
+            scatter_rows(k_out, s, scratch.rows, scratch.salient_k.data(), sink);
+            scatter_rows(v_out, s, scratch.rows, scratch.salient_v.data(), sink);
+        }
     }
     if (pos != size) fail("{}: corrupt payload ({} bytes left over)", where.str(), size - pos);
     return h;

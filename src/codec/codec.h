@@ -31,7 +31,9 @@ namespace sparkv::codec {
 // c4, c5, c6, c8 are calibrated levels (codec v2): their per-layer K/V widths come from a model's
 // codec profile (codec/profile.h), chosen by dynamic programming under a byte budget of 1/4.17,
 // 1/5, 1/6 and 1/8 of fp16 on the calibration text; they also keep the context's first tokens
-// (attention sinks) exact. They cannot be encoded without a profile.
+// (attention sinks) exact and, with a version-3 profile, each layer's salient tokens (those the
+// context's last queries attend to most, EncodeOptions::salient_rows) at 8 bits. They cannot be
+// encoded without a profile.
 enum class Level : uint8_t {
     fp16 = 0,
     int8 = 1,
@@ -147,6 +149,12 @@ struct EncodeOptions {
     // Per-head widths of a layer (one entry per KV head), e.g. for calibration probes; overrides
     // the profile's. Empty or shorter than the layer: the layer's width for every head.
     std::vector<std::vector<BitWidths>> head_bits;
+    // Calibrated levels: the unit's salient tokens (indices within the unit, ascending), stored at
+    // salient_bits for K and V instead of the layer's widths (format version 3). Chosen by the
+    // caller, e.g. by attention at ingest (cloud/saliency.h); indices among the sink tokens are
+    // skipped (those are exact already). Not owned.
+    std::span<const uint32_t> salient_rows;
+    uint8_t salient_bits = 8;
     BitWidths bits_for(uint32_t layer) const;
     // The widths of every KV head at `layer`: head_bits, else the profile's per-head table when it
     // has one, else bits_for(layer) for each. The unit header records their maximum.
@@ -181,10 +189,13 @@ struct UnitHeader {
     // Format version 2 (calibrated levels) only; zero in version 1.
     uint64_t profile_hash = 0;  // hash of the codec profile the unit was encoded with
     uint16_t sink_tokens = 0;   // the unit's first tokens, stored exact (fp16) before the rest
-    size_t header_size = 64;    // kHeaderSize (version 1) or kHeaderSizeV2
+    // Format version 3 only: rows (tokens) stored at a wider width than the rest.
+    uint8_t salient_bits = 0;
+    uint32_t salient_rows = 0;
+    size_t header_size = 64;  // kHeaderSize (version 1) or kHeaderSizeV2 (versions 2 and 3)
 };
 constexpr size_t kHeaderSize = 64;    // format version 1 (fp16 .. q3h)
-constexpr size_t kHeaderSizeV2 = 80;  // format version 2 (calibrated levels)
+constexpr size_t kHeaderSizeV2 = 80;  // format versions 2 and 3 (calibrated levels)
 
 // Encodes one unit. Throws Error on an invalid shape or on non-finite input for a lossy level.
 std::vector<uint8_t> encode_unit(const UnitKey& key, const UnitShape& shape, ConstKvView k,

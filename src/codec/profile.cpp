@@ -28,6 +28,10 @@ std::string canonical(const CodecProfile& p) {
             s += ';';
             s += format_head_bits(heads);
         }
+        // Only when used, so the hashes of profiles without salient tokens stay what they were.
+        if (t.salient_per_mille > 0)
+            s += fmt::format("|salient:{}@{}q{}", t.salient_per_mille, t.salient_bits,
+                             p.saliency_queries);
     }
     return s;
 }
@@ -60,6 +64,12 @@ const std::vector<BitWidths>* CodecProfile::head_bits_for(Level level, uint32_t 
     return &t->head_bits[layer];
 }
 
+bool CodecProfile::uses_saliency() const {
+    for (const auto& t : levels)
+        if (t.salient_per_mille > 0) return true;
+    return false;
+}
+
 const CodecProfile& require_profile(const CodecProfile* profile, Level level) {
     if (!profile)
         fail(
@@ -78,6 +88,7 @@ std::string profile_to_json(const CodecProfile& p) {
     j["hash"] = fmt::format("{:016x}", p.hash());
     j["n_layers"] = p.n_layers;
     j["sink_tokens"] = p.sink_tokens;
+    if (p.uses_saliency()) j["saliency_queries"] = p.saliency_queries;
     j["levels"] = nlohmann::ordered_json::array();
     for (const auto& t : p.levels) {
         nlohmann::ordered_json e = {{"name", level_name(t.level)},
@@ -88,8 +99,13 @@ std::string profile_to_json(const CodecProfile& p) {
             e["head_bits"] = nlohmann::ordered_json::array();
             for (const auto& heads : t.head_bits) e["head_bits"].push_back(format_head_bits(heads));
         }
+        if (t.salient_per_mille > 0) {
+            e["salient_per_mille"] = t.salient_per_mille;
+            e["salient_bits"] = t.salient_bits;
+        }
         j["levels"].push_back(std::move(e));
     }
+    if (p.default_level) j["default_level"] = level_name(*p.default_level);
     j["calibration"] = nlohmann::ordered_json::parse(p.calibration_json);
     return j.dump(2) + "\n";
 }
@@ -113,6 +129,9 @@ CodecProfile profile_from_json(std::string_view text, std::string_view where) {
             std::stoull(j.at("model_fingerprint").get<std::string>(), nullptr, 16);
         p.n_layers = j.at("n_layers").get<uint32_t>();
         p.sink_tokens = j.at("sink_tokens").get<uint32_t>();
+        p.saliency_queries = j.value("saliency_queries", 64u);
+        if (p.saliency_queries < 1 || p.saliency_queries > kMaxTokens)
+            fail("codec profile {}: saliency_queries {} out of range", where, p.saliency_queries);
         if (p.n_layers < 1 || p.n_layers > 4096 || p.sink_tokens > kMaxTokens)
             fail("codec profile {}: n_layers {} or sink_tokens {} out of range", where, p.n_layers,
                  p.sink_tokens);
@@ -147,9 +166,25 @@ CodecProfile profile_from_json(std::string_view text, std::string_view where) {
                             t.bits[l].v);
                 }
             }
+            if (e.contains("salient_per_mille")) {
+                if (p.version < 3) fail("codec profile {}: salient tokens need version 3", where);
+                t.salient_per_mille = e.at("salient_per_mille").get<uint32_t>();
+                t.salient_bits = e.value("salient_bits", uint8_t{8});
+                if (t.salient_per_mille > 1000 || t.salient_bits < 2 || t.salient_bits > 8)
+                    fail(
+                        "codec profile {}: level {}: salient {} per mille at {} bits is out of "
+                        "range (0-1000, 2-8 bits)",
+                        where, level_name(t.level), t.salient_per_mille, t.salient_bits);
+            }
             t.predicted_kl = e.value("predicted_kl", 0.0);
             t.ratio_vs_fp16 = e.value("ratio_vs_fp16", 0.0);
             p.levels.push_back(std::move(t));
+        }
+        if (j.contains("default_level")) {
+            p.default_level = level_from_name(j["default_level"].get<std::string>());
+            if (level_info(*p.default_level).calibrated() && !p.find(*p.default_level))
+                fail("codec profile {}: default level {} has no table", where,
+                     level_name(*p.default_level));
         }
         if (j.contains("calibration")) p.calibration_json = j["calibration"].dump();
         if (j.contains("hash") && j["hash"].get<std::string>() != fmt::format("{:016x}", p.hash()))
@@ -183,6 +218,31 @@ void save_profile(const CodecProfile& profile, const std::string& path) {
 
 std::string default_profile_path(uint64_t model_fingerprint) {
     return fmt::format("{}/codec-profiles/{:016x}.json", cache_dir(), model_fingerprint);
+}
+
+std::string find_model_profile_path(uint64_t model_fingerprint) {
+    const std::string cached = default_profile_path(model_fingerprint);
+    if (std::filesystem::exists(cached)) return cached;
+    return shipped_data_path(fmt::format("codec-profiles/{:016x}.json", model_fingerprint));
+}
+
+std::optional<CodecProfile> find_model_profile(uint64_t model_fingerprint) {
+    const std::string path = find_model_profile_path(model_fingerprint);
+    if (path.empty()) return std::nullopt;
+    CodecProfile p = load_profile(path);
+    if (p.model_fingerprint != model_fingerprint)
+        fail("codec profile {} is for model {:016x}, not {:016x}", path, p.model_fingerprint,
+             model_fingerprint);
+    return p;
+}
+
+Level default_lossy_level(const CodecProfile* profile) {
+    return profile && profile->default_level ? *profile->default_level : kDefaultLossyLevel;
+}
+
+Level default_lossy_level(uint64_t model_fingerprint) {
+    const auto profile = find_model_profile(model_fingerprint);
+    return default_lossy_level(profile ? &*profile : nullptr);
 }
 
 }  // namespace sparkv::codec

@@ -32,6 +32,10 @@ struct SectionScratch {
     std::vector<uint16_t> params;
     std::vector<float> mins, maxs, steps, inv_steps;
     huffman::DecodeTable table;
+    // Salient rows (format version 3): the row list and the rows' K and V before they are
+    // scattered to their places, [head][row][dim].
+    std::vector<uint32_t> rows;
+    std::vector<uint16_t> salient_k, salient_v;
 };
 
 // head_bits: one width per KV head; the alphabet is the widest head's (2^max symbols). A narrower

@@ -13,7 +13,8 @@ namespace {
 constexpr uint8_t kMagic[4] = {'S', 'K', 'V', 'U'};
 constexpr size_t kHeaderChecksumOffset = 56;
 // Version 2 appends the profile hash (56), sink tokens (64), 6 reserved bytes (66) and moves the
-// header checksum to 72.
+// header checksum to 72. Version 3 has the same layout and fills bytes 66 (salient bits) and
+// 68-71 (salient row count).
 constexpr size_t kHeaderChecksumOffsetV2 = 72;
 
 size_t checksum_offset(uint16_t version) {
@@ -53,7 +54,7 @@ size_t header_size_for(Level level) {
 }
 
 void write_header(const UnitHeader& h, uint8_t* out) {
-    const uint16_t version = format_version_for(h.level);
+    const uint16_t version = h.salient_rows > 0 ? kFormatVersionV3 : format_version_for(h.level);
     const size_t size = header_size_for(h.level);
     std::memset(out, 0, size);
     std::memcpy(out, kMagic, sizeof kMagic);
@@ -75,6 +76,10 @@ void write_header(const UnitHeader& h, uint8_t* out) {
     if (version >= 2) {
         put<uint64_t>(out, 56, h.profile_hash);
         put<uint16_t>(out, 64, h.sink_tokens);
+        if (version >= 3) {
+            out[66] = h.salient_bits;
+            put<uint32_t>(out, 68, h.salient_rows);
+        }
     }
     put<uint64_t>(out, checksum_offset(version), header_checksum(out, version));
 }
@@ -95,9 +100,9 @@ UnitHeader parse_header(std::span<const uint8_t> unit, Where at) {
     if (std::memcmp(in, kMagic, sizeof kMagic) != 0)
         fail("{}: not an encoded KV unit (bad magic)", where());
     const auto version = get<uint16_t>(in, 4);
-    if (version != kFormatVersion && version != kFormatVersionV2) {
-        fail("{}: format version {} is not supported (this build reads versions {} and {})",
-             where(), version, kFormatVersion, kFormatVersionV2);
+    if (version < kFormatVersion || version > kFormatVersionV3) {
+        fail("{}: format version {} is not supported (this build reads versions {} to {})", where(),
+             version, kFormatVersion, kFormatVersionV3);
     }
     const size_t header_size = version == kFormatVersion ? kHeaderSize : kHeaderSizeV2;
     if (unit.size() < header_size) {
@@ -116,14 +121,24 @@ UnitHeader parse_header(std::span<const uint8_t> unit, Where at) {
     h.shape = {get<uint32_t>(in, 24), get<uint16_t>(in, 28), get<uint16_t>(in, 30)};
     if (in[32] > static_cast<uint8_t>(kLastLevel)) fail("{}: unknown level {}", where(), in[32]);
     h.level = static_cast<Level>(in[32]);
-    if (format_version_for(h.level) != version)
+    // Version 3 is version 2 with salient rows: also a calibrated level.
+    const uint16_t level_version = format_version_for(h.level);
+    if (level_version != version && !(version == kFormatVersionV3 && level_version == 2))
         fail("{}: corrupt header: level {} in format version {}", where(), level_name(h.level),
              version);
     if (version >= 2) {
         h.profile_hash = get<uint64_t>(in, 56);
         h.sink_tokens = get<uint16_t>(in, 64);
-        for (size_t i = 66; i < 72; ++i)
+        const size_t reserved_from = version >= 3 ? 67 : 66;
+        for (size_t i = reserved_from; i < (version >= 3 ? 68u : 72u); ++i)
             if (in[i]) fail("{}: corrupt header: reserved bytes are not zero", where());
+        if (version >= 3) {
+            h.salient_bits = in[66];
+            h.salient_rows = get<uint32_t>(in, 68);
+            if (h.salient_bits < 2 || h.salient_bits > 8 || h.salient_rows == 0)
+                fail("{}: corrupt header: {} salient rows at {} bits", where(), h.salient_rows,
+                     h.salient_bits);
+        }
     }
     h.bits = {in[33], in[34]};
     const bool lossless = level_info(h.level).lossless;
@@ -148,6 +163,9 @@ UnitHeader parse_header(std::span<const uint8_t> unit, Where at) {
     if (h.sink_tokens > s.n_tokens)
         fail("{}: corrupt header: {} sink tokens in a {}-token unit", where(), h.sink_tokens,
              s.n_tokens);
+    if (h.salient_rows > s.n_tokens - h.sink_tokens)
+        fail("{}: corrupt header: {} salient rows and {} sink tokens in a {}-token unit", where(),
+             h.salient_rows, h.sink_tokens, s.n_tokens);
     h.payload_size = get<uint64_t>(in, 40);
     h.payload_checksum = get<uint64_t>(in, 48);
     const uint64_t have = unit.size() - header_size;
@@ -167,7 +185,8 @@ uint64_t payload_checksum(std::span<const uint8_t> payload) {
 void reseal_unit(std::span<uint8_t> unit) {
     if (unit.size() < kHeaderSize) return;
     uint8_t* h = unit.data();
-    const uint16_t version = get<uint16_t>(h, 4) == kFormatVersionV2 ? kFormatVersionV2 : 1;
+    const uint16_t stated = get<uint16_t>(h, 4);
+    const uint16_t version = stated == kFormatVersionV2 || stated == kFormatVersionV3 ? stated : 1;
     const size_t size = version == 1 ? kHeaderSize : kHeaderSizeV2;
     if (unit.size() < size) return;
     put<uint64_t>(h, 48, payload_checksum(unit.subspan(size)));

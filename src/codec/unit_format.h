@@ -26,9 +26,17 @@
 //   66   6  reserved, zero
 //   72   8  xxh64 of header bytes [0, 72)
 //
+// Format version 3 (a calibrated level with salient rows) is version 2 plus
+//   66   1  salient bits (2..8): the width of the salient rows' K and V
+//   67   1  reserved, zero
+//   68   4  salient row count (>= 1)
+//
 // The payload follows: the K section, then the V section (see section_codec.h). In version 2
 // with sink tokens: the sink K (fp16 section), the sink V (fp16 section), then the K and V
-// sections of the remaining tokens.
+// sections of the remaining tokens. Version 3 puts, after the sink sections, the salient row
+// list (count x uint32: token indices within the unit, strictly ascending, past the sinks), the
+// salient rows' K section (per channel) and V section (per token and head) at the salient
+// width, then the K and V sections of the remaining tokens without the salient rows.
 #pragma once
 
 #include <cstdint>
@@ -42,8 +50,10 @@ namespace sparkv::codec {
 
 constexpr uint16_t kFormatVersion = 1;
 constexpr uint16_t kFormatVersionV2 = 2;
+constexpr uint16_t kFormatVersionV3 = 3;
 
-// The format version and header size a level is written with.
+// The format version and header size a level is written with (a calibrated level's unit with
+// salient rows is written as version 3, same header size).
 uint16_t format_version_for(Level level);
 size_t header_size_for(Level level);
 

@@ -89,6 +89,21 @@ std::string fetch_script_path() {
          installed.string());
 }
 
+std::string shipped_data_path(std::string_view relative) {
+    namespace fs = std::filesystem;
+    // Same rule as the fetch script's: beside an installed binary, or in the sources for a
+    // binary inside the build tree.
+    std::error_code ec;
+    const fs::path exe = fs::read_symlink("/proc/self/exe", ec);
+    const fs::path installed = exe.parent_path().parent_path() / "share" / "sparkv" / relative;
+    if (!ec && fs::is_regular_file(installed, ec)) return installed.string();
+    const std::string build_dir = SPARKV_BINARY_DIR;
+    const fs::path source = fs::path(SPARKV_SOURCE_DIR) / "share" / relative;
+    if (exe.string().starts_with(build_dir + "/") && fs::is_regular_file(source, ec))
+        return source.string();
+    return "";
+}
+
 std::string require_reference_model() {
     return resolve_model_path("");
 }

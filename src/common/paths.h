@@ -42,6 +42,11 @@ std::string demo_text_path();
 // (build tree) scripts/fetch_assets.py in the sources. Throws Error if neither exists.
 std::string fetch_script_path();
 
+// A data file shipped with SparKV (e.g. "codec-profiles/<fingerprint>.json"): <prefix>/share/
+// sparkv/<relative> beside an installed binary, else (build tree) share/<relative> in the sources;
+// empty when there is none.
+std::string shipped_data_path(std::string_view relative);
+
 // Returns the reference model path, or throws an Error telling the user how to fetch it.
 std::string require_reference_model();
 

@@ -5,6 +5,7 @@
 #include <cstring>
 
 #include "common/error.h"
+#include "engine/attention_mass.h"
 
 namespace sparkv {
 
@@ -170,11 +171,21 @@ void Engine::run_layer(HiddenState& h) {
 }
 
 void Engine::run_layer_over_cached_kv(HiddenState& h) {
+    run_layer_over_cached_kv(h, {});
+}
+
+void Engine::run_layer_over_cached_kv(HiddenState& h, std::span<float> attention_mass) {
     const int layer = h.layer;
     check_range(layer, h.pos0, h.n_tokens, "run_layer_over_cached_kv");
     check_history(layer, h.pos0 + h.n_tokens);
     prepare(h, layer);
     compute_q(h, layer);
+    if (!attention_mass.empty()) {
+        const auto& c = config();
+        add_attention_mass({c.n_head, c.n_kv_head, c.head_dim, cache_.capacity()}, ws_.q.data(),
+                           c.q_dim(), h.n_tokens, h.pos0, cache_.keys(layer), attention_mass,
+                           pool_);
+    }
     finish_layer(h, layer);
 }
 

@@ -78,6 +78,10 @@ class Engine {
     // How a chunk whose unit at this layer came from elsewhere is computed deeper. Throws if
     // any position up to h's last is missing at that layer.
     void run_layer_over_cached_kv(HiddenState& h);
+    // The same, and adds to attention_mass[p] the attention h's queries pay position p, summed
+    // over query heads and tokens (dense softmax weights; engine/attention_mass.h). Needs
+    // h.pos0 + h.n_tokens entries. What ingest ranks a context's salient tokens by.
+    void run_layer_over_cached_kv(HiddenState& h, std::span<float> attention_mass);
 
     // Sparse attention settings for the following calls (validated: throws sparkv::Error on bad
     // settings and keeps the old ones).

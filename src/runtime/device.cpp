@@ -7,6 +7,7 @@
 
 #include "cloud/ingest.h"
 #include "codec/codec.h"
+#include "codec/profile.h"
 #include "common/error.h"
 #include "common/paths.h"
 #include "common/timer.h"
@@ -60,10 +61,13 @@ std::unique_ptr<plan::LinkModel> realised_model(const RealisedLink& link, double
 
 }  // namespace
 
-int choose_level(const Manifest& manifest, const std::string& wanted) {
+int choose_level(const Manifest& manifest, const std::string& wanted,
+                 const std::string& preferred) {
     if (!wanted.empty()) return manifest.require_level(wanted);
-    const int preferred = manifest.level_index(codec::level_name(codec::kDefaultLossyLevel));
-    if (preferred >= 0) return preferred;
+    if (!preferred.empty())
+        if (const int i = manifest.level_index(preferred); i >= 0) return i;
+    const int fallback = manifest.level_index(codec::level_name(codec::kDefaultLossyLevel));
+    if (fallback >= 0) return fallback;
     int smallest = 0;
     for (int i = 1; i < static_cast<int>(manifest.levels.size()); ++i)
         if (manifest.total_bytes(manifest.levels[static_cast<size_t>(i)]) <
@@ -81,6 +85,7 @@ Device::Device(DeviceOptions options) : options_(std::move(options)) {
     if (profile_.model_fingerprint != hex64(model_->fingerprint()))
         fail("device profile is for model {}, not {} (run `sparkv profile`)",
              profile_.model_fingerprint, hex64(model_->fingerprint()));
+    default_level_ = codec::level_name(codec::default_lossy_level(model_->fingerprint()));
 }
 
 Device::~Device() = default;
@@ -114,7 +119,7 @@ plan::Plan Device::plan_oracle(const AskOptions& opt, const ClientConfig& client
     if (offset < kOracleCpuWindow_s)
         std::this_thread::sleep_for(std::chrono::duration<double>(kOracleCpuWindow_s - offset));
     const double availability = monitor.sample(0.0);
-    const int level = choose_level(m, opt.level);
+    const int level = choose_level(m, opt.level, default_level_);
     const PromptFormat format = m.prompt_format.empty() ? default_prompt_format(*model_)
                                                         : prompt_format_from_name(m.prompt_format);
     plan::CostInstance costs =
@@ -223,7 +228,7 @@ AskResult Device::ask(const AskOptions& opt) {
     // unit priced 20x too slow, everything streamed on a link that then could not deliver).
     // Contention that starts during the request is the controller's to see.
     r.availability = cpu_.sample(kAvailabilityWindow_s);
-    const int level = choose_level(manifest, opt.level);
+    const int level = choose_level(manifest, opt.level, default_level_);
     r.level = manifest.levels[static_cast<size_t>(level)];
     plan::CostInstance costs = build_costs(manifest, profile_, r.availability, level, latency,
                                            static_cast<int64_t>(question.size()));

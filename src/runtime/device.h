@@ -124,6 +124,8 @@ class Device {
 
     const Model& model() const { return *model_; }
     const plan::DeviceProfile& profile() const { return profile_; }
+    // The lossy level requests stream by default: the model's codec profile's default, or q5h.
+    const std::string& default_level() const { return default_level_; }
     int threads() const { return threads_; }
 
     AskResult ask(const AskOptions& options);
@@ -136,6 +138,7 @@ class Device {
     std::unique_ptr<Model> model_;
     int threads_ = 1;
     plan::DeviceProfile profile_;
+    std::string default_level_;  // the model's default lossy level (its codec profile's, or q5h)
     std::unique_ptr<Engine> engine_;
     // Last observed link per server address (see DeviceOptions::link_memory_s).
     struct LinkMemory {
@@ -147,8 +150,10 @@ class Device {
     CpuMonitor cpu_;  // other processes' CPU use between requests: the plan's availability
 };
 
-// The level a request streams at: `wanted` if given (must be stored), else the codec's default
-// lossy level if the context has it, else the smallest stored level. Index into manifest.levels.
-int choose_level(const Manifest& manifest, const std::string& wanted);
+// The level a request streams at: `wanted` if given (must be stored), else `preferred` (the
+// model's default lossy level, codec::default_lossy_level) if the context has it, else q5h if
+// it has that, else the smallest stored level. Index into manifest.levels.
+int choose_level(const Manifest& manifest, const std::string& wanted,
+                 const std::string& preferred = "");
 
 }  // namespace sparkv::runtime

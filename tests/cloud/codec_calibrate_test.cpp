@@ -20,7 +20,7 @@ struct Calibrated {
     int n_layers = 0, n_kv_heads = 0, head_dim = 0;
 };
 
-Calibrated calibrate(bool per_head) {
+Calibrated calibrate(bool per_head, uint32_t salient_per_mille = 0) {
     testing::TempDir dir;
     RandomModelSpec spec;
     spec.n_layer = 2;
@@ -37,6 +37,8 @@ Calibrated calibrate(bool per_head) {
     opt.chunk_tokens = 64;
     opt.threads = 1;
     opt.per_head = per_head;
+    opt.salient_per_mille = salient_per_mille;
+    opt.saliency_queries = 16;
     opt.levels = {codec::Level::c4, codec::Level::c5};
     Calibrated c;
     c.profile = calibrate_codec(*model, model->fingerprint(), {doc}, opt);
@@ -99,6 +101,28 @@ TEST(CodecCalibrate, PerLayerProfileHasNoHeadTable) {
         EXPECT_EQ(t.bits.size(), static_cast<size_t>(c.n_layers));
         EXPECT_GE(t.ratio_vs_fp16, codec::level_info(t.level).target_ratio * 0.999);
     }
+}
+
+TEST(CodecCalibrate, SalientTokensAreMeasuredAndPaidForInsideTheBudget) {
+    const Calibrated plain = calibrate(false), salient = calibrate(false, 100);
+    EXPECT_TRUE(salient.profile.uses_saliency());
+    EXPECT_EQ(salient.profile.saliency_queries, 16u);
+    EXPECT_NE(salient.profile.hash(), plain.profile.hash());
+    for (size_t i = 0; i < salient.profile.levels.size(); ++i) {
+        const auto& t = salient.profile.levels[i];
+        EXPECT_EQ(t.salient_per_mille, 100u);
+        EXPECT_GE(t.ratio_vs_fp16, codec::level_info(t.level).target_ratio * 0.999);
+        // 10 % of the tokens at 8 bits leave fewer bits for the rest.
+        int bits_plain = 0, bits_salient = 0;
+        for (int l = 0; l < plain.n_layers; ++l) {
+            const auto a = plain.profile.levels[i].bits[l], b = t.bits[l];
+            bits_plain += a.k + a.v;
+            bits_salient += b.k + b.v;
+        }
+        EXPECT_LT(bits_salient, bits_plain) << codec::level_name(t.level);
+    }
+    EXPECT_EQ(codec::profile_from_json(codec::profile_to_json(salient.profile), "t").hash(),
+              salient.profile.hash());
 }
 
 }  // namespace

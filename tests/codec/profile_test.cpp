@@ -96,7 +96,7 @@ TEST(Profile, BadFilesAreRejectedWithAClearError) {
     expect_has(error_of([] { profile_from_json(R"({"format": "x"})", "f"); }),
                "not a SparKV codec profile");
     std::string v9 = good;
-    v9.replace(v9.find("\"version\": 2"), 12, "\"version\": 9");
+    v9.replace(v9.find("\"version\": 3"), 12, "\"version\": 9");
     expect_has(error_of([&] { profile_from_json(v9, "f"); }), "version 9 is not supported");
     std::string edited = good;
     edited.replace(edited.find("3:2/2"), 5, "3:3/2");
@@ -152,7 +152,7 @@ TEST(Profile, BadPerHeadWidthsAreRejected) {
                "one width per head each");
     expect_has(error_of([&] { profile_from_json(with("\"2,5/4,3\"", "\"2,4/4,3\""), "f"); }),
                "disagree with the layer's 5/4");
-    expect_has(error_of([&] { profile_from_json(with("\"version\": 2", "\"version\": 1"), "f"); }),
+    expect_has(error_of([&] { profile_from_json(with("\"version\": 3", "\"version\": 1"), "f"); }),
                "per-head widths need version 2");
 }
 

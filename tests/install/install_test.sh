@@ -35,6 +35,10 @@ else
   step "demo text not in the cache: fetch not run, script installed"
 fi
 
+# The codec profile shipped for the reference model sits beside the fetch script.
+[[ -f "$prefix/share/sparkv/codec-profiles/b8951aa641e75aa1.json" ]]
+step "codec profile of the reference model installed"
+
 # A small random-weight model written by the project's own GGUF writer: fast and always there.
 "$make_test_model" --out "$tmp/tiny.gguf" >/dev/null
 step "generate on a random-weight model"

@@ -311,3 +311,23 @@ TEST_F(AskTest, BadRequestsAreClearErrors) {
 
 }  // namespace
 }  // namespace sparkv
+
+namespace sparkv::runtime {
+namespace {
+
+TEST(ChooseLevel, WantedThenTheModelsDefaultThenQ5hThenTheSmallest) {
+    ModelInfo info;
+    info.fingerprint = "00000000000000aa";
+    info.n_layers = 1;
+    info.n_kv_heads = 1;
+    info.head_dim = 4;
+    Manifest m = make_manifest("ctx", info, 8, 8, {"fp16", "q5h", "c5", "q3h"});
+    EXPECT_EQ(choose_level(m, "q3h", "c5"), 3);
+    EXPECT_EQ(choose_level(m, "", "c5"), 2);  // the model's default, when stored
+    EXPECT_EQ(choose_level(m, "", "c4"), 1);  // not stored: q5h
+    EXPECT_EQ(choose_level(m, "", ""), 1);
+    EXPECT_THROW(choose_level(m, "c6", "c5"), Error);  // asked for, not stored
+}
+
+}  // namespace
+}  // namespace sparkv::runtime
