@@ -238,6 +238,9 @@ int run(const EvalOptions& opt, const std::string& command_line) {
                 r.units_streamed = result.units_streamed;
                 r.bytes_received = result.bytes_received;
                 r.migrations = result.controller_migrations;
+                r.availability = result.availability;
+                r.planned_mbps = result.planned_mbps;
+                r.bandwidth_source = result.bandwidth_source;
                 if (policy == "local") r.unit_compute_s = result.unit_compute_s;
                 journal.append(r);
                 ++done;

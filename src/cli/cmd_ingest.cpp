@@ -2,6 +2,7 @@
 // for one document (--doc) or a batch (--docs-from), into a directory or an S3 bucket.
 #include <fmt/ranges.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -12,6 +13,7 @@
 #include "cli/progress.h"
 #include "cloud/ingest.h"
 #include "cloud/ingest_batch.h"
+#include "codec/profile.h"
 #include "common/error.h"
 #include "common/paths.h"
 #include "engine/kernels/sparse_attention.h"
@@ -32,6 +34,7 @@ struct IngestCliOptions {
     int wait_limit_s = 600;
     int32_t chunk_tokens = IngestOptions{}.chunk_tokens;  // ingest's defaults have one home
     std::string levels = fmt::format("{}", fmt::join(IngestOptions{}.levels, ","));
+    bool levels_given = false;  // without --levels, the model's default level joins the list
     std::string format;
     int64_t max_tokens = 0;
     int threads = 0;
@@ -64,13 +67,24 @@ nlohmann::json bytes_json(const std::vector<std::pair<std::string, uint64_t>>& p
     return bytes;
 }
 
+// The levels to store: --levels as given, else the default list plus the model's default lossy
+// level (its codec profile's, e.g. c5 for the reference model) when that is not in it already.
+std::vector<std::string> levels_for(const IngestCliOptions& opt, uint64_t model_fingerprint) {
+    std::vector<std::string> levels = split_list(opt.levels);
+    if (opt.levels_given) return levels;
+    const std::string preferred(codec::level_name(codec::default_lossy_level(model_fingerprint)));
+    if (std::find(levels.begin(), levels.end(), preferred) == levels.end())
+        levels.insert(levels.begin() + std::min<std::ptrdiff_t>(2, std::ssize(levels)), preferred);
+    return levels;
+}
+
 int run_batch(const IngestCliOptions& opt) {
     const auto paths = list_documents(opt.docs_from);
     ContextStore store(open_store(opt.store, StoreAccess::create));  // bad settings fail first
     const auto model = Model::load(resolve_model_path(opt.model));
     BatchOptions options;
     options.ingest.chunk_tokens = opt.chunk_tokens;
-    options.ingest.levels = split_list(opt.levels);
+    options.ingest.levels = levels_for(opt, model->fingerprint());
     options.ingest.threads = opt.threads;
     options.ingest.allow_long_context = opt.allow_long_context;
     options.ingest.sparse.tau = opt.sparse_tau;
@@ -153,7 +167,9 @@ int run(const IngestCliOptions& opt) {
     req.document_text = read_text(opt.doc);
     req.format = opt.format;
     req.chunk_tokens = opt.chunk_tokens;
-    req.levels = split_list(opt.levels);
+    req.levels = opt.levels_given
+                     ? split_list(opt.levels)
+                     : levels_for(opt, Model::load(resolve_model_path(opt.model))->fingerprint());
     req.max_tokens = opt.max_tokens;
     req.threads = opt.threads;
     req.allow_long_context = opt.allow_long_context;
@@ -237,10 +253,12 @@ CommandRunner add_ingest_command(CLI::App& app) {
         ->check(CLI::Range(0, 86400));
     cmd->add_option("--chunk-tokens", opt->chunk_tokens, "Tokens per chunk (C)")
         ->capture_default_str();
-    cmd->add_option("--levels", opt->levels,
-                    "Codec levels to store, comma-separated (fp16,int8,q6h,q5h,q4h,q3h; "
-                    "c4,c5,c6,c8 with the model's codec profile)")
-        ->capture_default_str();
+    auto* levels_option =
+        cmd->add_option("--levels", opt->levels,
+                        "Codec levels to store, comma-separated (fp16,int8,q6h,q5h,q4h,q3h; "
+                        "c4,c5,c6,c8 with the model's codec profile; by default also the model's "
+                        "default level, e.g. c5 for the reference model)")
+            ->capture_default_str();
     cmd->add_option(
         "--format", opt->format,
         "Prompt format: chat (model template) or raw; default chat if the model has a template");
@@ -263,7 +281,10 @@ CommandRunner add_ingest_command(CLI::App& app) {
     cmd->add_flag(
         "--json", opt->json,
         "Print a JSON result (context_id, tokens, chunks, layers, bytes per level, signed_by)");
-    return [opt] { return run(*opt); };
+    return [opt, levels_option] {
+        opt->levels_given = levels_option->count() > 0;
+        return run(*opt);
+    };
 }
 
 }  // namespace sparkv::cli

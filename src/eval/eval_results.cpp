@@ -51,6 +51,11 @@ nlohmann::json to_json(const QuestionRecord& r) {
                         {"bytes_received", r.bytes_received},
                         {"controller_migrations", r.migrations}};
     if (!r.unit_compute_s.empty()) j["unit_compute_s"] = r.unit_compute_s;
+    if (!r.bandwidth_source.empty()) {
+        j["availability"] = r.availability;
+        j["planned_mbps"] = r.planned_mbps;
+        j["bandwidth_source"] = r.bandwidth_source;
+    }
     return j;
 }
 
@@ -78,6 +83,9 @@ QuestionRecord record_from_json(const nlohmann::json& j) {
     r.bytes_received = j.value("bytes_received", uint64_t{0});
     r.migrations = j.value("controller_migrations", 0);
     r.unit_compute_s = j.value("unit_compute_s", std::vector<double>{});
+    r.availability = j.value("availability", 1.0);
+    r.planned_mbps = j.value("planned_mbps", 0.0);
+    r.bandwidth_source = j.value("bandwidth_source", std::string());
     return r;
 }
 

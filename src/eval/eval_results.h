@@ -32,6 +32,10 @@ struct QuestionRecord {
     size_t units_computed = 0, units_streamed = 0;
     uint64_t bytes_received = 0;
     int migrations = 0;
+    // What the plan started from (diagnostics): CPU availability, link estimate and its source.
+    double availability = 1;
+    double planned_mbps = 0;
+    std::string bandwidth_source;
     std::vector<double> unit_compute_s;  // local only: what the oracle is told
 
     // Which run this is; the journal holds each key at most once.

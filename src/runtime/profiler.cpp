@@ -19,6 +19,7 @@
 #include <thread>
 
 #include "codec/codec.h"
+#include "codec/profile.h"
 #include "common/error.h"
 #include "common/fp16.h"
 #include "common/paths.h"
@@ -96,11 +97,30 @@ std::map<std::string, double> measure_decode(const Model& model, int32_t chunk, 
     }
     std::map<std::string, double> out;
     codec::Decoder decoder;
-    for (const auto& info : codec::all_levels()) {
-        const codec::UnitKey key{model.fingerprint(), 0, static_cast<uint32_t>(c.n_layer / 2)};
-        const auto bytes = codec::encode_unit(
-            key, shape, codec::contiguous(k.data(), shape), codec::contiguous(v.data(), shape),
-            codec::EncodeOptions(info.level, static_cast<uint32_t>(c.n_layer)));
+    // The fixed ladder, and the calibrated levels of the model's codec profile when it has one
+    // (with its share of salient rows, spread evenly: their place does not change the speed).
+    const std::optional<codec::CodecProfile> profile =
+        codec::find_model_profile(model.fingerprint());
+    std::vector<codec::Level> levels;
+    for (const auto& info : codec::all_levels()) levels.push_back(info.level);
+    if (profile)
+        for (const auto& t : profile->levels) levels.push_back(t.level);
+    for (const codec::Level level : levels) {
+        const codec::UnitKey key{model.fingerprint(), 1, static_cast<uint32_t>(c.n_layer / 2)};
+        codec::EncodeOptions options(level, static_cast<uint32_t>(c.n_layer));
+        std::vector<uint32_t> salient;
+        if (codec::level_info(level).calibrated()) {
+            const codec::CodecProfile::LevelTable* t = profile->find(level);
+            options.profile = &*profile;
+            options.salient_bits = t->salient_bits;
+            if (t->salient_per_mille > 0)
+                for (uint32_t r = 500 / t->salient_per_mille; r < shape.n_tokens;
+                     r += std::max<uint32_t>(1, 1000 / t->salient_per_mille))
+                    salient.push_back(r);
+            options.salient_rows = salient;
+        }
+        const auto bytes = codec::encode_unit(key, shape, codec::contiguous(k.data(), shape),
+                                              codec::contiguous(v.data(), shape), options);
         std::vector<double> times;
         for (int r = 0; r < 7; ++r) {
             const double t0 = now_seconds();
@@ -108,7 +128,8 @@ std::map<std::string, double> measure_decode(const Model& model, int32_t chunk, 
                            codec::contiguous(vo.data(), shape));
             times.push_back(now_seconds() - t0);
         }
-        out[std::string(info.name)] = median(times) / static_cast<double>(bytes.size());
+        out[std::string(codec::level_name(level))] =
+            median(times) / static_cast<double>(bytes.size());
     }
     return out;
 }
