@@ -41,7 +41,11 @@ TEST(EvalResults, JournalResumesAndSkipsACutLine) {
     {
         Journal j(path);
         j.append(rec("a", "local", "none", "Paris", 8000));
-        j.append(rec("a", "sparkv", "q5h", "Paris", 4000));
+        auto planned = rec("a", "sparkv", "q5h", "Paris", 4000);
+        planned.availability = 0.75;  // what the plan started from rides along
+        planned.planned_mbps = 12.5;
+        planned.bandwidth_source = "probe";
+        j.append(planned);
     }
     std::ofstream(path, std::ios::app) << "{\"model\": \"m\", \"datas";  // killed mid-line
     Journal again(path);
@@ -55,6 +59,12 @@ TEST(EvalResults, JournalResumesAndSkipsACutLine) {
     const auto* r = again.find(rec("a", "local", "none", "", 0).key());
     ASSERT_NE(r, nullptr);
     EXPECT_EQ(r->answer, "Paris");
+    EXPECT_EQ(r->bandwidth_source, "");  // local plans no link: nothing recorded
+    const auto* s = again.find(rec("a", "sparkv", "q5h", "", 0).key());
+    ASSERT_NE(s, nullptr);
+    EXPECT_DOUBLE_EQ(s->availability, 0.75);
+    EXPECT_DOUBLE_EQ(s->planned_mbps, 12.5);
+    EXPECT_EQ(s->bandwidth_source, "probe");
 }
 
 TEST(EvalResults, ComparisonsPairQuestionsAcrossUnequalCells) {
