@@ -23,7 +23,10 @@ int main(int argc, char** argv) {
     profile.model_fingerprint = 7;
     profile.n_layers = 3;
     profile.sink_tokens = 1;
-    profile.levels.push_back({Level::c5, std::vector<BitWidths>(3, BitWidths{4, 3}), 0, 5});
+    CodecProfile::LevelTable table;
+    table.level = Level::c5;
+    table.bits.assign(3, BitWidths{4, 3});
+    profile.levels.push_back(table);
     int count = 0;
     const auto write = [&](const std::vector<uint8_t>& bytes) {
         std::ofstream(std::string(argv[1]) + "/seed" + std::to_string(count++), std::ios::binary)
