@@ -295,11 +295,8 @@ int main(int argc, char** argv) {
         for (Level level : levels) {
             EncodeOptions options(level, uniform ? 0 : layers);
             if (profile) options.profile = &*profile;
-            const CodecProfile::LevelTable* table = profile ? profile->find(level) : nullptr;
-            salient.clear();
-            if (table && table->salient_per_mille > 0) {
-                const uint32_t stride = std::max<uint32_t>(1, 1000 / table->salient_per_mille);
-                for (uint32_t r = stride / 2; r < tokens; r += stride) salient.push_back(r);
+            if (const CodecProfile::LevelTable* table = profile ? profile->find(level) : nullptr) {
+                salient = profile->evenly_spread_salient_rows(level, tokens);
                 options.salient_rows = salient;
                 options.salient_bits = table->salient_bits;
             }

@@ -297,6 +297,9 @@ codec::CodecProfile calibrate_codec(const Model& measure_model, uint64_t fingerp
     for (int pb : opt.probe_bits)
         if (pb < kMinBits || pb >= kMaxBits)
             fail("codec-calibrate: probe width {} outside {}..{}", pb, kMinBits, kMaxBits - 1);
+    if (opt.salient_per_mille >= 1000)
+        fail("codec-calibrate: {} per mille salient tokens leaves nothing to allocate",
+             opt.salient_per_mille);
     std::vector<int> probes = opt.probe_bits;
     std::sort(probes.begin(), probes.end());
     const int n_layers = measure_model.config().n_layer;
@@ -328,9 +331,6 @@ codec::CodecProfile calibrate_codec(const Model& measure_model, uint64_t fingerp
     // One item per slot (layer, head group, K|V). Cost of width b: bytes(b) - bytes(8) of that
     // slot (the 8-bit bytes of everything are in base_bytes, counted once per layer). Salient
     // rows were measured at 8 bits whatever b, so their bytes sit in base_bytes.
-    if (opt.salient_per_mille >= 1000)
-        fail("codec-calibrate: {} per mille salient tokens leaves nothing to allocate",
-             opt.salient_per_mille);
     std::vector<AllocItem> items;
     double base = 0;
     for (int l = 0; l < n_layers; ++l) base += sum.base_bytes[l];
@@ -354,13 +354,13 @@ codec::CodecProfile calibrate_codec(const Model& measure_model, uint64_t fingerp
     p.sink_tokens = opt.sink_tokens;
     p.saliency_queries = opt.saliency_queries;
     const size_t heads_per_group = n_heads / groups;
+    double floor = base;  // every slot at its cheapest width: the smallest any level can be
+    for (const auto& it : items) floor += *std::min_element(it.cost.begin(), it.cost.end());
     for (codec::Level level : opt.levels) {
         const double target = codec::level_info(level).target_ratio;
         if (target <= 0)
             fail("codec-calibrate: {} is not a calibrated level", codec::level_name(level));
         const double budget = sum.fp16_bytes / target;
-        double floor = base;  // every slot at its cheapest width
-        for (const auto& it : items) floor += *std::min_element(it.cost.begin(), it.cost.end());
         if (floor > budget) {
             // Salient tokens at 8 bits can leave a small level no room: say so and go on.
             if (opt.on_stage)

@@ -229,6 +229,8 @@ CodecEvalResult evaluate_codec(const Model& model, const std::vector<int32_t>& t
         std::vector<std::vector<uint32_t>> unit_rows(exact_units.size());
         if (!mass.empty() && codec::level_info(level).calibrated()) {
             const auto positions = salient_positions(*opt.profile, level, mass);
+            if (const auto* table = opt.profile->find(level))
+                options.salient_bits = table->salient_bits;
             for (size_t i = 0; i < exact_units.size(); ++i)
                 unit_rows[i] = rows_in_chunk(positions[exact_units[i].key.layer],
                                              static_cast<uint32_t>(exact_units[i].pos0),

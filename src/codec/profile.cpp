@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 #include <xxhash.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -68,6 +69,16 @@ bool CodecProfile::uses_saliency() const {
     for (const auto& t : levels)
         if (t.salient_per_mille > 0) return true;
     return false;
+}
+
+std::vector<uint32_t> CodecProfile::evenly_spread_salient_rows(Level level,
+                                                               uint32_t n_tokens) const {
+    std::vector<uint32_t> rows;
+    const LevelTable* t = find(level);
+    if (!t || t->salient_per_mille == 0) return rows;
+    const uint32_t stride = std::max<uint32_t>(1, 1000 / t->salient_per_mille);
+    for (uint32_t r = stride / 2; r < n_tokens; r += stride) rows.push_back(r);
+    return rows;
 }
 
 const CodecProfile& require_profile(const CodecProfile* profile, Level level) {

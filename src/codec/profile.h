@@ -62,6 +62,9 @@ struct CodecProfile {
     const std::vector<BitWidths>* head_bits_for(Level level, uint32_t layer) const;
     // Whether any level keeps salient tokens (ingest then ranks them before encoding).
     bool uses_saliency() const;
+    // Rows of an n_tokens unit spread evenly at `level`'s salient share (none without one): for
+    // timing and size runs, where which rows are salient does not matter, only how many.
+    std::vector<uint32_t> evenly_spread_salient_rows(Level level, uint32_t n_tokens) const;
 };
 
 // Returns *profile, or throws an Error telling the user how to make one.

@@ -19,7 +19,9 @@ struct AttentionMassShape {
 // For each query token i (at position pos0 + i, row i of q with stride ldq, heads side by side)
 // and query head, takes softmax(q . k / sqrt(head_dim)) over the positions 0..pos0 + i and adds
 // each position's weight to mass[position]: mass sums over query tokens and heads. mass must hold
-// pos0 + n_q entries. The pool splits the work by query head.
+// pos0 + n_q entries. Threads: one pool task per query head, each writing only its own row of
+// partial sums; the calling thread adds the rows into mass after the pool returns, so mass is
+// only ever touched by the caller.
 void add_attention_mass(const AttentionMassShape& shape, const float* q, int64_t ldq, int64_t n_q,
                         int64_t pos0, const uint16_t* keys, std::span<float> mass,
                         ThreadPool& pool);

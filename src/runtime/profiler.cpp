@@ -110,13 +110,9 @@ std::map<std::string, double> measure_decode(const Model& model, int32_t chunk, 
         codec::EncodeOptions options(level, static_cast<uint32_t>(c.n_layer));
         std::vector<uint32_t> salient;
         if (codec::level_info(level).calibrated()) {
-            const codec::CodecProfile::LevelTable* t = profile->find(level);
             options.profile = &*profile;
-            options.salient_bits = t->salient_bits;
-            if (t->salient_per_mille > 0)
-                for (uint32_t r = 500 / t->salient_per_mille; r < shape.n_tokens;
-                     r += std::max<uint32_t>(1, 1000 / t->salient_per_mille))
-                    salient.push_back(r);
+            options.salient_bits = profile->find(level)->salient_bits;
+            salient = profile->evenly_spread_salient_rows(level, shape.n_tokens);
             options.salient_rows = salient;
         }
         const auto bytes = codec::encode_unit(key, shape, codec::contiguous(k.data(), shape),
